@@ -1,0 +1,76 @@
+"""The store contract: where the controller keeps transaction records, the input queue and the model.
+
+The controller's logical thread is the only writer. It reports every change (:meth:`Store.put_txn`,
+:meth:`Store.put_delta`) and calls :meth:`Store.commit` once per batch of events: everything reported since
+the previous commit becomes durable together (group commit), and only then are results announced and
+physical steps dispatched.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+from tropic.model import Delta, Model, Schema
+from tropic.txn.record import Transaction
+
+
+@dataclass(slots=True)
+class Restored:
+    """What a store hands back on open: the model and every transaction it knew."""
+
+    model: Model
+    txns: list[Transaction] = field(default_factory=list)
+    fenced: dict[str, int] = field(default_factory=dict)
+
+
+class Store(ABC):
+    uri = "memory://"
+
+    @abstractmethod
+    def restore(self, schema: Schema) -> Restored | None:
+        """The persisted state, or None for an empty store."""
+
+    @abstractmethod
+    def init_model(self, model: Model) -> None:
+        """Persist a freshly built model (an empty store's first state)."""
+
+    @abstractmethod
+    def put_txn(self, txn: Transaction) -> None: ...
+
+    @abstractmethod
+    def put_delta(self, delta: Delta, *, revert: bool = False) -> None:
+        """Apply a committed (or reverted) transaction's model change to the persisted model."""
+
+    @abstractmethod
+    def put_fence(self, path: str, txn: int | None) -> None:
+        """Fence ``path`` for ``txn`` (None: clear the fence)."""
+
+    @abstractmethod
+    def commit(self) -> None:
+        """Make every change reported since the last commit durable, atomically."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook: stores without resources need nothing
+        """Release the store."""
+
+
+class MemoryStore(Store):
+    """No persistence: for tests and the in-memory demo."""
+
+    def restore(self, schema: Schema) -> Restored | None:
+        return None
+
+    def init_model(self, model: Model) -> None:
+        pass
+
+    def put_txn(self, txn: Transaction) -> None:
+        pass
+
+    def put_delta(self, delta: Delta, *, revert: bool = False) -> None:
+        pass
+
+    def put_fence(self, path: str, txn: int | None) -> None:
+        pass
+
+    def commit(self) -> None:
+        pass

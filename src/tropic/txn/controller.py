@@ -1,0 +1,513 @@
+"""The transaction manager: the whole lifecycle of a transaction lives here.
+
+One *logical thread* owns the model, the lock table and the queues. It takes submitted transactions in
+FIFO order, simulates each on a copy-on-write view, checks constraints, and takes hierarchical locks; a
+conflicting transaction is deferred and retried (in FIFO order, ahead of newer work) when locks are
+released. A transaction that gets its locks is applied to the logical model and handed to a *worker
+pool*, which replays its action log on the devices; transactions on disjoint resources run concurrently.
+On a failed step the worker undoes the completed steps in reverse and the logical thread reverts the
+model. Every batch of events ends with one store commit (group commit) before anything is announced or
+dispatched.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from tropic.drivers.base import Driver, Step
+from tropic.errors import (
+    ConstraintViolation,
+    ControllerStopped,
+    DriverError,
+    FencedResource,
+    TransactionKilled,
+    TropicError,
+    UnknownTransaction,
+)
+from tropic.model import Model, Value, audit, differences, orphans, project, without
+from tropic.store.base import MemoryStore, Store
+from tropic.txn.locks import LockSet, LockTable
+from tropic.txn.procedures import REGISTRY, Registry
+from tropic.txn.record import StepOutcome, Transaction
+from tropic.txn.simulate import Simulation, simulate
+from tropic.txn.states import FINAL, State, move
+
+T = TypeVar("T")
+Listener = Callable[[Transaction], None]
+
+
+@dataclass(slots=True)
+class Counters:
+    submitted: int = 0
+    committed: int = 0
+    aborted: int = 0
+    rolled_back: int = 0
+    failed: int = 0
+    killed: int = 0
+    deferred: int = 0  # deferral events (a transaction deferred twice counts twice)
+
+    def to_dict(self) -> dict[str, int]:
+        return {k: getattr(self, k) for k in self.__slots__}
+
+
+@dataclass(slots=True)
+class _Call:
+    fn: Callable[[], Any]
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Any = None
+    error: BaseException | None = None
+
+
+class Controller:
+    """Runs procedures as ACID transactions against a model and a driver."""
+
+    def __init__(
+        self,
+        model: Model,
+        driver: Driver,
+        *,
+        store: Store | None = None,
+        registry: Registry = REGISTRY,
+        workers: int = 8,
+    ) -> None:
+        self.model = model
+        self.driver = driver
+        self.store = store or MemoryStore()
+        self.registry = registry
+        self.workers = workers
+        self.locks = LockTable()
+        self.fenced: dict[str, int] = {}
+        self.counters = Counters()
+        self._reserved = LockTable()  # lock requests of deferred transactions: FIFO fairness
+        self._txns: dict[int, Transaction] = {}
+        self._ids = itertools.count(1)
+        self._submit_lock = threading.Lock()
+        self._events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._pending: deque[Transaction] = deque()
+        self._deferred: list[Transaction] = []
+        self._dispatch: list[Transaction] = []
+        self._notify: list[Transaction] = []
+        self._in_flight = 0
+        self._thread: threading.Thread | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._stopping = False
+        self._listeners: list[Listener] = []
+
+    # --- lifecycle -----------------------------------------------------------------------------------
+    def start(self) -> Controller:
+        if self._thread is not None:
+            return self
+        self._stopping = False
+        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="tropic-worker")
+        self._thread = threading.Thread(target=self._run, name="tropic-logical", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop taking work, let in-flight transactions finish, and stop the threads. Queued
+        transactions stay SUBMITTED/DEFERRED in the store and resume on the next start."""
+        thread = self._thread
+        if thread is None:
+            return
+        self._stopping = True
+        self._events.put(("stop",))
+        thread.join()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        self._thread = None
+        self._pool = None
+
+    def __enter__(self) -> Controller:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and not self._stopping
+
+    # --- client API ----------------------------------------------------------------------------------
+    def submit(
+        self, procedure: str, args: Mapping[str, Value] | None = None, *, submitter: str = "local"
+    ) -> Transaction:
+        """Queue a transaction. Unknown procedures and ill-typed arguments are refused here, before any
+        record exists (:class:`~tropic.errors.UserError`)."""
+        proc = self.registry.get(procedure)
+        clean = proc.validate(args or {})
+        if not self.running:
+            raise ControllerStopped("the controller is not running; start it before submitting")
+        with self._submit_lock:
+            t = Transaction(next(self._ids), proc.name, clean, submitter)
+            t.times[State.SUBMITTED.value] = time.time()
+            self._txns[t.id] = t
+            self._events.put(("submit", t))
+        return t
+
+    def plan(self, procedure: str, args: Mapping[str, Value] | None = None) -> Simulation:
+        """Dry-run: simulate and check, showing the action log apply would run. Nothing is changed."""
+        proc = self.registry.get(procedure)
+        clean = proc.validate(args or {})
+        return self.call(lambda: simulate(self.model, proc, clean))
+
+    def kill(self, txn_id: int) -> Transaction:
+        """Kill a non-final transaction; a running one is rolled back after its current step."""
+        t = self.get(txn_id)
+        if not t.final:
+            t.kill_requested = True
+            if self._thread is not None:
+                self._events.put(("kill", t))
+        return t
+
+    def get(self, txn_id: int) -> Transaction:
+        t = self._txns.get(txn_id)
+        if t is None:
+            raise UnknownTransaction(f"no transaction {txn_id}")
+        return t
+
+    def transactions(self) -> list[Transaction]:
+        return list(self._txns.values())
+
+    def wait(self, txn: Transaction | int, timeout: float | None = None) -> Transaction:
+        t = txn if isinstance(txn, Transaction) else self.get(txn)
+        if not t.done.wait(timeout):
+            raise TimeoutError(f"transaction {t.id} still {t.state.value} after {timeout} s")
+        return t
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait until every known transaction is final; False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for t in list(self._txns.values()):
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not t.done.wait(left):
+                return False
+        return True
+
+    def subscribe(self, listener: Listener) -> None:
+        """Call ``listener`` (on the logical thread, after the change is durable) at every state change."""
+        self._listeners.append(listener)
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the logical thread (the model's only owner) and return its result."""
+        if self._thread is None or threading.current_thread() is self._thread:
+            return fn()
+        c = _Call(fn)
+        self._events.put(("call", c))
+        c.done.wait()
+        if c.error is not None:
+            raise c.error
+        return c.result  # type: ignore[no-any-return]
+
+    def check(self) -> dict[str, Value]:
+        """Consistency of the logical model with the devices, ignoring fenced resources."""
+
+        def run() -> dict[str, Value]:
+            fenced = set(self.fenced)
+            logical = without(project(self.model), fenced)
+            physical = without(self.driver.inventory(), fenced)
+            return {
+                "consistent": logical == physical,
+                "orphans": orphans(logical, physical),
+                "differences": differences(logical, physical),
+                "violations": [v.to_dict() for v in audit(self.model)],
+                "fenced": sorted(fenced),
+                "in_flight": self._in_flight,
+                "locks_held": len(self.locks),
+            }
+
+        return self.call(run)
+
+    def unfence(self, path: str) -> None:
+        """Clear a fence once an operator has repaired the resource."""
+
+        def run() -> None:
+            if self.fenced.pop(path, None) is not None:
+                self.store.put_fence(path, None)
+                self.store.commit()
+                self._retry_deferred()
+
+        self.call(run)
+
+    # --- the logical thread --------------------------------------------------------------------------
+    def _run(self) -> None:
+        events = self._events
+        stop = False
+        while True:
+            batch = [events.get()]
+            while True:
+                try:
+                    batch.append(events.get_nowait())
+                except queue.Empty:
+                    break
+            released = False
+            calls: list[_Call] = []
+            for ev in batch:
+                kind = ev[0]
+                if kind == "submit":
+                    t = ev[1]
+                    self.counters.submitted += 1
+                    self.store.put_txn(t)
+                    self._pending.append(t)
+                elif kind == "finished":
+                    self._finish(ev[1])
+                    released = True
+                elif kind == "progress":
+                    self.store.put_txn(ev[1])
+                    self._notify.append(ev[1])
+                elif kind == "kill":
+                    released = True  # re-examine the queues; a running one is handled by its worker
+                elif kind == "call":
+                    calls.append(ev[1])
+                elif kind == "stop":
+                    stop = True
+            if not stop:
+                self._schedule(released)
+            self.store.commit()
+            self._announce()
+            for c in calls:
+                try:
+                    c.result = c.fn()
+                except BaseException as e:  # handed back to the caller's thread
+                    c.error = e
+                c.done.set()
+            if stop and self._in_flight == 0:
+                return
+
+    def _announce(self) -> None:
+        notify, self._notify = self._notify, []
+        for t in notify:
+            if t.final:
+                t.done.set()
+            for listener in self._listeners:
+                listener(t)
+        dispatch, self._dispatch = self._dispatch, []
+        pool = self._pool
+        for t in dispatch:
+            assert pool is not None
+            pool.submit(self._execute, t)
+
+    def _schedule(self, released: bool) -> None:
+        if released:
+            self._retry_deferred()
+        pending = self._pending
+        while pending:
+            t = pending.popleft()
+            if t.kill_requested:
+                self._abort_killed(t)
+                continue
+            if not self._try_start(t):
+                self._deferred.append(t)
+
+    def _retry_deferred(self) -> None:
+        still: list[Transaction] = []
+        for t in self._deferred:
+            if t.kill_requested:
+                self._reserved.release(t.id)
+                self._abort_killed(t)
+                continue
+            wanted = LockSet(t.reads, t.writes).requests()
+            if self._blocker(t.id, wanted) is not None:
+                still.append(t)  # still blocked on the same locks: no need to simulate again
+                continue
+            move(t, State.SUBMITTED)
+            self.store.put_txn(t)
+            if not self._try_start(t):
+                still.append(t)
+        self._deferred = still
+
+    def _blocker(self, txn: int, wanted: dict[str, int]) -> int | None:
+        blocker = self.locks.conflict(txn, wanted)
+        if blocker is None:
+            blocker = self._reserved.conflict(txn, wanted, before=txn)
+        return blocker
+
+    def _try_start(self, t: Transaction) -> bool:
+        """Simulate, check, lock, apply. False when deferred (the transaction stays queued)."""
+        proc = self.registry.get(t.procedure)
+        sim = simulate(self.model, proc, t.args)
+        t.actions = sim.actions
+        if sim.error is not None:
+            return self._abort(t, sim.error)
+        if sim.violations:
+            t.violations = sim.violations
+            v = sim.violations[0]
+            return self._abort(
+                t, ConstraintViolation(f"{v.constraint}: {v.message}", path=v.path, constraint=v.constraint)
+            )
+        locks = sim.locks()
+        t.reads, t.writes = locks.reads, locks.writes
+        fenced = self._fenced_overlap(locks)
+        if fenced is not None:
+            return self._abort(
+                t,
+                FencedResource(
+                    f"{fenced} is fenced after failed transaction {self.fenced[fenced]}; repair it first",
+                    path=fenced,
+                ),
+            )
+        wanted = locks.requests()
+        blocker = self._blocker(t.id, wanted)
+        if blocker is not None:
+            move(t, State.DEFERRED)
+            t.deferrals += 1
+            t.blocked_by = blocker
+            self.counters.deferred += 1
+            self._reserved.release(t.id)
+            self._reserved.force(t.id, wanted)
+            self.store.put_txn(t)
+            self._notify.append(t)
+            return False
+        self._reserved.release(t.id)
+        self.locks.force(t.id, wanted)
+        t.delta = self.model.apply(sim.view)
+        self.store.put_delta(t.delta)
+        move(t, State.STARTED)
+        self.store.put_txn(t)
+        self._notify.append(t)
+        if t.actions:
+            self._in_flight += 1
+            self._dispatch.append(t)
+        else:
+            move(t, State.COMMITTED)
+            self._final(t)
+        return True
+
+    def _abort(self, t: Transaction, error: TropicError) -> bool:
+        t.error = error.to_dict()
+        self._reserved.release(t.id)
+        move(t, State.ABORTED)
+        self._final(t)
+        return True
+
+    def _abort_killed(self, t: Transaction) -> None:
+        move(t, State.KILLED)
+        t.error = TransactionKilled(f"transaction {t.id} was killed before it started").to_dict()
+        move(t, State.ABORTED)
+        self._final(t)
+
+    def _fenced_overlap(self, locks: LockSet) -> str | None:
+        if not self.fenced:
+            return None
+        for path in self.fenced:
+            if locks.overlaps((path,)):
+                return path
+        return None
+
+    def _finish(self, t: Transaction) -> None:
+        """A worker is done with ``t``: make its outcome final on the logical side."""
+        self._in_flight -= 1
+        if t.state is State.STARTED:
+            move(t, State.COMMITTED)
+        else:
+            assert t.delta is not None
+            self.model.revert(t.delta)
+            self.store.put_delta(t.delta, revert=True)
+            if t.left_behind:
+                move(t, State.FAILED)
+                for path in t.left_behind:
+                    self.fenced[path] = t.id
+                    self.store.put_fence(path, t.id)
+            else:
+                move(t, State.ABORTED)
+                self.counters.rolled_back += 1
+        self.locks.release(t.id)
+        self._final(t)
+
+    def _final(self, t: Transaction) -> None:
+        c = self.counters
+        if t.state is State.COMMITTED:
+            c.committed += 1
+        elif t.state is State.FAILED:
+            c.failed += 1
+        else:
+            c.aborted += 1
+        if State.KILLED.value in t.times:
+            c.killed += 1
+        self.store.put_txn(t)
+        self._notify.append(t)
+
+    # --- workers -------------------------------------------------------------------------------------
+    def _execute(self, t: Transaction) -> None:
+        """Replay ``t``'s action log on the devices; on failure undo in reverse. Runs on a worker."""
+        try:
+            self._replay(t)
+        finally:
+            self._events.put(("finished", t))
+
+    def _replay(self, t: Transaction) -> None:
+        done: list[int] = []
+        failure: TropicError | None = None
+        failed_at: int | None = None
+        for i, a in enumerate(t.actions):
+            if t.kill_requested:
+                failure = TransactionKilled(f"transaction {t.id} was killed before step {i} ({a.action})")
+                break
+            err = self._step(t, Step(t.id, i, a.path, a.action, a.args))
+            if err is None:
+                done.append(i)
+            else:
+                failure, failed_at = err, i
+                break
+        if failure is None:
+            return
+        if isinstance(failure, TransactionKilled):
+            move(t, State.KILLED)
+        move(t, State.ROLLING_BACK)
+        t.error = failure.to_dict()
+        self._events.put(("progress", t))
+        # The failed step may have taken effect before failing: undo it too (undo actions are idempotent).
+        order = ([failed_at] if failed_at is not None else []) + done[::-1]
+        for pos, i in enumerate(order):
+            a = t.actions[i]
+            err = self._step(t, Step(t.id, i, a.undo_path, a.undo_action, a.undo_args, undo=True))
+            if err is not None:
+                left: dict[str, None] = {}
+                for j in order[pos:]:
+                    for p in t.actions[j].touches or (t.actions[j].path,):
+                        left[p] = None
+                t.left_behind = sorted(left)
+                t.error = {**failure.to_dict(), "undo_error": err.to_dict()}
+                return
+
+    def _step(self, t: Transaction, step: Step) -> TropicError | None:
+        started = time.time()
+        error: TropicError | None = None
+        try:
+            self.driver.execute(step)
+        except TropicError as e:
+            error = e
+        except Exception as e:  # a driver bug or an unexpected device answer: contain it to this step
+            error = DriverError(
+                f"{self.driver.name}: {type(e).__name__}: {e} during {step.describe()}", path=step.path
+            )
+        t.steps.append(
+            StepOutcome(
+                step.index,
+                step.path,
+                step.action,
+                step.undo,
+                "done" if error is None else "failed",
+                started,
+                time.time(),
+                None if error is None else error.to_dict(),
+            )
+        )
+        return error
+
+    # --- summaries -----------------------------------------------------------------------------------
+    def states(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for t in list(self._txns.values()):
+            out[t.state.value] = out.get(t.state.value, 0) + 1
+        return out
+
+    def idle(self) -> bool:
+        return all(t.state in FINAL for t in list(self._txns.values()))

@@ -1,0 +1,121 @@
+"""Stored procedures: plain Python functions over a model view, registered by name.
+
+Only registered procedures can run; a request names one and gives plain-data arguments, which are checked
+against the function's annotations before a transaction is created (nothing in a request is code).
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tropic.errors import InvalidArguments, UnknownProcedure
+from tropic.model import Value, View
+
+ProcedureFn = Callable[..., None]
+
+_SCALARS: dict[Any, str] = {int: "integer", str: "string", float: "number", bool: "boolean"}
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    name: str
+    type: type
+    required: bool
+    default: Value = None
+
+    def to_dict(self) -> dict[str, Value]:
+        out: dict[str, Value] = {"name": self.name, "type": _SCALARS.get(self.type, "string")}
+        out["required"] = self.required
+        if not self.required:
+            out["default"] = self.default
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Procedure:
+    name: str
+    fn: ProcedureFn
+    params: tuple[Param, ...]
+    doc: str = ""
+
+    def validate(self, args: Mapping[str, Value]) -> dict[str, Value]:
+        """Check names and types; return the arguments with defaults filled in."""
+        if not isinstance(args, Mapping):
+            raise InvalidArguments(f"{self.name}: arguments must be an object of named values")
+        known = {p.name for p in self.params}
+        unknown = sorted(set(args) - known)
+        if unknown:
+            raise InvalidArguments(f"{self.name}: unknown argument(s) {unknown}; expected {sorted(known)}")
+        out: dict[str, Value] = {}
+        for p in self.params:
+            if p.name not in args:
+                if p.required:
+                    raise InvalidArguments(f"{self.name}: missing argument {p.name!r} ({p.type.__name__})")
+                out[p.name] = p.default
+                continue
+            v = args[p.name]
+            ok = isinstance(v, p.type) and not (p.type is int and isinstance(v, bool))
+            if p.type is float and isinstance(v, int) and not isinstance(v, bool):
+                ok, v = True, float(v)
+            if not ok:
+                raise InvalidArguments(
+                    f"{self.name}: argument {p.name!r} must be {_SCALARS.get(p.type, p.type.__name__)},"
+                    f" got {type(v).__name__} {v!r}"
+                )
+            out[p.name] = v
+        return out
+
+    def run(self, view: View, args: Mapping[str, Value]) -> None:
+        self.fn(view, **args)
+
+    def to_dict(self) -> dict[str, Value]:
+        return {"name": self.name, "doc": self.doc, "params": [p.to_dict() for p in self.params]}
+
+
+@dataclass(slots=True)
+class Registry:
+    """Procedures by name."""
+
+    procedures: dict[str, Procedure] = field(default_factory=dict)
+
+    def register(self, fn: ProcedureFn, name: str | None = None) -> Procedure:
+        proc_name = name or fn.__name__
+        hints = typing.get_type_hints(fn)
+        params: list[Param] = []
+        for i, (pname, p) in enumerate(inspect.signature(fn).parameters.items()):
+            if i == 0:
+                continue  # the view
+            if p.kind is not inspect.Parameter.KEYWORD_ONLY:
+                raise TypeError(f"procedure {proc_name}: argument {pname} must be keyword-only")
+            t = hints.get(pname, str)
+            if t not in _SCALARS:
+                raise TypeError(f"procedure {proc_name}: argument {pname} must be int, str, float or bool")
+            required = p.default is inspect.Parameter.empty
+            params.append(Param(pname, t, required, None if required else p.default))
+        proc = Procedure(proc_name, fn, tuple(params), inspect.getdoc(fn) or "")
+        self.procedures[proc_name] = proc
+        return proc
+
+    def get(self, name: str) -> Procedure:
+        try:
+            return self.procedures[name]
+        except (KeyError, TypeError):
+            raise UnknownProcedure(
+                f"unknown procedure {name!r}; known: {', '.join(sorted(self.procedures))}"
+            ) from None
+
+    def names(self) -> list[str]:
+        return sorted(self.procedures)
+
+
+REGISTRY = Registry()
+
+
+def procedure(fn: ProcedureFn) -> ProcedureFn:
+    """Register a stored procedure in the default registry: ``def name(view, *, arg: type, ...)``."""
+    REGISTRY.register(fn)
+    return fn

@@ -1,0 +1,81 @@
+"""The standard stored procedures over the standard schema."""
+
+from __future__ import annotations
+
+from tropic.errors import ModelError
+from tropic.model import VM, Host, Image, Router, StorageHost, View, Volume
+from tropic.txn.procedures import procedure
+
+
+def volume_name(vm_name: str) -> str:
+    return f"vol-{vm_name}"
+
+
+@procedure
+def spawn_vm(view: View, *, host: str, name: str, image: str, vcpus: int, memory_mib: int) -> None:
+    """Clone the image into a volume, export it, import it on the host, then create and start the VM."""
+    h = view.get(host, Host)
+    img = view.get(image, Image)
+    san = view.get(img.parent_path, StorageHost)
+    if vcpus < 1 or memory_mib < 1:
+        raise ModelError(f"spawn of {name} on {host}: vcpus and memory_mib must be positive", path=host)
+    if "/" in name or not name:
+        raise ModelError(f"invalid VM name {name!r}", path=host)
+    vol_name = volume_name(name)
+    san.clone_image(image=img.name, volume=vol_name)
+    vol = san.child(vol_name, Volume)
+    vol.export_volume()
+    h.import_volume(volume=vol.path)
+    h.create_vm(name=name, vcpus=vcpus, memory_mib=memory_mib, image=img.path, volume=vol.path)
+
+
+@procedure
+def start_vm(view: View, *, vm: str) -> None:
+    """Boot a stopped VM."""
+    view.get(vm, VM).start()
+
+
+@procedure
+def stop_vm(view: View, *, vm: str) -> None:
+    """Shut a running VM down."""
+    view.get(vm, VM).stop()
+
+
+@procedure
+def destroy_vm(view: View, *, vm: str) -> None:
+    """Stop and undefine the VM, then release and delete its volume."""
+    v = view.get(vm, VM)
+    h = view.get(v.parent_path, Host)
+    volume = v.volume
+    h.delete_vm(name=v.name)
+    if volume:
+        vol = view.get(volume, Volume)
+        san = view.get(vol.parent_path, StorageHost)
+        h.unimport_volume(volume=volume)
+        vol.unexport_volume()
+        san.delete_volume(volume=vol.name)
+
+
+@procedure
+def migrate_vm(view: View, *, vm: str, dest: str) -> None:
+    """Create the VM's configuration on ``dest``, live-migrate, delete the configuration on the source."""
+    v = view.get(vm, VM)
+    src = view.get(v.parent_path, Host)
+    d = view.get(dest, Host)
+    if d.path == src.path:
+        raise ModelError(f"{vm} already runs on {dest}", path=vm)
+    d.create_config(name=v.name)
+    src.migrate(name=v.name, dest=d.path)
+    src.delete_config(name=v.name)
+
+
+@procedure
+def resize_vm(view: View, *, vm: str, vcpus: int, memory_mib: int) -> None:
+    """Change a VM's vCPUs and memory (checked against its host's capacity)."""
+    view.get(vm, VM).resize(vcpus=vcpus, memory_mib=memory_mib)
+
+
+@procedure
+def set_next_hop(view: View, *, router: str, next_hop: str) -> None:
+    """Point a router's next hop at another router (empty string: no next hop)."""
+    view.get(router, Router).set_next_hop(next_hop=next_hop)
