@@ -50,9 +50,9 @@ class HasState(Protocol):
 
 
 def move(txn: HasState, new: State) -> None:
-    """Move ``txn`` to ``new``, stamping the time; refuse an illegal transition."""
+    """Move ``txn`` to ``new``, stamping the first time it enters that state; refuse an illegal move."""
     old = txn.state
     if (old, new) not in TRANSITIONS:
         raise IllegalTransition(f"illegal transition {old.value} -> {new.value}")
     txn.state = new
-    txn.times[new.value] = time.time()
+    txn.times.setdefault(new.value, time.time())  # first entry into each state (latency from submit)
