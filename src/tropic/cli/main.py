@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from tropic.cli import output
+from tropic.cli import embedded, output
+from tropic.cli.client import client_app
+from tropic.cli.serve import serve_app
 from tropic.errors import TropicError
 
 app = typer.Typer(
@@ -22,6 +24,10 @@ def root() -> None:
 
 
 # --- sub-command groups (one line each) ---
+app.add_typer(serve_app)  # serve
+app.add_typer(client_app)  # submit, plan, txn list|show|watch, tree, kill, procedures
+app.command("run-workload")(embedded.run_workload_cmd)
+app.command("check")(embedded.check_cmd)
 
 
 @app.command()

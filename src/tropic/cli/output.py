@@ -8,7 +8,7 @@ from typing import Any, NoReturn
 
 from rich.console import Console
 
-from tropic.errors import TropicError, UserError
+from tropic.errors import CorruptStore, TropicError, UserError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -28,4 +28,5 @@ def fail(error: TropicError | str, *, code: int = 2) -> NoReturn:
 
 
 def exit_code(error: TropicError) -> int:
-    return 2 if isinstance(error, UserError) else 1
+    """2 for bad input (including a file that is not a tropic store), 1 for everything else."""
+    return 2 if isinstance(error, UserError | CorruptStore) else 1

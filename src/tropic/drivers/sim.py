@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
+import os
+import sqlite3
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tropic.drivers.base import Args, Driver, Step
-from tropic.errors import DeviceFault, DriverError
+from tropic.errors import CorruptStore, DeviceFault, DriverError
 from tropic.model import Inventory, Value
 
 
@@ -53,6 +57,13 @@ class Fault:
             raise DriverError(f"unknown fault field(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
         return Fault(**{k: v for k, v in d.items()})
 
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("calls")
+        d.pop("fired")
+        d["match"] = dict(self.match)
+        return d
+
 
 def _uniform(seed: int, step: Step) -> float:
     key = f"{seed}:{step.txn}:{step.index}:{int(step.undo)}:{step.action}".encode()
@@ -70,6 +81,7 @@ class SimDriver(Driver):
         seed: int = 0,
         latency: float | Mapping[str, float] = 0.0,
         faults: list[Fault] | None = None,
+        state_file: str | os.PathLike[str] | None = None,
     ) -> None:
         self.seed = seed
         self.latency = latency
@@ -82,6 +94,13 @@ class SimDriver(Driver):
         self.in_flight: dict[str, int] = {}  # path -> steps running now (for isolation tests)
         self.max_parallel = 0
         self._running = 0
+        # Durable devices: every effect is written to the sim's own file before the call returns.
+        self._dirty: set[str] = set()
+        self._saved: dict[str, str] = {}
+        self.applied: dict[tuple[int, int, bool], int] = {}  # effective applications of each step
+        self._db: sqlite3.Connection | None = None
+        if state_file is not None:
+            self._open(Path(state_file))
 
     # --- provisioning and inspection -----------------------------------------------------------------
     def load(self, inventory: Inventory) -> None:
@@ -100,6 +119,11 @@ class SimDriver(Driver):
                 for p, s in inventory["storage"].items()
             }
             self.routers = copy.deepcopy(inventory["routers"])
+            if self._db is not None:
+                self._db.execute("DELETE FROM sim_objects")
+                self._saved.clear()
+                self._dirty = set(self.hosts) | set(self.sans) | set(self.routers)
+                self._persist(None)
 
     def inventory(self) -> Inventory:
         with self._lock:
@@ -138,11 +162,116 @@ class SimDriver(Driver):
     def inject(self, fault: Fault) -> Fault:
         with self._lock:
             self.faults.append(fault)
+        self.save_faults()
         return fault
 
     def clear_faults(self) -> None:
         with self._lock:
             self.faults.clear()
+        self.save_faults()
+
+    # --- durability ------------------------------------------------------------------------------------
+    def _open(self, path: Path) -> None:
+        existed = path.exists()
+        try:
+            if existed:
+                ro = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+                try:
+                    tables = {r[0] for r in ro.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+                finally:
+                    ro.close()
+                if "sim_objects" not in tables:
+                    raise CorruptStore(
+                        f"{path} is not a sim device file; refusing to use or modify it", path=str(path)
+                    )
+            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(
+                "CREATE TABLE IF NOT EXISTS sim_objects (key TEXT PRIMARY KEY, kind TEXT, value TEXT);"
+                "CREATE TABLE IF NOT EXISTS sim_meta (key TEXT PRIMARY KEY, value TEXT);"
+                "CREATE TABLE IF NOT EXISTS sim_applied (txn INTEGER, idx INTEGER, undo INTEGER, n INTEGER,"
+                " PRIMARY KEY (txn, idx, undo));"
+            )
+        except sqlite3.DatabaseError as e:
+            raise CorruptStore(f"{path} is not a sim device file: {e}", path=str(path)) from None
+        self._db = db
+        for key, kind, value in db.execute("SELECT key, kind, value FROM sim_objects"):
+            obj = json.loads(value)
+            if kind == "host":
+                self.hosts[key] = {
+                    "vms": obj["vms"],
+                    "configs": set(obj["configs"]),
+                    "volumes": set(obj["volumes"]),
+                }
+            elif kind == "san":
+                self.sans[key] = {"images": set(obj["images"]), "volumes": obj["volumes"]}
+            else:
+                self.routers[key] = obj
+            self._saved[key] = value
+        for txn, idx, undo, n in db.execute("SELECT txn, idx, undo, n FROM sim_applied"):
+            self.applied[(txn, idx, bool(undo))] = n
+        row = db.execute("SELECT value FROM sim_meta WHERE key='faults'").fetchone()
+        if row is not None:
+            self.faults = [Fault.from_dict(f) for f in json.loads(row[0])]
+
+    @property
+    def durable(self) -> bool:
+        return self._db is not None
+
+    def save_faults(self) -> None:
+        if self._db is not None:
+            with self._lock:
+                data = json.dumps([f.to_dict() for f in self.faults])
+                self._db.execute("INSERT OR REPLACE INTO sim_meta VALUES ('faults', ?)", (data,))
+
+    def _serialise(self, key: str) -> tuple[str, str] | None:
+        if key in self.hosts:
+            h = self.hosts[key]
+            obj: Any = {"vms": h["vms"], "configs": sorted(h["configs"]), "volumes": sorted(h["volumes"])}
+            return "host", json.dumps(obj, sort_keys=True)
+        if key in self.sans:
+            sn = self.sans[key]
+            return "san", json.dumps(
+                {"images": sorted(sn["images"]), "volumes": sn["volumes"]}, sort_keys=True
+            )
+        if key in self.routers:
+            return "router", json.dumps(self.routers[key], sort_keys=True)
+        return None
+
+    def _persist(self, step: Step | None) -> None:
+        """Write the objects an action changed (called under the lock). Counts effective applications."""
+        dirty, self._dirty = self._dirty, set()
+        changed: list[tuple[str, str, str]] = []
+        for key in dirty:
+            ser = self._serialise(key)
+            if ser is not None and self._saved.get(key) != ser[1]:
+                changed.append((key, ser[0], ser[1]))
+                self._saved[key] = ser[1]
+        if not changed:
+            return
+        applied = None
+        if step is not None:
+            k = (step.txn, step.index, step.undo)
+            self.applied[k] = n = self.applied.get(k, 0) + 1
+            applied = (step.txn, step.index, int(step.undo), n)
+        db = self._db
+        if db is None:
+            return
+        db.execute("BEGIN")
+        db.executemany("INSERT OR REPLACE INTO sim_objects VALUES (?, ?, ?)", changed)
+        if applied is not None:
+            db.execute("INSERT OR REPLACE INTO sim_applied VALUES (?, ?, ?, ?)", applied)
+        db.execute("COMMIT")
+
+    def duplicates(self) -> list[tuple[int, int, bool]]:
+        """Steps whose effect was applied more than once (a redo that was not idempotent)."""
+        return sorted(k for k, n in self.applied.items() if n > 1 and not k[2])
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
 
     # --- execution -------------------------------------------------------------------------------------
     def _delay(self, action: str) -> float:
@@ -182,7 +311,11 @@ class SimDriver(Driver):
             if fault is not None and not fault.after:
                 raise DeviceFault(f"{fault.message}: {step.describe()}", path=step.path)
             with self._lock:
-                super().execute(step)
+                try:
+                    super().execute(step)
+                finally:
+                    if self._db is not None or self._dirty:
+                        self._persist(step)
             if fault is not None:
                 raise DeviceFault(f"{fault.message} (after the effect): {step.describe()}", path=step.path)
         finally:
@@ -199,12 +332,16 @@ class SimDriver(Driver):
         h = self.hosts.get(host)
         if h is None:
             raise DriverError(f"sim: no host {host}", path=host)
+        if self._db is not None:
+            self._dirty.add(host)
         return h
 
     def _san(self, san: str) -> dict[str, Any]:
         s = self.sans.get(san)
         if s is None:
             raise DriverError(f"sim: no storage host {san}", path=san)
+        if self._db is not None:
+            self._dirty.add(san)
         return s
 
     def _vm(self, vm: str) -> dict[str, Any]:
@@ -310,4 +447,6 @@ class SimDriver(Driver):
         r = self.routers.get(router)
         if r is None:
             raise DriverError(f"sim: no router {router}", path=router)
+        if self._db is not None:
+            self._dirty.add(router)
         r["next_hop"] = args["next_hop"]

@@ -28,12 +28,13 @@ from tropic.errors import (
     ControllerStopped,
     DriverError,
     FencedResource,
+    StoreError,
     TransactionKilled,
     TropicError,
     UnknownTransaction,
 )
-from tropic.model import Model, Value, audit, differences, orphans, project, without
-from tropic.store.base import MemoryStore, Store
+from tropic.model import STANDARD, Model, Schema, Value, audit, differences, orphans, project, without
+from tropic.store.base import MemoryStore, Restored, Store
 from tropic.txn.locks import LockSet, LockTable
 from tropic.txn.procedures import REGISTRY, Registry
 from tropic.txn.record import StepOutcome, Transaction
@@ -96,10 +97,70 @@ class Controller:
         self._dispatch: list[Transaction] = []
         self._notify: list[Transaction] = []
         self._in_flight = 0
+        self._running: dict[int, Transaction] = {}  # handed to workers, not yet final
+        self._accepted: list[Transaction] = []
         self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._stopping = False
         self._listeners: list[Listener] = []
+
+    @classmethod
+    def open(
+        cls,
+        store: Store,
+        driver: Driver,
+        *,
+        initial: Callable[[], Model] | None = None,
+        schema: Schema = STANDARD,
+        registry: Registry = REGISTRY,
+        workers: int = 8,
+    ) -> Controller:
+        """A controller on a durable store: restore the model and every transaction, or initialise an
+        empty store with ``initial()``. Queued transactions resume in FIFO order once started; those that
+        were executing are completed or rolled back from their durable step log."""
+        restored = store.restore(schema)
+        if restored is None:
+            if initial is None:
+                raise StoreError(f"store {store.uri} is empty and no initial model was given")
+            model = initial()
+            store.init_model(model)
+            return cls(model, driver, store=store, registry=registry, workers=workers)
+        c = cls(restored.model, driver, store=store, registry=registry, workers=workers)
+        c._restore(restored)
+        return c
+
+    def _restore(self, restored: Restored) -> None:
+        self.fenced = dict(restored.fenced)
+        top = 0
+        for t in restored.txns:
+            self._txns[t.id] = t
+            top = max(top, t.id)
+            c = self.counters
+            c.submitted += 1
+            c.deferred += t.deferrals
+            if t.state is State.COMMITTED:
+                c.committed += 1
+            elif t.state is State.FAILED:
+                c.failed += 1
+            elif t.state is State.ABORTED:
+                c.aborted += 1
+                if State.ROLLING_BACK.value in t.times:
+                    c.rolled_back += 1
+            if t.final and State.KILLED.value in t.times:
+                c.killed += 1
+            if t.state is State.SUBMITTED:
+                self._pending.append(t)
+            elif t.state is State.DEFERRED:
+                self._deferred.append(t)
+            elif not t.final:
+                # It was executing: it still owns its locks (nothing else may touch its resources).
+                self.locks.force(t.id, LockSet(t.reads, t.writes).requests())
+                self._in_flight += 1
+                self._running[t.id] = t
+                self._dispatch.append(t)
+        for t in self._deferred:
+            self._reserved.force(t.id, LockSet(t.reads, t.writes).requests())
+        self._ids = itertools.count(top + 1)
 
     # --- lifecycle -----------------------------------------------------------------------------------
     def start(self) -> Controller:
@@ -109,6 +170,7 @@ class Controller:
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="tropic-worker")
         self._thread = threading.Thread(target=self._run, name="tropic-logical", daemon=True)
         self._thread.start()
+        self._events.put(("resume",))  # retry restored deferred work, dispatch restored in-flight work
         return self
 
     def stop(self) -> None:
@@ -137,10 +199,17 @@ class Controller:
 
     # --- client API ----------------------------------------------------------------------------------
     def submit(
-        self, procedure: str, args: Mapping[str, Value] | None = None, *, submitter: str = "local"
+        self,
+        procedure: str,
+        args: Mapping[str, Value] | None = None,
+        *,
+        submitter: str = "local",
+        durable: bool = False,
+        timeout: float = 30.0,
     ) -> Transaction:
         """Queue a transaction. Unknown procedures and ill-typed arguments are refused here, before any
-        record exists (:class:`~tropic.errors.UserError`)."""
+        record exists (:class:`~tropic.errors.UserError`). With ``durable``, return only once the
+        submission is in the store (it survives a crash from then on)."""
         proc = self.registry.get(procedure)
         clean = proc.validate(args or {})
         if not self.running:
@@ -150,6 +219,8 @@ class Controller:
             t.times[State.SUBMITTED.value] = time.time()
             self._txns[t.id] = t
             self._events.put(("submit", t))
+        if durable and not t.accepted.wait(timeout):
+            raise StoreError(f"transaction {t.id} was not stored within {timeout} s")
         return t
 
     def plan(self, procedure: str, args: Mapping[str, Value] | None = None) -> Simulation:
@@ -241,7 +312,11 @@ class Controller:
         events = self._events
         stop = False
         while True:
-            batch = [events.get()]
+            try:
+                # While work is on the devices, wake up regularly to persist step progress.
+                batch = [events.get(timeout=0.05 if self._running else None)]
+            except queue.Empty:
+                batch = []
             while True:
                 try:
                     batch.append(events.get_nowait())
@@ -256,13 +331,14 @@ class Controller:
                     self.counters.submitted += 1
                     self.store.put_txn(t)
                     self._pending.append(t)
+                    self._accepted.append(t)
                 elif kind == "finished":
                     self._finish(ev[1])
                     released = True
                 elif kind == "progress":
                     self.store.put_txn(ev[1])
                     self._notify.append(ev[1])
-                elif kind == "kill":
+                elif kind in ("kill", "resume"):
                     released = True  # re-examine the queues; a running one is handled by its worker
                 elif kind == "call":
                     calls.append(ev[1])
@@ -270,6 +346,11 @@ class Controller:
                     stop = True
             if not stop:
                 self._schedule(released)
+            for t in self._running.values():
+                n = len(t.steps)
+                if n != t.saved_steps:
+                    t.saved_steps = n
+                    self.store.put_txn(t)
             self.store.commit()
             self._announce()
             for c in calls:
@@ -282,6 +363,9 @@ class Controller:
                 return
 
     def _announce(self) -> None:
+        accepted, self._accepted = self._accepted, []
+        for t in accepted:
+            t.accepted.set()
         notify, self._notify = self._notify, []
         for t in notify:
             if t.final:
@@ -374,6 +458,7 @@ class Controller:
         self._notify.append(t)
         if t.actions:
             self._in_flight += 1
+            self._running[t.id] = t
             self._dispatch.append(t)
         else:
             move(t, State.COMMITTED)
@@ -404,6 +489,7 @@ class Controller:
     def _finish(self, t: Transaction) -> None:
         """A worker is done with ``t``: make its outcome final on the logical side."""
         self._in_flight -= 1
+        self._running.pop(t.id, None)
         if t.state is State.STARTED:
             move(t, State.COMMITTED)
         else:
@@ -443,10 +529,26 @@ class Controller:
             self._events.put(("finished", t))
 
     def _replay(self, t: Transaction) -> None:
+        """Run the forward steps not yet done (all of them, unless resuming after a crash); roll back on
+        failure. A transaction recovered while rolling back resumes its rollback."""
+        if t.state is not State.STARTED:
+            if t.state is State.KILLED:
+                move(t, State.ROLLING_BACK)
+            undone = {s.index for s in t.steps if s.undo and s.status == "done"}
+            # Undo every step not known to be undone: undo actions are idempotent, so undoing a step that
+            # never reached its device is harmless, and one that may have reached it is undone.
+            order = [i for i in reversed(range(len(t.actions))) if i not in undone]
+            interrupted = None if t.error else TransactionKilled(f"transaction {t.id} was interrupted")
+            self._rollback(t, order, interrupted)
+            return
+        finished = {s.index for s in t.steps if not s.undo and s.status == "done"}
         done: list[int] = []
         failure: TropicError | None = None
         failed_at: int | None = None
         for i, a in enumerate(t.actions):
+            if i in finished:
+                done.append(i)
+                continue
             if t.kill_requested:
                 failure = TransactionKilled(f"transaction {t.id} was killed before step {i} ({a.action})")
                 break
@@ -461,10 +563,14 @@ class Controller:
         if isinstance(failure, TransactionKilled):
             move(t, State.KILLED)
         move(t, State.ROLLING_BACK)
-        t.error = failure.to_dict()
         self._events.put(("progress", t))
         # The failed step may have taken effect before failing: undo it too (undo actions are idempotent).
         order = ([failed_at] if failed_at is not None else []) + done[::-1]
+        self._rollback(t, order, failure)
+
+    def _rollback(self, t: Transaction, order: list[int], failure: TropicError | None) -> None:
+        if failure is not None:
+            t.error = failure.to_dict()
         for pos, i in enumerate(order):
             a = t.actions[i]
             err = self._step(t, Step(t.id, i, a.undo_path, a.undo_action, a.undo_args, undo=True))
@@ -474,7 +580,7 @@ class Controller:
                     for p in t.actions[j].touches or (t.actions[j].path,):
                         left[p] = None
                 t.left_behind = sorted(left)
-                t.error = {**failure.to_dict(), "undo_error": err.to_dict()}
+                t.error = {**(t.error or {}), "undo_error": err.to_dict()}
                 return
 
     def _step(self, t: Transaction, step: Step) -> TropicError | None:

@@ -13,15 +13,16 @@ from dataclasses import dataclass
 
 from tropic.model import ancestors
 
-IR, IW, R, W = 0, 1, 2, 3
-MODE_NAMES = ("IR", "IW", "R", "W")
+IR, IW, R, SIX, W = 0, 1, 2, 3, 4
+MODE_NAMES = ("IR", "IW", "R", "SIX", "W")
 
-# COMPATIBLE[held][requested]
+# COMPATIBLE[held][requested]; SIX = read the subtree and write some of it (R + IW)
 COMPATIBLE = (
-    (True, True, True, False),  # IR
-    (True, True, False, False),  # IW
-    (True, False, True, False),  # R
-    (False, False, False, False),  # W
+    (True, True, True, True, False),  # IR
+    (True, True, False, False, False),  # IW
+    (True, False, True, False, False),  # R
+    (True, False, False, False, False),  # SIX
+    (False, False, False, False, False),  # W
 )
 
 
@@ -62,11 +63,13 @@ class LockSet:
 
 
 def _join(held: int | None, mode: int) -> int:
-    """The weakest single mode at least as strong as both (R + IW has no SIX mode here: it becomes W)."""
+    """The weakest single mode at least as strong as both."""
     if held is None or held == mode:
         return mode
-    if W in (held, mode) or {held, mode} == {IW, R}:
+    if W in (held, mode):
         return W
+    if SIX in (held, mode) or {held, mode} == {IW, R}:
+        return SIX
     return max(held, mode)  # IR+IW -> IW, IR+R -> R
 
 

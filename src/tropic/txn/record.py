@@ -69,6 +69,8 @@ class Transaction:
     kill_requested: bool = False
     delta: Delta | None = None
     done: threading.Event = field(default_factory=threading.Event)
+    accepted: threading.Event = field(default_factory=threading.Event)  # durably queued
+    saved_steps: int = 0  # how many step outcomes the store has (progress of in-flight transactions)
 
     @property
     def final(self) -> bool:
@@ -118,6 +120,10 @@ class Transaction:
         t.writes = frozenset(d.get("writes", ()))
         t.left_behind = list(d.get("left_behind", []))
         t.deferrals = int(d.get("deferrals", 0))
+        if "delta" in d:
+            t.delta = Delta.from_dict(d["delta"])
+        t.saved_steps = len(t.steps)
+        t.accepted.set()
         if t.final:
             t.done.set()
         return t

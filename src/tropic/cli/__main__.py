@@ -1,0 +1,5 @@
+"""``python -m tropic.cli``: the same as the ``tropic`` command."""
+
+from tropic.cli.main import main
+
+main()

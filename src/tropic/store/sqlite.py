@@ -1,0 +1,205 @@
+"""The embedded store: one SQLite file (WAL) holding the model, the transaction records and the queue.
+
+The controller's logical thread reports changes; :meth:`SQLiteStore.commit` writes everything reported
+since the last commit in one SQLite transaction and fsyncs once (group commit). A transaction record and
+the model change its state implies are therefore always durable together. The input queue is the set of
+records in SUBMITTED or DEFERRED state, in id order.
+
+A file that is not a tropic store (another SQLite database, or not SQLite at all) is refused with
+:class:`~tropic.errors.CorruptStore` and never modified: it is inspected read-only first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from tropic.errors import CorruptStore, StoreError
+from tropic.model import Delta, Model, Node, Schema, parent_of
+from tropic.store.base import Restored, Store
+from tropic.txn.record import Transaction
+
+FORMAT = "tropic-store"
+VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS nodes (
+    path TEXT PRIMARY KEY, kind TEXT NOT NULL, attrs TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS txns (
+    id INTEGER PRIMARY KEY, state TEXT NOT NULL, procedure TEXT NOT NULL, submitter TEXT NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS txns_state ON txns (state);
+CREATE TABLE IF NOT EXISTS fences (path TEXT PRIMARY KEY, txn INTEGER NOT NULL);
+"""
+
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _validate(path: Path) -> bool:
+    """True if ``path`` holds a tropic store, False if it does not exist; CorruptStore otherwise.
+    Opens the file read-only, so a foreign file is never touched."""
+    if not path.exists():
+        return False
+    if path.is_dir():
+        raise CorruptStore(f"{path} is a directory, not a tropic store", path=str(path))
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if "meta" not in tables:
+                raise CorruptStore(
+                    f"{path} is not a tropic store (no tropic metadata); refusing to use or modify it",
+                    path=str(path),
+                )
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            if meta.get("format") != FORMAT:
+                raise CorruptStore(
+                    f"{path} is not a tropic store (format {meta.get('format')!r})", path=str(path)
+                )
+            if int(meta.get("version", "0")) > VERSION:
+                raise CorruptStore(f"{path} was written by a newer tropic (store version {meta['version']})")
+            if conn.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                raise CorruptStore(f"{path} is damaged (SQLite integrity check failed)", path=str(path))
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as e:
+        raise CorruptStore(f"{path} is not a tropic store: {e}", path=str(path)) from None
+    return True
+
+
+class SQLiteStore(Store):
+    """``sqlite:///path/to/store.db``."""
+
+    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL") -> None:
+        self.path = Path(path)
+        self.uri = f"sqlite:///{self.path}"
+        self.existed = _validate(self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute(f"PRAGMA synchronous={synchronous}")
+            self._conn.executescript(SCHEMA)
+            if not self.existed:
+                self._conn.execute("BEGIN")
+                self._conn.executemany(
+                    "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                    [("format", FORMAT), ("version", str(VERSION))],
+                )
+                self._conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot open store {self.path}: {e}", path=str(self.path)) from None
+        self._txns: dict[int, Transaction] = {}
+        self._nodes: list[tuple[str, Node | None]] = []
+        self._fences: dict[str, int | None] = {}
+        self.commits = 0
+
+    # --- reading -----------------------------------------------------------------------------------
+    def restore(self, schema: Schema) -> Restored | None:
+        conn = self._conn
+        if not self.has_model():
+            return None
+        model = Model(schema)
+        nodes = model.nodes
+        kids = model.kids
+        loads = json.loads
+        for path, kind, attrs in conn.execute("SELECT path, kind, attrs FROM nodes"):
+            nodes[path] = Node(kind, loads(attrs))
+            if path != "/":
+                parent = parent_of(path)
+                s = kids.get(parent)
+                if s is None:
+                    kids[parent] = s = set()
+                s.add(path.rsplit("/", 1)[1])
+        txns = [
+            Transaction.from_dict(loads(r[0])) for r in conn.execute("SELECT record FROM txns ORDER BY id")
+        ]
+        fenced = {p: int(t) for p, t in conn.execute("SELECT path, txn FROM fences")}
+        return Restored(model, txns, fenced)
+
+    def has_model(self) -> bool:
+        return self._conn.execute("SELECT 1 FROM meta WHERE key='model'").fetchone() is not None
+
+    def count_by_state(self) -> dict[str, int]:
+        return dict(self._conn.execute("SELECT state, COUNT(*) FROM txns GROUP BY state").fetchall())
+
+    # --- writing -----------------------------------------------------------------------------------
+    def init_model(self, model: Model) -> None:
+        conn = self._conn
+        conn.execute("BEGIN")
+        conn.execute("DELETE FROM nodes")
+        conn.executemany(
+            "INSERT INTO nodes VALUES (?, ?, ?)",
+            ((p, n.kind, _dumps(n.attrs)) for p, n in model.nodes.items()),
+        )
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('model', 'yes')")
+        conn.execute("COMMIT")
+
+    def put_txn(self, txn: Transaction) -> None:
+        self._txns[txn.id] = txn
+
+    def put_delta(self, delta: Delta, *, revert: bool = False) -> None:
+        items = delta.before if revert else delta.after
+        self._nodes.extend(items.items())
+
+    def put_fence(self, path: str, txn: int | None) -> None:
+        self._fences[path] = txn
+
+    def commit(self) -> None:
+        if not (self._txns or self._nodes or self._fences):
+            return
+        conn = self._conn
+        txns, self._txns = self._txns, {}
+        nodes, self._nodes = self._nodes, []
+        fences, self._fences = self._fences, {}
+        try:
+            conn.execute("BEGIN")
+            if nodes:
+                # Later changes to the same path win: apply in order.
+                last: dict[str, Node | None] = {}
+                for p, n in nodes:
+                    last[p] = n
+                puts = [(p, n.kind, _dumps(n.attrs)) for p, n in last.items() if n is not None]
+                dels = [(p,) for p, n in last.items() if n is None]
+                if dels:
+                    conn.executemany("DELETE FROM nodes WHERE path=?", dels)
+                if puts:
+                    conn.executemany("INSERT OR REPLACE INTO nodes VALUES (?, ?, ?)", puts)
+            if txns:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO txns VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (t.id, t.state.value, t.procedure, t.submitter, _dumps(record(t)))
+                        for t in txns.values()
+                    ],
+                )
+            for path, txn in fences.items():
+                if txn is None:
+                    conn.execute("DELETE FROM fences WHERE path=?", (path,))
+                else:
+                    conn.execute("INSERT OR REPLACE INTO fences VALUES (?, ?)", (path, txn))
+            conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise StoreError(f"cannot write store {self.path}: {e}", path=str(self.path)) from None
+        self.commits += 1
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.close()
+
+
+def record(t: Transaction) -> dict[str, Any]:
+    """The durable form of a transaction: its record plus the model delta (needed to roll it back)."""
+    d = t.to_dict()
+    if t.delta is not None and not t.final:
+        d["delta"] = t.delta.to_dict()
+    return d
