@@ -605,7 +605,7 @@ class LibvirtDriver(Driver):
         image, volume = str(args["image"]), str(args["volume"])
         ep = self._san_ep(san)
         with self._on(ep, san, f"clone {image} into {volume}", f"{san}/{volume}") as conn:
-            img = self._vol(self._pool(conn, IMAGES, create=False), image)
+            img = self._vol(self._pool(conn, IMAGES, create=False, refresh=True), image)
             if img is None:
                 raise DriverError(f"libvirt: no image {image} on {san}", path=f"{san}/{image}")
             pool = self._pool(conn, VOLUMES, create=True)
