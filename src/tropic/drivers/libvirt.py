@@ -139,13 +139,18 @@ class LibvirtDriver(Driver):
     # --- host -> connection mapping ------------------------------------------------------------------
     def add_host(self, path: str, uri: str = "") -> None:
         """Manage compute host ``path`` through ``uri`` (empty: the driver's URI)."""
-        with self._lock:
-            self._hosts[path] = self._place(path, uri, self._hosts)
+        self._assign(self._hosts, path, uri)
 
     def add_storage_host(self, path: str, uri: str = "") -> None:
         """Manage storage host ``path`` (its pools) through ``uri`` (empty: the driver's URI)."""
+        self._assign(self._sans, path, uri)
+
+    def _assign(self, role: dict[str, Endpoint], path: str, uri: str) -> None:
         with self._lock:
-            self._sans[path] = self._place(path, uri, self._sans)
+            old = role.get(path)
+            new = role[path] = self._place(path, uri, role)
+        if old is not None and old is not new and old.private:
+            old.close()  # a private test hypervisor no one uses any more
 
     def bind(self, model: Model) -> LibvirtDriver:
         """Map every host and storage host of ``model`` to its ``uri`` attribute (or the driver's URI)."""
@@ -755,10 +760,16 @@ class LibvirtDriver(Driver):
             for path in inventory["storage"]:
                 if path not in self._sans:
                     self._sans[path] = self._place(path, "", self._sans)
+            dropped: list[Endpoint] = []
             for role, wanted in ((self._hosts, inventory["hosts"]), (self._sans, inventory["storage"])):
                 for path in [p for p in role if p not in wanted]:
-                    del role[path]  # forget hosts the inventory does not have, as the sim does
+                    dropped.append(
+                        role.pop(path)
+                    )  # forget hosts the inventory does not have, as the sim does
             eps = {id(e): e for e in [*self._hosts.values(), *self._sans.values()]}
+        for ep in dropped:
+            if ep.private:
+                ep.close()
         net = self._net_ep()
         eps[id(net)] = net
         real = sorted({e.uri for e in eps.values() if not e.in_process})
