@@ -1,0 +1,491 @@
+"""The REST API and web dashboard of one controller, as a FastAPI app.
+
+:func:`create_app` takes everything it serves as arguments (controller, tokens, audit log), so the same
+app runs under ``tropic serve`` and in tests on a generated datacenter. Handlers that touch controller
+state are plain ``def`` (run in the server's thread pool) and read through ``controller.call``, which runs
+on the controller's logical thread, the model's only owner; nothing here blocks the event loop.
+"""
+
+# No ``from __future__ import annotations`` here: FastAPI reads the handlers' annotations at runtime and
+# they refer to local aliases (Viewer, Depth, ...) that only exist inside create_app.
+import asyncio
+import logging
+import math
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Query, Request, Response
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
+
+from tropic.api import views
+from tropic.api.audit import AuditLog
+from tropic.api.auth import Principal, Role, TokenStore
+from tropic.api.errors import ApiProblem, error_responses, install
+from tropic.api.events import EventBroker
+from tropic.api.idempotency import MAX_KEY_LENGTH, IdempotencyCache, KeyReused, fingerprint
+from tropic.api.metrics import CONTENT_TYPE, Metrics, Snapshot
+from tropic.api.middleware import BodyLimit, SecurityHeaders
+from tropic.api.models import (
+    MAX_SAFE_INT,
+    Accepted,
+    AuditEntry,
+    Health,
+    KillAccepted,
+    PlanResult,
+    ProcedureCall,
+    ProcedureInfo,
+    ResourceTree,
+    StateName,
+    Stats,
+    TransactionDetail,
+    TransactionPage,
+    WhoAmI,
+    procedure_call_schema,
+)
+from tropic.errors import InvalidArguments, TropicError
+from tropic.model import Value
+from tropic.txn.controller import Controller
+from tropic.txn.procedures import Procedure
+from tropic.txn.record import Transaction
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+API_VERSION = "1"
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="A token from the server's tokens file: `Authorization: Bearer <token>`.",
+)
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def checked_args(proc: Procedure, args: Mapping[str, Value]) -> dict[str, Value]:
+    """The procedure's own validation, plus what JSON and the records need: ``100.0`` is the integer 100
+    (JSON has one number type), and values a record cannot carry faithfully are refused."""
+    ints = {p.name for p in proc.params if p.type is int}
+    normal = {
+        k: int(v) if k in ints and isinstance(v, float) and v.is_integer() else v for k, v in args.items()
+    }
+    clean = proc.validate(normal)
+    for name, v in clean.items():
+        if isinstance(v, float) and not math.isfinite(v):
+            raise InvalidArguments(f"{proc.name}: argument {name!r} must be a finite number, got {v!r}")
+        if isinstance(v, int) and not isinstance(v, bool) and not -MAX_SAFE_INT <= v <= MAX_SAFE_INT:
+            raise InvalidArguments(
+                f"{proc.name}: argument {name!r} is outside the safe integer range -(2**53-1)..2**53-1"
+            )
+        if isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InvalidArguments(f"{proc.name}: argument {name!r} is not valid Unicode text") from None
+    return clean
+
+
+def create_app(
+    controller: Controller,
+    tokens: TokenStore,
+    audit: AuditLog,
+    *,
+    events: EventBroker | None = None,
+    idempotency: IdempotencyCache | None = None,
+    max_body_bytes: int = 1 << 20,
+) -> FastAPI:
+    """The API and dashboard for ``controller``; requests authenticate against ``tokens`` and every
+    submit/kill is written to ``audit``."""
+    broker = events or EventBroker()
+    keys = idempotency or IdempotencyCache()
+    metrics = Metrics(controller)
+
+    def on_change(t: Transaction) -> None:
+        # On the logical thread after a durable state change: must not block, must not raise.
+        try:
+            metrics.observe(t)
+            broker.publish(
+                "transaction", {"txn": views.summary(t), "model_version": controller.model.version}
+            )
+        except Exception:
+            log.exception("event listener failed for transaction %s", t.id)
+
+    controller.subscribe(on_change)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        broker.attach(asyncio.get_running_loop())
+        try:
+            yield
+        finally:
+            broker.close()
+
+    app = FastAPI(
+        title="tropic",
+        version=API_VERSION,
+        summary="Transactional cloud orchestration: every procedure is an ACID transaction.",
+        description=(
+            "Submit registered procedures as transactions, follow them to a final state, dry-run them, "
+            "and read the logical model. Every endpoint except `/healthz` needs a bearer token; roles are "
+            "`viewer` (read), `operator` (submit, plan, kill) and `admin` (also the audit log)."
+        ),
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.controller = controller
+    app.state.events = broker
+    app.state.audit = audit
+    app.state.metrics = metrics
+    install(app)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(SecurityHeaders)
+
+    allowed_query: dict[tuple[str, str], frozenset[str]] = {}
+
+    def known_query(request: Request) -> None:
+        """Refuse query parameters the endpoint does not document: a typo (``?stat=``) must not silently
+        widen a listing."""
+        route = request.scope.get("route")
+        if not isinstance(route, APIRoute) or not request.query_params:
+            return
+        key = (route.path_format, request.method.lower())
+        allowed = allowed_query.get(key)
+        if allowed is None:
+            op = app.openapi().get("paths", {}).get(key[0], {}).get(key[1], {})
+            allowed = frozenset(p["name"] for p in op.get("parameters", ()) if p.get("in") == "query")
+            allowed_query[key] = allowed
+        unknown = sorted(set(request.query_params) - allowed)
+        if unknown:
+            takes = ", ".join(sorted(allowed)) or "none"
+            raise ApiProblem(
+                422, "invalid_request", f"unknown query parameter(s) {unknown}; this endpoint takes: {takes}"
+            )
+
+    def require(role: Role, action: str | None = None) -> Callable[..., Principal]:
+        def check(credentials: Credentials, request: Request) -> Principal:
+            if credentials is None:
+                raise ApiProblem(
+                    401,
+                    "unauthenticated",
+                    "this endpoint needs a bearer token (Authorization: Bearer <token>)",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            who = tokens.authenticate(credentials.credentials)
+            if who is None:
+                raise ApiProblem(
+                    401,
+                    "invalid_token",
+                    "the bearer token is not valid",
+                    headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                )
+            if not who.role.allows(role):
+                if action is not None:
+                    audit.record(who, action, "denied", details={"needed": role.value})
+                raise ApiProblem(
+                    403,
+                    "forbidden",
+                    f"token {who.name!r} has role {who.role.value}; this needs {role.value} or higher",
+                )
+            known_query(request)
+            return who
+
+        return check
+
+    Viewer = Annotated[Principal, Depends(require(Role.VIEWER))]
+    Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
+    Submitter = Annotated[Principal, Depends(require(Role.OPERATOR, "submit"))]
+    Killer = Annotated[Principal, Depends(require(Role.OPERATOR, "kill"))]
+    Planner = Annotated[Principal, Depends(require(Role.OPERATOR))]
+    auth_errors = (401, 403)
+    # The documented body of a call: one variant per registered procedure, with its arguments' types.
+    call_body = {
+        "requestBody": {
+            "content": {"application/json": {"schema": procedure_call_schema(controller.registry)}},
+            "required": True,
+        }
+    }
+
+    # --- service -----------------------------------------------------------------------------------------
+    @app.get(
+        "/healthz",
+        tags=["service"],
+        response_model=Health,
+        responses={
+            503: {"model": Health, "description": "the controller is not running"},
+            **error_responses(422),
+        },
+        dependencies=[Depends(known_query)],
+    )
+    def healthz(response: Response) -> dict[str, Any]:
+        """Liveness and readiness (no token needed)."""
+        if controller.running:
+            return {"status": "ok"}
+        response.status_code = 503
+        return {"status": "stopped"}
+
+    @app.get(
+        "/metrics",
+        tags=["service"],
+        response_class=Response,
+        responses={
+            200: {
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+                "description": "Prometheus text",
+            },
+            **error_responses(*auth_errors),
+        },
+    )
+    def prometheus(who: Viewer) -> Response:
+        """Prometheus text format: transactions by state, latency histogram, queue depth, deferrals,
+        rollbacks."""
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi(who: Viewer) -> dict[str, Any]:
+        return app.openapi()
+
+    @app.get("/v1/stats", tags=["service"], response_model=Stats, responses=error_responses(*auth_errors))
+    def stats(who: Viewer) -> dict[str, Any]:
+        """Counters and current numbers for dashboards (the JSON twin of /metrics)."""
+        snap = Snapshot.take(controller)
+        return {
+            "counters": snap.counters,
+            "states": snap.states,
+            "queue_depth": snap.queue_depth,
+            "in_flight": snap.in_flight,
+            "model_version": snap.model_version,
+            "fenced": snap.fenced,
+        }
+
+    @app.get("/v1/whoami", tags=["service"], response_model=WhoAmI, responses=error_responses(*auth_errors))
+    def whoami(who: Viewer) -> dict[str, Any]:
+        """The name and role of the presented token."""
+        return {"name": who.name, "role": who.role.value}
+
+    @app.get(
+        "/v1/audit",
+        tags=["service"],
+        response_model=list[AuditEntry],
+        responses=error_responses(*auth_errors),
+    )
+    def audit_log(who: Admin, limit: Annotated[int, Query(ge=1, le=10_000)] = 100) -> list[dict[str, Any]]:
+        """The newest audit entries (who submitted or killed what, when), oldest first."""
+        return audit.entries(limit)
+
+    # --- transactions --------------------------------------------------------------------------------------
+    @app.post(
+        "/v1/transactions",
+        tags=["transactions"],
+        status_code=202,
+        response_model=Accepted,
+        responses=error_responses(400, *auth_errors, 409, 413, 422, 503),
+        openapi_extra=call_body,
+    )
+    def submit(
+        call: ProcedureCall,
+        who: Submitter,
+        response: Response,
+        idempotency_key: Annotated[
+            str | None,
+            Header(
+                alias="Idempotency-Key",
+                min_length=1,
+                max_length=MAX_KEY_LENGTH,
+                description="Retrying with the same key returns the first transaction instead of a new one.",
+            ),
+        ] = None,
+    ) -> dict[str, Any]:
+        """Queue a transaction of a registered procedure. Arguments are checked against the procedure's
+        declared types before anything is recorded."""
+        try:
+            proc = controller.registry.get(call.procedure)
+            args = checked_args(proc, call.args)
+        except TropicError as e:
+            audit.record(who, "submit", "refused", details={"procedure": call.procedure, "error": e.code})
+            raise
+
+        def create() -> int:
+            try:
+                t = controller.submit(proc.name, args, submitter=who.name)
+            except TropicError as e:
+                audit.record(who, "submit", "refused", details={"procedure": proc.name, "error": e.code})
+                raise
+            audit.record(
+                who, "submit", "accepted", details={"txn": t.id, "procedure": t.procedure, "args": args}
+            )
+            return t.id
+
+        replayed = False
+        if idempotency_key is None:
+            txn_id = create()
+        else:
+            try:
+                txn_id, replayed = keys.run(who.name, idempotency_key, fingerprint(proc.name, args), create)
+            except KeyReused as e:
+                raise ApiProblem(
+                    409,
+                    "idempotency_key_reused",
+                    f"Idempotency-Key was already used for a different request (transaction {e.txn_id})",
+                ) from None
+        t = controller.get(txn_id)
+        response.headers["Location"] = f"/v1/transactions/{txn_id}"
+        return {"id": txn_id, "state": t.state.value, "replayed": replayed}
+
+    @app.get(
+        "/v1/transactions",
+        tags=["transactions"],
+        response_model=TransactionPage,
+        responses=error_responses(*auth_errors, 422),
+    )
+    def list_transactions(
+        who: Viewer,
+        state: StateName | None = None,
+        procedure: Annotated[str | None, Query(max_length=200)] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+        before: Annotated[int | None, Query(ge=1, description="only transactions with a smaller id")] = None,
+    ) -> dict[str, Any]:
+        """Transactions, newest first, filtered by state and procedure, ``limit`` a page."""
+
+        def read() -> dict[str, Any]:
+            items: list[dict[str, Any]] = []
+            more = False
+            for t in reversed(controller.transactions()):
+                if before is not None and t.id >= before:
+                    continue
+                if state is not None and t.state.value != state:
+                    continue
+                if procedure is not None and t.procedure != procedure:
+                    continue
+                if len(items) == limit:
+                    more = True
+                    break
+                items.append(views.summary(t))
+            return {"items": items, "next_before": items[-1]["id"] if more else None}
+
+        return controller.call(read)
+
+    @app.get(
+        "/v1/transactions/{txn_id}",
+        tags=["transactions"],
+        response_model=TransactionDetail,
+        responses=error_responses(*auth_errors, 404, 422),
+    )
+    def show_transaction(txn_id: int, who: Viewer) -> dict[str, Any]:
+        """One transaction: state, timings, the action log, per-step outcomes (undo steps included), the
+        error or violated constraint."""
+        return controller.call(lambda: views.detail(controller.get(txn_id)))
+
+    @app.post(
+        "/v1/transactions/{txn_id}/kill",
+        tags=["transactions"],
+        status_code=202,
+        response_model=KillAccepted,
+        responses=error_responses(*auth_errors, 404, 409, 422),
+    )
+    def kill(txn_id: int, who: Killer) -> dict[str, Any]:
+        """Kill a transaction that is not final yet; a running one is rolled back after its current step."""
+        try:
+            t = controller.get(txn_id)
+        except TropicError as e:
+            audit.record(who, "kill", "refused", details={"txn": txn_id, "error": e.code})
+            raise
+        if t.final:
+            audit.record(who, "kill", "refused", details={"txn": txn_id, "error": "already_final"})
+            raise ApiProblem(409, "already_final", f"transaction {txn_id} is already {t.state.value}")
+        controller.kill(txn_id)
+        audit.record(who, "kill", "accepted", details={"txn": txn_id, "procedure": t.procedure})
+        return {"id": txn_id, "state": t.state.value, "kill_requested": True}
+
+    @app.post(
+        "/v1/plan",
+        tags=["transactions"],
+        response_model=PlanResult,
+        responses=error_responses(400, *auth_errors, 413, 422, 503),
+        openapi_extra=call_body,
+    )
+    def plan(call: ProcedureCall, who: Planner) -> dict[str, Any]:
+        """Dry-run: simulate and check the constraints, returning the action log apply would run and any
+        violation. Nothing is changed and nothing is recorded."""
+        proc = controller.registry.get(call.procedure)
+        args = checked_args(proc, call.args)
+        return controller.plan(proc.name, args).to_dict()
+
+    @app.get(
+        "/v1/events",
+        tags=["transactions"],
+        responses={
+            200: {
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                "description": "SSE stream",
+            },
+            **error_responses(*auth_errors, 422),
+        },
+    )
+    async def event_stream(
+        who: Viewer,
+        txn: Annotated[int | None, Query(description="only events of this transaction")] = None,
+        last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=40)] = None,
+    ) -> StreamingResponse:
+        """Server-sent events: one ``transaction`` event (the transaction's summary and the model version)
+        at each durable state change; ``resync`` when events were missed (reload your view)."""
+        last = int(last_event_id) if last_event_id is not None and last_event_id.isdigit() else None
+        sub = broker.subscribe(last_id=last, txn=txn)
+        return StreamingResponse(
+            broker.stream(sub),
+            media_type="text/event-stream",
+            headers={"X-Accel-Buffering": "no"},
+        )
+
+    # --- model -------------------------------------------------------------------------------------------
+    Depth = Annotated[int, Query(ge=0, le=64, description="levels of children to include")]
+
+    @app.get(
+        "/v1/resources",
+        tags=["resources"],
+        response_model=ResourceTree,
+        responses=error_responses(*auth_errors, 422),
+    )
+    def resources_root(who: Viewer, depth: Depth = 1) -> dict[str, Any]:
+        """The root of the logical model, with its children to ``depth``."""
+        return controller.call(lambda: views.subtree(controller.model, "/", depth))
+
+    @app.get(
+        "/v1/resources/{path:path}",
+        tags=["resources"],
+        response_model=ResourceTree,
+        responses=error_responses(*auth_errors, 404, 422),
+    )
+    def resources(
+        path: Annotated[str, PathParam(description="a resource path without its leading slash")],
+        who: Viewer,
+        depth: Depth = 1,
+    ) -> dict[str, Any]:
+        """A subtree of the logical model: the resource's kind and attributes, its children to ``depth``."""
+        model_path = views.resource_path(path)
+        return controller.call(lambda: views.subtree(controller.model, model_path, depth))
+
+    @app.get(
+        "/v1/procedures",
+        tags=["resources"],
+        response_model=list[ProcedureInfo],
+        responses=error_responses(*auth_errors),
+    )
+    def procedures(who: Viewer) -> list[dict[str, Any]]:
+        """The registered procedures with their argument schemas (the only things a request can run)."""
+        reg = controller.registry
+        return [reg.get(name).to_dict() for name in reg.names()]
+
+    # --- dashboard (a static shell without data; the data it shows comes from the API with a token) -------
+    @app.get("/", include_in_schema=False)
+    def dashboard() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app

@@ -1,0 +1,265 @@
+"""A typed Python client of the REST API (httpx); the CLI's remote commands are a thin shell over it.
+
+Submissions carry an idempotency key generated per call, so the retry policy can safely resend a
+submission whose answer was lost (timeout, dropped connection): the server returns the first transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from tropic.api.defaults import DEFAULT_URL
+from tropic.errors import TropicError
+from tropic.txn.states import FINAL
+
+FINAL_STATES = frozenset(s.value for s in FINAL)
+
+
+class ApiError(TropicError):
+    """The server refused a request; ``status`` is the HTTP status and ``code`` the server's error code."""
+
+    code = "api_error"
+
+    def __init__(self, status: int, error: Mapping[str, Any]) -> None:
+        super().__init__(str(error.get("message") or f"HTTP {status}"), path=error.get("path"))
+        self.status = status
+        self.error = dict(error)
+        self.code = str(error.get("code", "api_error"))
+
+
+class ServerUnreachable(TropicError):
+    """No answer from the server (not running, wrong URL, network down)."""
+
+    code = "unreachable"
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Retry transient transport failures: ``attempts`` in all, exponential backoff with jitter, an
+    overall ``deadline`` in seconds (None: no deadline). HTTP error answers are never retried."""
+
+    attempts: int = 3
+    backoff_s: float = 0.2
+    max_backoff_s: float = 2.0
+    jitter: float = 0.25
+    deadline_s: float | None = 30.0
+
+    def delay(self, attempt: int) -> float:
+        base = min(self.max_backoff_s, self.backoff_s * 2.0**attempt)
+        return base * (1 + random.uniform(-self.jitter, self.jitter))
+
+
+NO_RETRY = RetryPolicy(attempts=1)
+
+
+@dataclass(slots=True)
+class Event:
+    kind: str
+    id: int | None
+    data: dict[str, Any]
+
+
+class Client:
+    """One server, one token. Methods return the API's JSON; errors raise :class:`ApiError` or
+    :class:`ServerUnreachable` (both :class:`~tropic.errors.TropicError`)."""
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        token: str | None = None,
+        *,
+        timeout: float = 10.0,
+        retry: RetryPolicy = RetryPolicy(),
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        headers = {"Accept": "application/json", "User-Agent": "tropic-client"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self.retry = retry
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- plumbing ----------------------------------------------------------------------------------------
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> httpx.Response:
+        policy = retry or self.retry
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        start = time.monotonic()
+        attempt = 0
+        while True:
+            try:
+                r = self._http.request(method, path, json=body, params=clean, headers=headers)
+            except httpx.TransportError as e:
+                attempt += 1
+                late = policy.deadline_s is not None and time.monotonic() - start > policy.deadline_s
+                if attempt >= policy.attempts or late:
+                    raise ServerUnreachable(f"no answer from {self.url}: {_describe(e)}") from None
+                time.sleep(policy.delay(attempt - 1))
+                continue
+            if r.status_code >= 400:
+                raise ApiError(r.status_code, _error_of(r))
+            return r
+
+    def _json(self, method: str, path: str, **kw: Any) -> Any:
+        r = self._send(method, path, **kw)
+        try:
+            return r.json()
+        except ValueError:
+            raise ApiError(
+                r.status_code, {"code": "bad_response", "message": "the server did not answer JSON"}
+            ) from None
+
+    # --- the API -----------------------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        """``{"status": "ok"}`` (or ``"stopped"``); needs no token."""
+        try:
+            resp = self._http.get("/healthz")
+        except httpx.TransportError as e:
+            raise ServerUnreachable(f"no answer from {self.url}: {_describe(e)}") from None
+        return dict(resp.json())
+
+    def whoami(self) -> dict[str, Any]:
+        return dict(self._json("GET", "/v1/whoami"))
+
+    def procedures(self) -> list[dict[str, Any]]:
+        return list(self._json("GET", "/v1/procedures"))
+
+    def submit(
+        self, procedure: str, args: Mapping[str, Any] | None = None, *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """Queue a transaction; returns ``{"id", "state", "replayed"}``. Safe to retry: one key per call."""
+        key = idempotency_key or uuid.uuid4().hex
+        body = {"procedure": procedure, "args": dict(args or {})}
+        return dict(self._json("POST", "/v1/transactions", body=body, headers={"Idempotency-Key": key}))
+
+    def plan(self, procedure: str, args: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        body = {"procedure": procedure, "args": dict(args or {})}
+        return dict(self._json("POST", "/v1/plan", body=body))
+
+    def transactions(
+        self,
+        *,
+        state: str | None = None,
+        procedure: str | None = None,
+        limit: int = 50,
+        before: int | None = None,
+    ) -> dict[str, Any]:
+        params = {"state": state, "procedure": procedure, "limit": limit, "before": before}
+        return dict(self._json("GET", "/v1/transactions", params=params))
+
+    def transaction(self, txn_id: int) -> dict[str, Any]:
+        return dict(self._json("GET", f"/v1/transactions/{int(txn_id)}"))
+
+    def kill(self, txn_id: int) -> dict[str, Any]:
+        return dict(self._json("POST", f"/v1/transactions/{int(txn_id)}/kill", retry=NO_RETRY))
+
+    def resources(self, path: str = "/", *, depth: int = 1) -> dict[str, Any]:
+        tail = quote(path.strip("/"), safe="/")
+        return dict(
+            self._json("GET", f"/v1/resources/{tail}" if tail else "/v1/resources", params={"depth": depth})
+        )
+
+    def stats(self) -> dict[str, Any]:
+        return dict(self._json("GET", "/v1/stats"))
+
+    def metrics(self) -> str:
+        return self._send("GET", "/metrics").text
+
+    def audit(self, limit: int = 100) -> list[dict[str, Any]]:
+        return list(self._json("GET", "/v1/audit", params={"limit": limit}))
+
+    def wait(self, txn_id: int, *, timeout: float | None = 60.0, poll_s: float = 0.1) -> dict[str, Any]:
+        """Poll until the transaction is final; returns its detail. TimeoutError when it is not in time."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            detail = self.transaction(txn_id)
+            if detail["state"] in FINAL_STATES:
+                return detail
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"transaction {txn_id} still {detail['state']} after {timeout} s")
+            time.sleep(poll_s)
+
+    def events(self, *, txn: int | None = None, last_event_id: int | None = None) -> Iterator[Event]:
+        """The live event stream (server-sent events), until the server ends it or the caller stops."""
+        headers = {"Accept": "text/event-stream"}
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = str(last_event_id)
+        params = {"txn": txn} if txn is not None else {}
+        timeout = httpx.Timeout(10.0, read=None)
+        try:
+            with self._http.stream("GET", "/v1/events", params=params, headers=headers, timeout=timeout) as r:
+                if r.status_code >= 400:
+                    r.read()
+                    raise ApiError(r.status_code, _error_of(r))
+                yield from parse_sse(r.iter_lines())
+        except httpx.TransportError as e:
+            raise ServerUnreachable(f"event stream from {self.url} ended: {_describe(e)}") from None
+
+
+def parse_sse(lines: Iterator[str]) -> Iterator[Event]:
+    """Server-sent events from a stream of lines (comments and pings skipped)."""
+    kind, data, ident = "message", list[str](), None
+    for line in lines:
+        if not line:
+            if data:
+                try:
+                    payload = json.loads("\n".join(data))
+                except ValueError:
+                    payload = {"raw": "\n".join(data)}
+                yield Event(kind, ident, payload if isinstance(payload, dict) else {"value": payload})
+            kind, data, ident = "message", [], None
+            continue
+        if line.startswith(":"):
+            continue
+        field, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if field == "event":
+            kind = value
+        elif field == "data":
+            data.append(value)
+        elif field == "id" and value.isdigit():
+            ident = int(value)
+
+
+def _error_of(r: httpx.Response) -> dict[str, Any]:
+    try:
+        body = r.json()
+    except ValueError:
+        return {"code": f"http_{r.status_code}", "message": f"HTTP {r.status_code} {r.reason_phrase}"}
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        return dict(body["error"])
+    return {"code": f"http_{r.status_code}", "message": f"HTTP {r.status_code} {r.reason_phrase}"}
+
+
+def _describe(e: httpx.TransportError) -> str:
+    if isinstance(e, httpx.ConnectError):
+        return "connection refused or host unreachable (is `tropic serve` running?)"
+    if isinstance(e, httpx.TimeoutException):
+        return "timed out"
+    return type(e).__name__

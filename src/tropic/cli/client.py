@@ -1,0 +1,481 @@
+"""Remote commands of ``tropic``: ``submit``, ``plan``, ``txn list|show|watch``, ``tree``, ``kill``.
+
+A thin shell over :class:`tropic.api.client.Client`: ``--url`` (``TROPIC_URL``) and ``--token``
+(``TROPIC_TOKEN``, else the token file ``tropic serve`` generated) pick the server; ``--json`` prints the
+API's JSON instead of tables. Errors are one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+from tropic.api.defaults import DEFAULT_URL, default_token_file
+from tropic.cli import output
+from tropic.errors import TropicError
+from tropic.txn.states import FINAL
+
+if TYPE_CHECKING:
+    from tropic.api.client import Client
+
+client_app = typer.Typer(add_completion=False)
+txn_app = typer.Typer(help="List, show and watch transactions.", no_args_is_help=True, add_completion=False)
+client_app.add_typer(txn_app, name="txn")
+
+Url = Annotated[str, typer.Option("--url", envvar="TROPIC_URL", help="Server URL.", show_envvar=True)]
+Token = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="TROPIC_TOKEN",
+        show_envvar=True,
+        help="Bearer token (default: the token file written by `tropic serve`).",
+    ),
+]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+Assignments = Annotated[
+    list[str] | None, typer.Argument(help="Arguments as key=value (typed by the procedure).")
+]
+
+FINAL_VALUES = frozenset(s.value for s in FINAL)
+STATE_STYLE = {
+    "COMMITTED": "bold green",
+    "ABORTED": "bold red",
+    "FAILED": "bold red",
+    "KILLED": "yellow",
+    "ROLLING_BACK": "yellow",
+    "STARTED": "cyan",
+    "SUBMITTED": "magenta",
+    "DEFERRED": "magenta",
+}
+_INT = re.compile(r"-?(0|[1-9][0-9]*)")
+_FLOAT = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?")
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+# --- plumbing ----------------------------------------------------------------------------------------------
+def _token(token: str | None) -> str | None:
+    if token:
+        return token
+    path = default_token_file()
+    try:
+        text = path.read_text(encoding="utf-8").strip() if path.is_file() else ""
+    except OSError:
+        text = ""
+    return text or None
+
+
+@contextmanager
+def _client(url: str, token: str | None) -> Iterator[Client]:
+    """A client; every tropic error inside becomes one line on stderr and an exit code."""
+    from tropic.api.client import ApiError, Client, ServerUnreachable  # httpx loads only when needed
+
+    c = Client(url, _token(token))
+    try:
+        yield c
+    except ServerUnreachable as e:
+        output.fail(e, code=3)
+    except ApiError as e:
+        hint = ""
+        if e.status == 401:
+            hint = " (pass --token or set TROPIC_TOKEN)"
+        elif e.status == 403:
+            hint = " (use a token with a higher role)"
+        output.fail(f"{e.message}{hint}", code=2 if 400 <= e.status < 500 else 1)
+    except TropicError as e:
+        output.fail(e, code=output.exit_code(e))
+    finally:
+        c.close()
+
+
+def _state(state: str) -> Text:
+    return Text(state, style=STATE_STYLE.get(state, ""))
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def _when(t: float | None) -> str:
+    return "" if t is None else time.strftime("%H:%M:%S", time.localtime(t))
+
+
+def coerce(raw: str, kind: str | None, key: str) -> Any:
+    """A command-line value as the procedure's declared type (inferred when the type is unknown)."""
+    if kind == "string":
+        return raw
+    if kind == "boolean" or (kind is None and raw.lower() in ("true", "false")):
+        low = raw.lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise typer.BadParameter(f"{key}={raw}: expected true or false")
+    if kind == "integer" or (kind is None and _INT.fullmatch(raw)):
+        try:
+            return int(raw)
+        except ValueError:
+            raise typer.BadParameter(f"{key}={raw}: expected an integer") from None
+    if kind == "number" or (kind is None and _FLOAT.fullmatch(raw)):
+        try:
+            return float(raw)
+        except ValueError:
+            raise typer.BadParameter(f"{key}={raw}: expected a number") from None
+    return raw
+
+
+def parse_args(items: list[str], params: dict[str, str] | None) -> dict[str, Any]:
+    """``key=value`` items as typed arguments; ``params`` maps names to declared types (None: infer)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"expected key=value, got {item!r}")
+        out[key] = coerce(raw, (params or {}).get(key), key)
+    return out
+
+
+def _typed_args(c: Client, procedure: str, items: list[str]) -> dict[str, Any]:
+    params: dict[str, str] | None = None
+    for p in c.procedures():
+        if p["name"] == procedure:
+            params = {x["name"]: x["type"] for x in p["params"]}
+    return parse_args(items, params)
+
+
+# --- rendering ---------------------------------------------------------------------------------------------
+def _steps_table(detail: dict[str, Any]) -> Table:
+    table = Table(title="steps on the devices", title_justify="left", expand=False)
+    for col in ("#", "action", "resource", "status", "duration"):
+        table.add_column(col)
+    for s in detail["steps"]:
+        label = f"undo {s['action']}" if s["undo"] else s["action"]
+        style = "red" if s["status"] == "failed" else "yellow" if s["undo"] else ""
+        table.add_row(
+            str(s["index"]),
+            Text(label, style=style),
+            s["path"],
+            s["status"],
+            _duration(s["finished"] - s["started"]),
+        )
+    return table
+
+
+def _detail_view(d: dict[str, Any]) -> Group:
+    head = Text.assemble(
+        (f"transaction {d['id']} ", "bold"), f"{d['procedure']} by {d['submitter']}: ", _state(d["state"])
+    )
+    if d.get("latency_s") is not None:
+        head.append(f"  ({_duration(d['latency_s'])})")
+    parts: list[Any] = [head, Text(f"args: {json.dumps(d['args'], sort_keys=True)}", style="dim")]
+    start = d["times"].get("SUBMITTED")
+    stamps = sorted(d["times"].items(), key=lambda kv: kv[1])
+    if start is not None:
+        parts.append(Text("  ".join(f"{s} +{_duration(at - start)}" for s, at in stamps), style="dim"))
+    if d["actions"]:
+        log = Table(title="action log", title_justify="left")
+        for col in ("#", "action", "resource", "undo"):
+            log.add_column(col)
+        for i, a in enumerate(d["actions"]):
+            log.add_row(str(i), a["action"], a["path"], f"{a['undo']['action']} {a['undo']['path']}")
+        parts.append(log)
+    if d["steps"]:
+        parts.append(_steps_table(d))
+    err = d.get("error")
+    if err:
+        where = f" [{err['path']}]" if err.get("path") else ""
+        parts.append(Text(f"error {err['code']}: {err['message']}{where}", style="red"))
+        if err.get("undo_error"):
+            parts.append(Text(f"undo failed: {err['undo_error'].get('message')}", style="red"))
+    for v in d["violations"]:
+        parts.append(Text(f"violated {v['constraint']} on {v['path']}: {v['message']}", style="yellow"))
+    if d["left_behind"]:
+        parts.append(Text(f"left behind and fenced: {', '.join(d['left_behind'])}", style="red"))
+    return Group(*parts)
+
+
+def _summary_table(items: list[dict[str, Any]], title: str | None = None) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in ("id", "procedure", "state", "submitter", "submitted", "duration", "error"):
+        table.add_column(col)
+    for t in items:
+        err = t.get("error") or {}
+        table.add_row(
+            str(t["id"]),
+            t["procedure"],
+            _state(t["state"]),
+            t["submitter"],
+            _when(t.get("submitted_at")),
+            _duration(t.get("latency_s")),
+            str(err.get("message", ""))[:80],
+        )
+    return table
+
+
+def _finish(detail: dict[str, Any]) -> None:
+    raise typer.Exit(0 if detail["state"] == "COMMITTED" else 1)
+
+
+def _follow(
+    c: Client, txn_id: int, render: Callable[[dict[str, Any]], None], timeout: float | None
+) -> dict[str, Any]:
+    """Poll one transaction, calling ``render`` at every change, until it is final."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    last: tuple[str, int] | None = None
+    while True:
+        d = c.transaction(txn_id)
+        key = (d["state"], len(d["steps"]))
+        if key != last:
+            render(d)
+            last = key
+        if d["state"] in FINAL_VALUES:
+            return d
+        if deadline is not None and time.monotonic() > deadline:
+            output.fail(f"transaction {txn_id} still {d['state']} after {timeout} s", code=1)
+        time.sleep(0.15)
+
+
+def _watch(c: Client, txn_id: int, as_json: bool, timeout: float | None) -> dict[str, Any]:
+    if as_json:
+
+        def line(d: dict[str, Any]) -> None:
+            summary = {k: d[k] for k in ("id", "procedure", "state", "latency_s", "error")}
+            summary["steps"] = len(d["steps"])
+            sys.stdout.write(json.dumps(summary, sort_keys=True) + "\n")
+            sys.stdout.flush()
+
+        return _follow(c, txn_id, line, timeout)
+    with Live(console=output.console, refresh_per_second=8, transient=False) as live:
+        return _follow(c, txn_id, lambda d: live.update(_detail_view(d)), timeout)
+
+
+# --- commands ----------------------------------------------------------------------------------------------
+@client_app.command()
+def submit(
+    procedure: Annotated[str, typer.Argument(help="A registered procedure (see `tropic procedures`).")],
+    args: Assignments = None,
+    wait: Annotated[
+        bool, typer.Option("--wait/--no-wait", help="Follow the transaction until it is final.")
+    ] = True,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait (with --wait).")] = 300.0,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    as_json: Json = False,
+) -> None:
+    """Submit a procedure as a transaction, e.g. `tropic submit spawn_vm host=/compute/us-east/host-01 ...`.
+    Exit status 0 when it commits (with --wait), 1 when it ends otherwise."""
+    with _client(url, token) as c:
+        accepted = c.submit(procedure, _typed_args(c, procedure, args or []))
+        if not wait:
+            if as_json:
+                output.emit_json(accepted)
+            else:
+                output.console.print(f"transaction {accepted['id']} submitted ({accepted['state']})")
+            return
+        if not as_json:
+            output.console.print(f"transaction {accepted['id']} submitted", highlight=False)
+        detail = _watch(c, accepted["id"], as_json, timeout)
+    _finish(detail)
+
+
+@client_app.command()
+def plan(
+    procedure: Annotated[str, typer.Argument(help="A registered procedure.")],
+    args: Assignments = None,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    as_json: Json = False,
+) -> None:
+    """Dry-run a procedure: the action log apply would run, and any violated constraint. Changes nothing.
+    Exit status 1 when the plan would be refused."""
+    with _client(url, token) as c:
+        result = c.plan(procedure, _typed_args(c, procedure, args or []))
+    if as_json:
+        output.emit_json(result)
+    else:
+        table = Table(title=f"plan of {procedure}", title_justify="left")
+        for col in ("#", "action", "resource", "undo"):
+            table.add_column(col)
+        for i, a in enumerate(result["actions"]):
+            table.add_row(str(i), a["action"], a["path"], f"{a['undo']['action']} {a['undo']['path']}")
+        output.console.print(table)
+        for v in result["violations"]:
+            output.console.print(f"[yellow]violates[/] {v['constraint']} on {v['path']}: {v['message']}")
+        if result.get("error"):
+            e = result["error"]
+            output.console.print(f"[red]error[/] {e['code']}: {e['message']}")
+        output.console.print("[green]ok: apply would go ahead[/]" if result["ok"] else "[red]refused[/]")
+    raise typer.Exit(0 if result["ok"] else 1)
+
+
+@client_app.command()
+def kill(
+    txn_id: Annotated[int, typer.Argument(help="Transaction id.", metavar="ID")],
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    as_json: Json = False,
+) -> None:
+    """Kill a transaction that is not final yet (a running one is rolled back)."""
+    with _client(url, token) as c:
+        result = c.kill(txn_id)
+    if as_json:
+        output.emit_json(result)
+    else:
+        output.console.print(f"kill requested for transaction {txn_id} (was {result['state']})")
+
+
+@client_app.command()
+def tree(
+    path: Annotated[str, typer.Argument(help="Resource path.")] = "/",
+    depth: Annotated[int, typer.Option("--depth", min=0, max=64, help="Levels of children.")] = 3,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    as_json: Json = False,
+) -> None:
+    """Show a subtree of the logical model with kinds and attributes."""
+    with _client(url, token) as c:
+        node = c.resources(path, depth=depth)
+    if as_json:
+        output.emit_json(node)
+        return
+
+    def label(n: dict[str, Any]) -> Text:
+        attrs = ", ".join(f"{k}={v}" for k, v in n["attrs"].items() if v not in ("", [], None))
+        more = f" (+{n['child_count']})" if n["children"] is None and n["child_count"] else ""
+        return Text.assemble((n["name"], "bold"), f" {n['kind']}", (f" {attrs}", "dim"), more)
+
+    def add(branch: Tree, n: dict[str, Any]) -> None:
+        for child in n["children"] or []:
+            add(branch.add(label(child)), child)
+
+    root = Tree(label(node))
+    add(root, node)
+    output.console.print(root)
+    if node.get("truncated"):
+        output.console.print("[yellow](truncated: ask for a smaller depth or a deeper path)[/]")
+
+
+@client_app.command()
+def procedures(url: Url = DEFAULT_URL, token: Token = None, as_json: Json = False) -> None:
+    """The procedures the server can run, with their arguments."""
+    with _client(url, token) as c:
+        procs = c.procedures()
+    if as_json:
+        output.emit_json(procs)
+        return
+    table = Table()
+    for col in ("procedure", "arguments", "description"):
+        table.add_column(col)
+    for p in procs:
+        params = " ".join(f"{x['name']}:{x['type']}" + ("" if x["required"] else "?") for x in p["params"])
+        table.add_row(p["name"], params, p["doc"].split("\n")[0])
+    output.console.print(table)
+
+
+@txn_app.command("list")
+def txn_list(
+    state: Annotated[str | None, typer.Option("--state", help="Only this state, e.g. COMMITTED.")] = None,
+    procedure: Annotated[str | None, typer.Option("--procedure", help="Only this procedure.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="Page size.")] = 50,
+    before: Annotated[int | None, typer.Option("--before", help="Only ids below this (next page).")] = None,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    as_json: Json = False,
+) -> None:
+    """Transactions, newest first."""
+    with _client(url, token) as c:
+        page = c.transactions(
+            state=state.upper() if state else None, procedure=procedure, limit=limit, before=before
+        )
+    if as_json:
+        output.emit_json(page)
+        return
+    output.console.print(_summary_table(page["items"]))
+    if page["next_before"] is not None:
+        output.console.print(f"[dim]more: --before {page['next_before']}[/]")
+
+
+@txn_app.command("show")
+def txn_show(
+    txn_id: Annotated[int, typer.Argument(help="Transaction id.", metavar="ID")],
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    as_json: Json = False,
+) -> None:
+    """One transaction: states and timings, action log, per-step outcomes, error or violation."""
+    with _client(url, token) as c:
+        detail = c.transaction(txn_id)
+    if as_json:
+        output.emit_json(detail)
+    else:
+        output.console.print(_detail_view(detail))
+
+
+@txn_app.command("watch")
+def txn_watch(
+    txn_id: Annotated[
+        int | None, typer.Argument(help="Transaction id (none: every transaction).", metavar="[ID]")
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", help="Give up after this many seconds.")
+    ] = None,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    as_json: Json = False,
+) -> None:
+    """Follow one transaction live until it is final (exit 0 when it commits), or, without ID, every
+    transaction's state changes until interrupted (--json: one JSON object a line)."""
+    with _client(url, token) as c:
+        if txn_id is not None:
+            detail = _watch(c, txn_id, as_json, timeout)
+        else:
+            _watch_all(c, as_json, timeout)
+            return
+    _finish(detail)
+
+
+def _watch_all(c: Client, as_json: bool, timeout: float | None) -> None:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    latest: dict[int, dict[str, Any]] = {t["id"]: t for t in c.transactions(limit=20)["items"]}
+
+    def view() -> Table:
+        items = sorted(latest.values(), key=lambda t: -int(t["id"]))[:20]
+        return _summary_table(items, title="transactions (live; Ctrl-C to stop)")
+
+    live = None if as_json else Live(view(), console=output.console, refresh_per_second=4)
+    try:
+        if live is not None:
+            live.start()
+        for ev in c.events():
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            if ev.kind != "transaction":
+                continue
+            t = ev.data["txn"]
+            if as_json:
+                sys.stdout.write(json.dumps({"event": ev.id, **t}, sort_keys=True) + "\n")
+                sys.stdout.flush()
+            else:
+                latest[int(t["id"])] = t
+                assert live is not None
+                live.update(view())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if live is not None:
+            live.stop()

@@ -1,0 +1,106 @@
+"""A real tropic API server for tests: uvicorn on a free loopback port, in a thread of the test process,
+serving a controller on a generated datacenter with the sim driver (dependency injection, no globals)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from tropic.api import AuditLog, TokenStore, create_app
+from tropic.api.events import EventBroker
+from tropic.drivers import SimDriver
+from tropic.model import Model, project
+from tropic.scenario import build_datacenter
+from tropic.txn import Controller
+
+VIEWER = "viewer-token-0123456789abcdef"
+OPERATOR = "operator-token-0123456789abcdef"
+ADMIN = "admin-token-0123456789abcdef"
+SECRETS = (VIEWER, OPERATOR, ADMIN)
+
+HOST = "/compute/us-east/host-01"
+IMAGE = "/storage/us-east/san-1/img-ubuntu"
+
+
+def spawn_args(name: str, host: str = HOST, memory_mib: int = 512, vcpus: int = 1) -> dict[str, Any]:
+    return {"host": host, "name": name, "image": IMAGE, "vcpus": vcpus, "memory_mib": memory_mib}
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@dataclass
+class Server:
+    url: str
+    controller: Controller
+    driver: SimDriver
+    model: Model
+    audit: AuditLog
+    events: EventBroker
+    _server: uvicorn.Server
+    _thread: threading.Thread
+    clients: list[httpx.Client] = field(default_factory=list)
+
+    def client(self, token: str | None = OPERATOR, **kw: Any) -> httpx.Client:
+        headers = auth(token) if token else {}
+        c = httpx.Client(base_url=self.url, headers=headers, timeout=10.0, **kw)
+        self.clients.append(c)
+        return c
+
+    def wait_final(self, txn_id: int, timeout: float = 10.0) -> dict[str, Any]:
+        c = self.client(VIEWER)
+        deadline = time.monotonic() + timeout
+        while True:
+            d: dict[str, Any] = c.get(f"/v1/transactions/{txn_id}").json()
+            if d["state"] in ("COMMITTED", "ABORTED", "FAILED"):
+                return d
+            assert time.monotonic() < deadline, f"transaction {txn_id} still {d['state']}"
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        for c in self.clients:
+            c.close()
+        self.events.close()
+        self._server.should_exit = True
+        self._thread.join(15)
+        self.controller.stop()
+        self.audit.close()
+
+
+def start_server(audit_path: Path | None = None, latency: float = 0.01, **app_kw: Any) -> Server:
+    model = build_datacenter()
+    driver = SimDriver(latency=latency)
+    driver.load(project(model))
+    controller = Controller(model, driver).start()
+    tokens = TokenStore([("vera", VIEWER, "viewer"), ("otto", OPERATOR, "operator"), ("ada", ADMIN, "admin")])
+    audit = AuditLog(audit_path, fsync=False)
+    events = EventBroker(ping_s=0.5)
+    app = create_app(controller, tokens, audit, events=events, **app_kw)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2, lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the API server did not start")
+        time.sleep(0.01)
+    return Server(f"http://127.0.0.1:{port}", controller, driver, model, audit, events, server, thread)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
