@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tropic.cli import embedded, output
+from tropic.cli import bench, embedded, optimize, output
 from tropic.cli.client import client_app
 from tropic.cli.serve import serve_app
 from tropic.errors import TropicError
@@ -28,6 +28,8 @@ app.add_typer(serve_app)  # serve
 app.add_typer(client_app)  # submit, plan, txn list|show|watch, tree, kill, procedures
 app.command("run-workload")(embedded.run_workload_cmd)
 app.command("check")(embedded.check_cmd)
+app.add_typer(bench.app, name="bench")
+app.add_typer(optimize.app, name="optimize")
 
 
 @app.command()

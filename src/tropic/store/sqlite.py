@@ -12,11 +12,12 @@ A file that is not a tropic store (another SQLite database, or not SQLite at all
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sqlite3
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from tropic.errors import CorruptStore, StoreError
 from tropic.model import Delta, Model, Node, Schema, parent_of
@@ -33,13 +34,15 @@ CREATE TABLE IF NOT EXISTS nodes (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS txns (
     id INTEGER PRIMARY KEY, state TEXT NOT NULL, procedure TEXT NOT NULL, submitter TEXT NOT NULL,
-    record TEXT NOT NULL
+    record TEXT NOT NULL, actions TEXT, delta TEXT
 );
 CREATE INDEX IF NOT EXISTS txns_state ON txns (state);
 CREATE TABLE IF NOT EXISTS fences (path TEXT PRIMARY KEY, txn INTEGER NOT NULL);
 """
 
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 def _validate(path: Path) -> bool:
@@ -99,6 +102,7 @@ class SQLiteStore(Store):
         self._txns: dict[int, Transaction] = {}
         self._nodes: list[tuple[str, Node | None]] = []
         self._fences: dict[str, int | None] = {}
+        self._logged: set[int] = set()  # transactions whose action log and delta are stored
         self.commits = 0
 
     # --- reading -----------------------------------------------------------------------------------
@@ -109,7 +113,7 @@ class SQLiteStore(Store):
         model = Model(schema)
         nodes = model.nodes
         kids = model.kids
-        loads = json.loads
+        loads = orjson.loads
         for path, kind, attrs in conn.execute("SELECT path, kind, attrs FROM nodes"):
             nodes[path] = Node(kind, loads(attrs))
             if path != "/":
@@ -173,13 +177,7 @@ class SQLiteStore(Store):
                 if puts:
                     conn.executemany("INSERT OR REPLACE INTO nodes VALUES (?, ?, ?)", puts)
             if txns:
-                conn.executemany(
-                    "INSERT OR REPLACE INTO txns VALUES (?, ?, ?, ?, ?)",
-                    [
-                        (t.id, t.state.value, t.procedure, t.submitter, _dumps(record(t)))
-                        for t in txns.values()
-                    ],
-                )
+                conn.executemany(UPSERT, [self._row(t) for t in txns.values()])
             for path, txn in fences.items():
                 if txn is None:
                     conn.execute("DELETE FROM fences WHERE path=?", (path,))
@@ -192,14 +190,39 @@ class SQLiteStore(Store):
             raise StoreError(f"cannot write store {self.path}: {e}", path=str(self.path)) from None
         self.commits += 1
 
+    def _row(self, t: Transaction) -> tuple[Any, ...]:
+        """The action log and delta are written once, when the transaction starts; later writes carry
+        only the small record (state, times, step outcomes). A final record drops the delta."""
+        actions = delta = None
+        if t.final:
+            self._logged.discard(t.id)
+            if t.actions and t.id not in self._logged:
+                actions = _dumps([a.to_dict() for a in t.actions])
+        elif t.delta is not None and t.id not in self._logged:
+            actions = _dumps([a.to_dict() for a in t.actions])
+            delta = _dumps(t.delta.to_dict())
+            self._logged.add(t.id)
+        return (
+            t.id,
+            t.state.value,
+            t.procedure,
+            t.submitter,
+            _dumps(t.to_dict(actions=False)),
+            actions,
+            delta,
+        )
+
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
             self._conn.close()
 
 
-def record(t: Transaction) -> dict[str, Any]:
-    """The durable form of a transaction: its record plus the model delta (needed to roll it back)."""
-    d = t.to_dict()
-    if t.delta is not None and not t.final:
-        d["delta"] = t.delta.to_dict()
-    return d
+UPSERT = """
+INSERT INTO txns (id, state, procedure, submitter, record, actions, delta) VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET
+    state = excluded.state,
+    record = excluded.record,
+    actions = COALESCE(excluded.actions, txns.actions),
+    delta = CASE WHEN excluded.state IN ('COMMITTED', 'ABORTED', 'FAILED') THEN NULL
+                 ELSE COALESCE(excluded.delta, txns.delta) END
+"""

@@ -103,6 +103,7 @@ class Controller:
         self._pool: ThreadPoolExecutor | None = None
         self._stopping = False
         self._listeners: list[Listener] = []
+        self._settled = threading.Condition()  # notified after each batch is durable
 
     @classmethod
     def open(
@@ -219,8 +220,10 @@ class Controller:
             t.times[State.SUBMITTED.value] = time.time()
             self._txns[t.id] = t
             self._events.put(("submit", t))
-        if durable and not t.accepted.wait(timeout):
-            raise StoreError(f"transaction {t.id} was not stored within {timeout} s")
+        if durable:
+            with self._settled:
+                if not self._settled.wait_for(lambda: t.accepted, timeout):
+                    raise StoreError(f"transaction {t.id} was not stored within {timeout} s")
         return t
 
     def plan(self, procedure: str, args: Mapping[str, Value] | None = None) -> Simulation:
@@ -249,18 +252,16 @@ class Controller:
 
     def wait(self, txn: Transaction | int, timeout: float | None = None) -> Transaction:
         t = txn if isinstance(txn, Transaction) else self.get(txn)
-        if not t.done.wait(timeout):
-            raise TimeoutError(f"transaction {t.id} still {t.state.value} after {timeout} s")
+        with self._settled:
+            if not self._settled.wait_for(lambda: t.settled, timeout):
+                raise TimeoutError(f"transaction {t.id} still {t.state.value} after {timeout} s")
         return t
 
     def drain(self, timeout: float | None = None) -> bool:
         """Wait until every known transaction is final; False on timeout."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        for t in list(self._txns.values()):
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not t.done.wait(left):
-                return False
-        return True
+        txns = list(self._txns.values())
+        with self._settled:
+            return self._settled.wait_for(lambda: all(t.settled for t in txns), timeout)
 
     def subscribe(self, listener: Listener) -> None:
         """Call ``listener`` (on the logical thread, after the change is durable) at every state change."""
@@ -365,11 +366,15 @@ class Controller:
     def _announce(self) -> None:
         accepted, self._accepted = self._accepted, []
         for t in accepted:
-            t.accepted.set()
+            t.accepted = True
         notify, self._notify = self._notify, []
         for t in notify:
             if t.final:
-                t.done.set()
+                t.settled = True
+        if accepted or notify:
+            with self._settled:
+                self._settled.notify_all()
+        for t in notify:
             for listener in self._listeners:
                 listener(t)
         dispatch, self._dispatch = self._dispatch, []

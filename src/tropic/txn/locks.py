@@ -73,26 +73,47 @@ def _join(held: int | None, mode: int) -> int:
     return max(held, mode)  # IR+IW -> IW, IR+R -> R
 
 
+# For each requested mode, the held modes that conflict with it.
+_CONFLICTS = tuple(tuple(h for h in range(5) if not COMPATIBLE[h][m]) for m in range(5))
+
+
 class LockTable:
-    """Who holds which mode on which path. Used by the logical thread only (no internal locking)."""
+    """Who holds which mode on which path. Used by the logical thread only (no internal locking).
+
+    Per path it keeps a count per mode, so a conflict check costs O(locks requested), not O(holders):
+    every transaction holds intention locks on ``/`` and its other ancestors.
+    """
 
     def __init__(self) -> None:
         self._held: dict[str, dict[int, int]] = {}  # path -> {txn: mode}
+        self._counts: dict[str, list[int]] = {}  # path -> holders per mode
         self._by_txn: dict[int, dict[str, int]] = {}
 
     def conflict(self, txn: int, wanted: dict[str, int], *, before: int | None = None) -> int | None:
         """The id of a transaction whose locks conflict with ``wanted``, or None. With ``before``, only
         holders with a smaller id count (reservations of older deferred transactions)."""
-        held = self._held
+        counts = self._counts
+        mine = self._by_txn.get(txn)
         for path, mode in wanted.items():
-            holders = held.get(path)
-            if not holders:
+            c = counts.get(path)
+            if c is None:
                 continue
-            for other, other_mode in holders.items():
-                if other == txn or (before is not None and other >= before):
-                    continue
-                if not COMPATIBLE[other_mode][mode]:
-                    return other
+            own = mine.get(path) if mine else None
+            for h in _CONFLICTS[mode]:
+                n = c[h] - (1 if own == h else 0)
+                if n > 0:
+                    blocker = self._blocker(txn, path, mode, before)
+                    if blocker is not None:
+                        return blocker
+                    break
+        return None
+
+    def _blocker(self, txn: int, path: str, mode: int, before: int | None) -> int | None:
+        for other, other_mode in self._held[path].items():
+            if other == txn or (before is not None and other >= before):
+                continue
+            if not COMPATIBLE[other_mode][mode]:
+                return other
         return None
 
     def try_acquire(self, txn: int, locks: LockSet) -> int | None:
@@ -107,17 +128,30 @@ class LockTable:
     def force(self, txn: int, wanted: dict[str, int]) -> None:
         """Record ``wanted`` as held by ``txn`` (the caller has checked for conflicts)."""
         mine = self._by_txn.setdefault(txn, {})
+        held, counts = self._held, self._counts
         for path, mode in wanted.items():
-            self._held.setdefault(path, {})[txn] = mode
+            holders = held.get(path)
+            if holders is None:
+                held[path] = holders = {}
+                counts[path] = [0, 0, 0, 0, 0]
+            old = holders.get(txn)
+            if old is not None:
+                counts[path][old] -= 1
+            holders[txn] = mode
+            counts[path][mode] += 1
             mine[path] = mode
 
     def release(self, txn: int) -> None:
-        for path in self._by_txn.pop(txn, {}):
-            holders = self._held.get(path)
+        held, counts = self._held, self._counts
+        for path, mode in self._by_txn.pop(txn, {}).items():
+            holders = held.get(path)
             if holders is not None:
                 holders.pop(txn, None)
-                if not holders:
-                    del self._held[path]
+                if holders:
+                    counts[path][mode] -= 1
+                else:
+                    del held[path]
+                    del counts[path]
 
     def holders(self) -> set[int]:
         return set(self._by_txn)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,8 +67,8 @@ class Transaction:
     blocked_by: int | None = None
     kill_requested: bool = False
     delta: Delta | None = None
-    done: threading.Event = field(default_factory=threading.Event)
-    accepted: threading.Event = field(default_factory=threading.Event)  # durably queued
+    accepted: bool = False  # the submission is durable
+    settled: bool = False  # final, and the final state is durable (only then is it reported)
     saved_steps: int = 0  # how many step outcomes the store has (progress of in-flight transactions)
 
     @property
@@ -89,15 +88,15 @@ class Transaction:
                 return end - start
         return None
 
-    def to_dict(self) -> dict[str, Value]:
-        return {
+    def to_dict(self, *, actions: bool = True) -> dict[str, Value]:
+        """The record as plain data (``actions=False`` leaves out the action log, stored apart)."""
+        out: dict[str, Value] = {
             "id": self.id,
             "procedure": self.procedure,
             "args": self.args,
             "submitter": self.submitter,
             "state": self.state.value,
             "times": dict(self.times),
-            "actions": [a.to_dict() for a in self.actions],
             "steps": [s.to_dict() for s in self.steps],
             "error": self.error,
             "violations": [v.to_dict() for v in self.violations],
@@ -106,6 +105,9 @@ class Transaction:
             "left_behind": list(self.left_behind),
             "deferrals": self.deferrals,
         }
+        if actions:
+            out["actions"] = [a.to_dict() for a in self.actions]
+        return out
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> Transaction:
@@ -123,7 +125,6 @@ class Transaction:
         if "delta" in d:
             t.delta = Delta.from_dict(d["delta"])
         t.saved_steps = len(t.steps)
-        t.accepted.set()
-        if t.final:
-            t.done.set()
+        t.accepted = True
+        t.settled = t.final
         return t
