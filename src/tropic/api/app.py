@@ -313,7 +313,8 @@ def create_app(
 
         def create() -> int:
             try:
-                t = controller.submit(proc.name, args, submitter=who.name)
+                # durable: a 202 means the submission is in the store and survives a crash.
+                t = controller.submit(proc.name, args, submitter=who.name, durable=True)
             except TropicError as e:
                 audit.record(who, "submit", "refused", details={"procedure": proc.name, "error": e.code})
                 raise
