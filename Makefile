@@ -1,11 +1,12 @@
-# The two commands: `make demo` and `make test`. Both create .venv and install what they need.
+# The two commands: `make demo` and `make test`. Both create .venv and install what they need; `make test`
+# also installs the services the tests use (ZooKeeper, libvirt's build deps, Chromium) from Debian.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test lint typecheck clean venv
+.PHONY: demo test lint typecheck services clean venv
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -24,15 +25,21 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/tropic demo
 
+# System services and libraries for the integration tests (idempotent, quick when already present).
+services: $(TEST_STAMP)
+	bash scripts/install-zookeeper.sh >/dev/null
+	bash scripts/install-libvirt.sh $(VENV) >/dev/null
+	bash scripts/install-chromium.sh >/dev/null
+
 lint: $(TEST_STAMP)
-	$(BIN)/ruff check src tests benchmarks examples
-	$(BIN)/ruff format --check src tests benchmarks examples
+	$(BIN)/ruff check src tests benchmarks examples scripts
+	$(BIN)/ruff format --check src tests benchmarks examples scripts
 
 typecheck: $(TEST_STAMP)
 	$(BIN)/mypy
 
-test: $(TEST_STAMP) lint typecheck
-	$(BIN)/pytest -q
+test: $(TEST_STAMP) services lint typecheck
+	TROPIC_REQUIRE_ZOOKEEPER=1 TROPIC_REQUIRE_LIBVIRT=1 $(BIN)/pytest -q
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

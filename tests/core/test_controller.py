@@ -232,3 +232,24 @@ def test_plan_changes_nothing(ctl: Controller, sim: SimDriver) -> None:
         "read": ["/storage/r1/san-1/img-ubuntu"],
         "write": ["/compute/r1/host-01", "/storage/r1/san-1/vol-p"],
     }
+
+
+def test_a_dead_logical_thread_fails_callers_fast(model: Model, sim: SimDriver) -> None:
+    """If the store breaks, callers get a clear ControllerStopped instead of waiting forever."""
+    from tropic.errors import StoreError
+    from tropic.store.base import MemoryStore
+
+    class BrokenStore(MemoryStore):
+        def commit(self) -> None:
+            raise StoreError("disk full")
+
+    c = Controller(model, sim, store=BrokenStore()).start()
+    deadline = time.monotonic() + 5
+    while c.running and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not c.running and c.fatal is not None and "disk full" in c.fatal.message
+    with pytest.raises(ControllerStopped, match="disk full"):
+        c.submit("spawn_vm", spawn("r1", 1, "a"))
+    with pytest.raises(ControllerStopped, match="disk full"):
+        c.check()
+    c.stop()

@@ -18,7 +18,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -100,10 +99,12 @@ class Controller:
         self._running: dict[int, Transaction] = {}  # handed to workers, not yet final
         self._accepted: list[Transaction] = []
         self._thread: threading.Thread | None = None
-        self._pool: ThreadPoolExecutor | None = None
+        self._work: queue.SimpleQueue[Transaction | None] = queue.SimpleQueue()
+        self._workers: list[threading.Thread] = []
         self._stopping = False
         self._listeners: list[Listener] = []
         self._settled = threading.Condition()  # notified after each batch is durable
+        self._fatal: TropicError | None = None
 
     @classmethod
     def open(
@@ -168,7 +169,12 @@ class Controller:
         if self._thread is not None:
             return self
         self._stopping = False
-        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="tropic-worker")
+        self._workers = [
+            threading.Thread(target=self._work_loop, name=f"tropic-worker-{i}", daemon=True)
+            for i in range(self.workers)
+        ]
+        for w in self._workers:
+            w.start()
         self._thread = threading.Thread(target=self._run, name="tropic-logical", daemon=True)
         self._thread.start()
         self._events.put(("resume",))  # retry restored deferred work, dispatch restored in-flight work
@@ -183,10 +189,12 @@ class Controller:
         self._stopping = True
         self._events.put(("stop",))
         thread.join()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
+        for _ in self._workers:
+            self._work.put(None)
+        for w in self._workers:
+            w.join()
+        self._workers = []
         self._thread = None
-        self._pool = None
 
     def __enter__(self) -> Controller:
         return self.start()
@@ -196,7 +204,18 @@ class Controller:
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and not self._stopping
+        return self._thread is not None and self._thread.is_alive() and not self._stopping
+
+    @property
+    def fatal(self) -> TropicError | None:
+        """Why the logical thread stopped on its own (e.g. the store became unwritable), if it did."""
+        return self._fatal
+
+    def _check_alive(self) -> None:
+        if self._fatal is not None:
+            raise ControllerStopped(f"the controller stopped: {self._fatal.message}")
+        if self._thread is not None and not self._thread.is_alive():
+            raise ControllerStopped("the controller's logical thread is not running")
 
     # --- client API ----------------------------------------------------------------------------------
     def submit(
@@ -213,6 +232,7 @@ class Controller:
         submission is in the store (it survives a crash from then on)."""
         proc = self.registry.get(procedure)
         clean = proc.validate(args or {})
+        self._check_alive()
         if not self.running:
             raise ControllerStopped("the controller is not running; start it before submitting")
         with self._submit_lock:
@@ -220,10 +240,8 @@ class Controller:
             t.times[State.SUBMITTED.value] = time.time()
             self._txns[t.id] = t
             self._events.put(("submit", t))
-        if durable:
-            with self._settled:
-                if not self._settled.wait_for(lambda: t.accepted, timeout):
-                    raise StoreError(f"transaction {t.id} was not stored within {timeout} s")
+        if durable and not self._wait_until(lambda: t.accepted, timeout):
+            raise StoreError(f"transaction {t.id} was not stored within {timeout} s")
         return t
 
     def plan(self, procedure: str, args: Mapping[str, Value] | None = None) -> Simulation:
@@ -252,16 +270,26 @@ class Controller:
 
     def wait(self, txn: Transaction | int, timeout: float | None = None) -> Transaction:
         t = txn if isinstance(txn, Transaction) else self.get(txn)
-        with self._settled:
-            if not self._settled.wait_for(lambda: t.settled, timeout):
-                raise TimeoutError(f"transaction {t.id} still {t.state.value} after {timeout} s")
+        if not self._wait_until(lambda: t.settled, timeout):
+            raise TimeoutError(f"transaction {t.id} still {t.state.value} after {timeout} s")
         return t
 
     def drain(self, timeout: float | None = None) -> bool:
         """Wait until every known transaction is final; False on timeout."""
         txns = list(self._txns.values())
+        return self._wait_until(lambda: all(t.settled for t in txns), timeout)
+
+    def _wait_until(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
+        """Wait for ``predicate`` (re-checked after each durable batch); raise if the controller died."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._settled:
-            return self._settled.wait_for(lambda: all(t.settled for t in txns), timeout)
+            while not predicate():
+                self._check_alive()
+                left = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
+                if left <= 0:
+                    return predicate()
+                self._settled.wait(left)
+        return True
 
     def subscribe(self, listener: Listener) -> None:
         """Call ``listener`` (on the logical thread, after the change is durable) at every state change."""
@@ -273,7 +301,8 @@ class Controller:
             return fn()
         c = _Call(fn)
         self._events.put(("call", c))
-        c.done.wait()
+        while not c.done.wait(0.5):
+            self._check_alive()
         if c.error is not None:
             raise c.error
         return c.result  # type: ignore[no-any-return]
@@ -310,6 +339,17 @@ class Controller:
 
     # --- the logical thread --------------------------------------------------------------------------
     def _run(self) -> None:
+        try:
+            self._loop()
+        except TropicError as e:
+            self._fatal = e
+        except Exception as e:  # a bug must not leave callers waiting forever: record it, wake everyone
+            self._fatal = TropicError(f"internal error on the logical thread: {type(e).__name__}: {e}")
+        finally:
+            with self._settled:
+                self._settled.notify_all()
+
+    def _loop(self) -> None:
         events = self._events
         stop = False
         while True:
@@ -378,10 +418,9 @@ class Controller:
             for listener in self._listeners:
                 listener(t)
         dispatch, self._dispatch = self._dispatch, []
-        pool = self._pool
+        work = self._work
         for t in dispatch:
-            assert pool is not None
-            pool.submit(self._execute, t)
+            work.put(t)
 
     def _schedule(self, released: bool) -> None:
         if released:
@@ -526,6 +565,14 @@ class Controller:
         self._notify.append(t)
 
     # --- workers -------------------------------------------------------------------------------------
+    def _work_loop(self) -> None:
+        work = self._work
+        while True:
+            t = work.get()
+            if t is None:
+                return
+            self._execute(t)
+
     def _execute(self, t: Transaction) -> None:
         """Replay ``t``'s action log on the devices; on failure undo in reverse. Runs on a worker."""
         try:
