@@ -122,9 +122,14 @@ class SQLiteStore(Store):
                 if s is None:
                     kids[parent] = s = set()
                 s.add(path.rsplit("/", 1)[1])
-        txns = [
-            Transaction.from_dict(loads(r[0])) for r in conn.execute("SELECT record FROM txns ORDER BY id")
-        ]
+        txns = []
+        for rec, actions, delta in conn.execute("SELECT record, actions, delta FROM txns ORDER BY id"):
+            d = loads(rec)
+            if actions is not None:
+                d["actions"] = loads(actions)
+            if delta is not None:
+                d["delta"] = loads(delta)
+            txns.append(Transaction.from_dict(d))
         fenced = {p: int(t) for p, t in conn.execute("SELECT path, txn FROM fences")}
         return Restored(model, txns, fenced)
 

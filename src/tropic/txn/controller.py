@@ -537,7 +537,7 @@ class Controller:
         if t.state is State.STARTED:
             move(t, State.COMMITTED)
         else:
-            assert t.delta is not None
+            assert t.delta is not None, f"transaction {t.id} has no model delta to revert"
             self.model.revert(t.delta)
             self.store.put_delta(t.delta, revert=True)
             if t.left_behind:
