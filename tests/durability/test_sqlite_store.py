@@ -6,12 +6,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from core.helpers import small_dc, spawn
 from tropic.drivers import Fault, SimDriver
 from tropic.model import STANDARD, project
 from tropic.store.sqlite import SQLiteStore
 from tropic.txn import Controller, State
-
-from core.helpers import small_dc, spawn
 
 
 def test_in_flight_transaction_round_trips_with_action_log_and_delta(tmp_path: Path) -> None:
