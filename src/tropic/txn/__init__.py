@@ -7,6 +7,7 @@ from tropic.txn.procedures import REGISTRY, Procedure, Registry, procedure
 from tropic.txn.record import StepOutcome, Transaction
 from tropic.txn.simulate import Simulation, simulate
 from tropic.txn.states import FINAL, TRANSITIONS, State, move
+from tropic.txn.worker import Executor, LocalExecutor, replay, rollback, run_step
 
 __all__ = [
     "FINAL",
@@ -14,6 +15,8 @@ __all__ = [
     "TRANSITIONS",
     "Controller",
     "Counters",
+    "Executor",
+    "LocalExecutor",
     "LockSet",
     "LockTable",
     "Procedure",
@@ -24,5 +27,8 @@ __all__ = [
     "Transaction",
     "move",
     "procedure",
+    "replay",
+    "rollback",
+    "run_step",
     "simulate",
 ]

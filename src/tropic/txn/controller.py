@@ -21,11 +21,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from tropic.drivers.base import Driver, Step
+from tropic.drivers.base import Driver
 from tropic.errors import (
     ConstraintViolation,
     ControllerStopped,
-    DriverError,
     FencedResource,
     StoreError,
     TransactionKilled,
@@ -36,9 +35,10 @@ from tropic.model import STANDARD, Model, Schema, Value, audit, differences, orp
 from tropic.store.base import MemoryStore, Restored, Store
 from tropic.txn.locks import LockSet, LockTable
 from tropic.txn.procedures import REGISTRY, Registry
-from tropic.txn.record import StepOutcome, Transaction
+from tropic.txn.record import Transaction
 from tropic.txn.simulate import Simulation, simulate
 from tropic.txn.states import FINAL, State, move
+from tropic.txn.worker import Executor, LocalExecutor
 
 T = TypeVar("T")
 Listener = Callable[[Transaction], None]
@@ -77,6 +77,7 @@ class Controller:
         store: Store | None = None,
         registry: Registry = REGISTRY,
         workers: int = 8,
+        executor: Executor | None = None,
     ) -> None:
         self.model = model
         self.driver = driver
@@ -99,8 +100,7 @@ class Controller:
         self._running: dict[int, Transaction] = {}  # handed to workers, not yet final
         self._accepted: list[Transaction] = []
         self._thread: threading.Thread | None = None
-        self._work: queue.SimpleQueue[Transaction | None] = queue.SimpleQueue()
-        self._workers: list[threading.Thread] = []
+        self.executor = executor or LocalExecutor(driver, workers)
         self._stopping = False
         self._listeners: list[Listener] = []
         self._settled = threading.Condition()  # notified after each batch is durable
@@ -116,6 +116,7 @@ class Controller:
         schema: Schema = STANDARD,
         registry: Registry = REGISTRY,
         workers: int = 8,
+        executor: Executor | None = None,
     ) -> Controller:
         """A controller on a durable store: restore the model and every transaction, or initialise an
         empty store with ``initial()``. Queued transactions resume in FIFO order once started; those that
@@ -126,8 +127,8 @@ class Controller:
                 raise StoreError(f"store {store.uri} is empty and no initial model was given")
             model = initial()
             store.init_model(model)
-            return cls(model, driver, store=store, registry=registry, workers=workers)
-        c = cls(restored.model, driver, store=store, registry=registry, workers=workers)
+            return cls(model, driver, store=store, registry=registry, workers=workers, executor=executor)
+        c = cls(restored.model, driver, store=store, registry=registry, workers=workers, executor=executor)
         c._restore(restored)
         return c
 
@@ -169,12 +170,10 @@ class Controller:
         if self._thread is not None:
             return self
         self._stopping = False
-        self._workers = [
-            threading.Thread(target=self._work_loop, name=f"tropic-worker-{i}", daemon=True)
-            for i in range(self.workers)
-        ]
-        for w in self._workers:
-            w.start()
+        events = self._events
+        self.executor.start(
+            finished=lambda t: events.put(("finished", t)), progress=lambda t: events.put(("progress", t))
+        )
         self._thread = threading.Thread(target=self._run, name="tropic-logical", daemon=True)
         self._thread.start()
         self._events.put(("resume",))  # retry restored deferred work, dispatch restored in-flight work
@@ -189,11 +188,7 @@ class Controller:
         self._stopping = True
         self._events.put(("stop",))
         thread.join()
-        for _ in self._workers:
-            self._work.put(None)
-        for w in self._workers:
-            w.join()
-        self._workers = []
+        self.executor.stop()
         self._thread = None
 
     def __enter__(self) -> Controller:
@@ -418,9 +413,9 @@ class Controller:
             for listener in self._listeners:
                 listener(t)
         dispatch, self._dispatch = self._dispatch, []
-        work = self._work
+        submit = self.executor.submit
         for t in dispatch:
-            work.put(t)
+            submit(t)
 
     def _schedule(self, released: bool) -> None:
         if released:
@@ -563,102 +558,6 @@ class Controller:
             c.killed += 1
         self.store.put_txn(t)
         self._notify.append(t)
-
-    # --- workers -------------------------------------------------------------------------------------
-    def _work_loop(self) -> None:
-        work = self._work
-        while True:
-            t = work.get()
-            if t is None:
-                return
-            self._execute(t)
-
-    def _execute(self, t: Transaction) -> None:
-        """Replay ``t``'s action log on the devices; on failure undo in reverse. Runs on a worker."""
-        try:
-            self._replay(t)
-        finally:
-            self._events.put(("finished", t))
-
-    def _replay(self, t: Transaction) -> None:
-        """Run the forward steps not yet done (all of them, unless resuming after a crash); roll back on
-        failure. A transaction recovered while rolling back resumes its rollback."""
-        if t.state is not State.STARTED:
-            if t.state is State.KILLED:
-                move(t, State.ROLLING_BACK)
-            undone = {s.index for s in t.steps if s.undo and s.status == "done"}
-            # Undo every step not known to be undone: undo actions are idempotent, so undoing a step that
-            # never reached its device is harmless, and one that may have reached it is undone.
-            order = [i for i in reversed(range(len(t.actions))) if i not in undone]
-            interrupted = None if t.error else TransactionKilled(f"transaction {t.id} was interrupted")
-            self._rollback(t, order, interrupted)
-            return
-        finished = {s.index for s in t.steps if not s.undo and s.status == "done"}
-        done: list[int] = []
-        failure: TropicError | None = None
-        failed_at: int | None = None
-        for i, a in enumerate(t.actions):
-            if i in finished:
-                done.append(i)
-                continue
-            if t.kill_requested:
-                failure = TransactionKilled(f"transaction {t.id} was killed before step {i} ({a.action})")
-                break
-            err = self._step(t, Step(t.id, i, a.path, a.action, a.args))
-            if err is None:
-                done.append(i)
-            else:
-                failure, failed_at = err, i
-                break
-        if failure is None:
-            return
-        if isinstance(failure, TransactionKilled):
-            move(t, State.KILLED)
-        move(t, State.ROLLING_BACK)
-        self._events.put(("progress", t))
-        # The failed step may have taken effect before failing: undo it too (undo actions are idempotent).
-        order = ([failed_at] if failed_at is not None else []) + done[::-1]
-        self._rollback(t, order, failure)
-
-    def _rollback(self, t: Transaction, order: list[int], failure: TropicError | None) -> None:
-        if failure is not None:
-            t.error = failure.to_dict()
-        for pos, i in enumerate(order):
-            a = t.actions[i]
-            err = self._step(t, Step(t.id, i, a.undo_path, a.undo_action, a.undo_args, undo=True))
-            if err is not None:
-                left: dict[str, None] = {}
-                for j in order[pos:]:
-                    for p in t.actions[j].touches or (t.actions[j].path,):
-                        left[p] = None
-                t.left_behind = sorted(left)
-                t.error = {**(t.error or {}), "undo_error": err.to_dict()}
-                return
-
-    def _step(self, t: Transaction, step: Step) -> TropicError | None:
-        started = time.time()
-        error: TropicError | None = None
-        try:
-            self.driver.execute(step)
-        except TropicError as e:
-            error = e
-        except Exception as e:  # a driver bug or an unexpected device answer: contain it to this step
-            error = DriverError(
-                f"{self.driver.name}: {type(e).__name__}: {e} during {step.describe()}", path=step.path
-            )
-        t.steps.append(
-            StepOutcome(
-                step.index,
-                step.path,
-                step.action,
-                step.undo,
-                "done" if error is None else "failed",
-                started,
-                time.time(),
-                None if error is None else error.to_dict(),
-            )
-        )
-        return error
 
     # --- summaries -----------------------------------------------------------------------------------
     def states(self) -> dict[str, int]:
