@@ -41,6 +41,7 @@ from tropic.txn.states import FINAL, State, move
 from tropic.txn.worker import Executor, LocalExecutor
 
 T = TypeVar("T")
+MAX_BATCH = 128  # new transactions simulated per batch before the group commit
 Listener = Callable[[Transaction], None]
 
 
@@ -350,7 +351,8 @@ class Controller:
         while True:
             try:
                 # While work is on the devices, wake up regularly to persist step progress.
-                batch = [events.get(timeout=0.05 if self._running else None)]
+                wait = 0.0 if self._pending else 0.05 if self._running else None
+                batch = [events.get(timeout=wait)]
             except queue.Empty:
                 batch = []
             while True:
@@ -380,6 +382,11 @@ class Controller:
                     calls.append(ev[1])
                 elif kind == "stop":
                     stop = True
+            if released and self._notify:
+                # Settle finished transactions before simulating new work: their latency should not
+                # include the next batch's simulations.
+                self.store.commit()
+                self._announce()
             if not stop:
                 self._schedule(released)
             for t in self._running.values():
@@ -421,7 +428,9 @@ class Controller:
         if released:
             self._retry_deferred()
         pending = self._pending
-        while pending:
+        budget = MAX_BATCH  # bound the time before this batch commits; the rest waits for the next loop
+        while pending and budget:
+            budget -= 1
             t = pending.popleft()
             if t.kill_requested:
                 self._abort_killed(t)
