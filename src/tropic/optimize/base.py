@@ -43,9 +43,6 @@ class SolverSettings:
         if self.workers < 1:
             raise InvalidArguments(f"workers must be at least 1, got {self.workers}")
 
-    def with_time_limit(self, time_limit_s: float) -> SolverSettings:
-        return SolverSettings(time_limit_s=time_limit_s, workers=self.workers, seed=self.seed, log=self.log)
-
 
 @dataclass(frozen=True)
 class ProgressEvent:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from tropic.errors import InvalidArguments
 from tropic.optimize.placement import PlacementProblem
 from tropic.optimize.placement_state import PlacementState
 
@@ -51,7 +52,7 @@ def _finish(state: PlacementState, unplaced: list[str], start: float, method: st
 def first_fit_decreasing(problem: PlacementProblem, *, key: str = "max") -> HeuristicResult:
     """First fit decreasing; ``key`` is ``"max"`` (largest normalised resource) or ``"sum"``."""
     if key not in ("max", "sum"):
-        raise ValueError(f"unknown FFD key {key!r}")
+        raise InvalidArguments(f"unknown FFD key {key!r} (choose max or sum)")
     start = time.monotonic()
     state = _initial_state(problem)
     cpu_scale = max((h.vcpus for h in problem.hosts), default=1) or 1

@@ -18,19 +18,6 @@ from fractions import Fraction
 from tropic.errors import InvalidArguments
 from tropic.optimize.base import SolveStatus
 
-Number = int | Fraction
-
-
-def exact(value: Number | str) -> Fraction:
-    """``value`` as an exact fraction; strings such as ``"0.012"`` are read in decimal, floats are refused
-    because their binary expansion would silently change the problem."""
-    if isinstance(value, bool) or not isinstance(value, int | Fraction | str):
-        raise InvalidArguments(f"expected an int, a Fraction or a decimal string, got {value!r}")
-    try:
-        return Fraction(value)
-    except (ValueError, ZeroDivisionError):
-        raise InvalidArguments(f"not a number: {value!r}") from None
-
 
 class Op(enum.Enum):
     LT = "<"
