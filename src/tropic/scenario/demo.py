@@ -238,6 +238,11 @@ class Demo:
         fault = None
         if sim is not None:
             fault = sim.inject(Fault(action="create_vm", match={"name": "flaky-1"}, message="out of memory"))
+        elif hasattr(self.driver, "customize_domain"):
+            # libvirt: make libvirt itself refuse to define this one domain (a real device failure)
+            from tropic.drivers.libvirt import refuse_domains
+
+            self.driver.customize_domain = refuse_domains("flaky-1")
         t = c.submit("spawn_vm", _spawn(host_path(EU, 4), "flaky-1", EU), submitter="demo")
         c.wait(t, 60)
         if sim is not None and fault is not None:
