@@ -57,7 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     small = measure(1_000, args.count)
     big = measure(args.big, args.count)
-    out = {"small": small, "big": big, "ratio_big_to_small": round(big["check_us_mean"] / small["check_us_mean"], 2)}
+    out = {
+        "small": small,
+        "big": big,
+        "ratio_big_to_small": round(big["check_us_mean"] / small["check_us_mean"], 2),
+    }
     print(json.dumps(out, indent=2) if args.json else out)
     return 0
 
