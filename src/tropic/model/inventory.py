@@ -122,14 +122,4 @@ def differences(logical: Inventory, physical: Inventory, limit: int = 20) -> lis
 
 def audit(model: Model) -> list[Violation]:
     """Evaluate every constraint of every resource (a full check, for tests and ``tropic check``)."""
-    view = View(model, readonly=True)
-    out: list[Violation] = []
-    for path, node in model.nodes.items():
-        cls = model.schema.kinds.get(node.kind)
-        if cls is None or not cls.constraints:
-            continue
-        handle = cls(view, path)
-        for spec in cls.constraints:
-            for message, res in spec.func(handle):
-                out.append(Violation(f"{cls.__name__}.{spec.name}", message, res.path))
-    return out
+    return View(model, readonly=True).evaluate(list(model.nodes))

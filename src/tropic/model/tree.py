@@ -8,7 +8,7 @@ the read and write sets (for locks), and the overlay itself, which :meth:`Model.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -377,9 +377,13 @@ class View:
                 if anc in todo:
                     break
                 todo[anc] = None
+        return self.evaluate(todo)
+
+    def evaluate(self, paths: Iterable[str]) -> list[Violation]:
+        """The violations of the constraints of the resources at ``paths`` (missing ones are skipped)."""
         out: list[Violation] = []
         kinds = self.schema.kinds
-        for path in todo:
+        for path in paths:
             node = self._node(path)
             if node is None:
                 continue
