@@ -128,6 +128,15 @@ def test_sigkill_at_random_moments(tmp_path: Path, label: str, extra: list[str])
             assert f["left_behind"] and set(f["left_behind"]) <= fenced
 
 
+def test_check_of_a_missing_store_is_an_error_and_creates_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "store.db"
+    out = subprocess.run(
+        [*TROPIC, "check", "--store", str(missing)], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 2 and "no tropic store" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "nowhere").exists()
+
+
 def test_foreign_or_corrupt_store_is_refused_untouched(tmp_path: Path) -> None:
     text = tmp_path / "notes.txt"
     text.write_bytes(b"this is not a database\n" * 100)

@@ -22,8 +22,7 @@ def run_workload_cmd(
     latency: float = typer.Option(0.0, "--latency", min=0.0, help="Simulated device seconds per action."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
-    """Submit and execute a random mix of procedures (some violating constraints, some with injected
-    device failures) against the store; safe to SIGKILL at any moment and to run again to resume."""
+    """Run a random mix of procedures against a store; SIGKILL-safe, and resumes when run again."""
     spec = WorkloadSpec(
         txns=txns, seed=seed, fail_rate=fail_rate, undo_fail_rate=undo_fail_rate, latency=latency
     )
@@ -51,8 +50,7 @@ def check_cmd(
     store: str = typer.Option(..., "--store", help="Store file to recover and check."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Recover the store, finish queued and interrupted transactions, and check: nothing in flight, no
-    duplicates, logical model == devices (no orphans), no constraint violated."""
+    """Recover a store and check it: nothing in flight, no duplicates, model == devices, no violation."""
     report = check_store(store)
     healthy = (
         report["in_flight"] == 0

@@ -40,8 +40,7 @@ def demo(
     ),
     latency: float = typer.Option(0.05, "--latency", help="Simulated seconds per device action (sim only)."),
 ) -> None:
-    """Run the main scenario on a generated datacenter: spawns, a migration, a plan, a constraint
-    refusal, a failed spawn rolled back with no orphans, and deferred concurrent procedures."""
+    """Run the main scenario on a generated datacenter (spawn, migrate, plan, refusals, rollback)."""
     from tropic.scenario.demo import Demo, open_demo_driver
 
     model, dev = open_demo_driver(driver, latency)

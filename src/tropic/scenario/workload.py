@@ -14,7 +14,8 @@ from typing import Any
 
 from tropic.drivers.sim import Fault, SimDriver
 from tropic.model import VM, Host
-from tropic.runtime import Embedded, open_embedded
+from tropic.errors import ConfigError
+from tropic.runtime import open_embedded, store_path
 from tropic.scenario.datacenter import DatacenterSpec, build_datacenter
 from tropic.txn import FINAL, Controller, Transaction
 
@@ -127,6 +128,9 @@ def run_workload(store: str, spec: WorkloadSpec, progress: Progress | None = Non
 
 def check_store(store: str) -> dict[str, Any]:
     """Recover the store (finishing whatever was queued or executing) and report its health."""
+    path = store_path(store)
+    if path is not None and not path.exists():
+        raise ConfigError(f"no tropic store at {path}", path=str(path))
     emb = open_embedded(store, initial=datacenter)
     c = emb.controller
     c.start()
@@ -160,7 +164,3 @@ def check_store(store: str) -> dict[str, Any]:
         emb.store.close()
         emb.driver.close()
     return out
-
-
-def open_for_check(store: str) -> Embedded:
-    return open_embedded(store, initial=datacenter)
