@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from tropic.drivers.sim import Fault, SimDriver
-from tropic.model import VM, Host
 from tropic.errors import ConfigError
+from tropic.model import VM, Host
 from tropic.runtime import open_embedded, store_path
 from tropic.scenario.datacenter import DatacenterSpec, build_datacenter
 from tropic.txn import FINAL, Controller, Transaction
