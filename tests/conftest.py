@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,3 +59,51 @@ def pytest_collectreport(report: pytest.CollectReport) -> None:
     if _no_skip() and report.skipped and "realdata" not in report.nodeid:
         report.outcome = "failed"
         report.longrepr = f"module skipped under TROPIC_NO_SKIP=1: {report.longrepr}"
+
+
+# --- ZooKeeper: one real 3-node loopback ensemble for the whole session (tests/zk, tests/distributed) ---
+ZOOKEEPER_NOT_INSTALLED = (
+    "ZooKeeper is not installed (no java or no /usr/share/java/zookeeper.jar): "
+    "run scripts/install-zookeeper.sh, as `make test` does"
+)
+
+
+@pytest.fixture(scope="session")
+def zk_ensemble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A started 3-server ensemble; skipped (failed if TROPIC_REQUIRE_ZOOKEEPER=1) when not installed.
+    The fixtures own its lifecycle and data dirs: every server is killed at the end of the session."""
+    from zkharness import ZooKeeperEnsemble, find_zookeeper
+
+    install = find_zookeeper()
+    if install is None:
+        if os.environ.get("TROPIC_REQUIRE_ZOOKEEPER") == "1":
+            pytest.fail(ZOOKEEPER_NOT_INSTALLED)
+        pytest.skip(ZOOKEEPER_NOT_INSTALLED)
+    ensemble = ZooKeeperEnsemble(tmp_path_factory.mktemp("zk"), size=3, install=install)
+    try:
+        ensemble.start_all(timeout=60)
+        yield ensemble
+    finally:
+        ensemble.close()
+
+
+@pytest.fixture
+def zk_uri(zk_ensemble: Any, request: pytest.FixtureRequest) -> str:
+    """``zk://<all servers>/tropic-tests/<test>-<random>``: a chroot of the test's own. Tests that kill
+    servers need not restart them: every user starts from a full, serving ensemble."""
+    zk_ensemble.restore(timeout=60)
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", request.node.name)[:60]
+    uri: str = zk_ensemble.uri(f"/tropic-tests/{name}-{uuid.uuid4().hex[:8]}")
+    return uri
+
+
+@pytest.fixture
+def zk_client(zk_uri: str) -> Iterator[Any]:
+    """A started kazoo client chrooted at ``zk_uri``; stopped and closed after the test."""
+    zkclient = pytest.importorskip("tropic.store.zkclient", reason="kazoo is not installed")
+    client = zkclient.open_client(zk_uri, connect_timeout=20)
+    try:
+        yield client
+    finally:
+        client.stop()
+        client.close()
