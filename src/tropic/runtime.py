@@ -1,7 +1,8 @@
 """Opening a controller from URIs: one registry resolves stores and drivers by name.
 
-Stores: ``sqlite:///path/to/store.db`` (or a plain path), ``memory://``. Drivers: ``sim://`` (in memory) or
-``sim:///path/to/devices.db`` (durable simulated devices); other schemes come from
+Stores: ``sqlite:///path/to/store.db`` (or a plain path), ``memory://``, ``zk://host:port[,...]/chroot``
+(distributed; ``tropic serve`` runs it as replicated controllers, see :mod:`tropic.ha`). Drivers:
+``sim://`` (in memory) or ``sim:///path/to/devices.db`` (durable simulated devices); other schemes come from
 :mod:`tropic.drivers.registry` when installed. An embedded store and its sim devices live side by side:
 ``store.db`` and ``store.db.devices``.
 """
@@ -26,8 +27,8 @@ DEFAULT_STORE = "tropic.db"
 
 
 def store_path(uri: str) -> Path | None:
-    """The file of an embedded store URI, or None for ``memory://``."""
-    if uri in ("memory://", "memory"):
+    """The file of an embedded store URI, or None for ``memory://`` and ``zk://`` (no local file)."""
+    if uri in ("memory://", "memory") or uri.startswith("zk://"):
         return None
     if uri.startswith("sqlite://"):
         rest = uri[len("sqlite://") :]
@@ -37,12 +38,17 @@ def store_path(uri: str) -> Path | None:
     if "://" in uri:
         scheme = uri.split("://", 1)[0]
         raise ConfigError(
-            f"unknown store URI scheme {scheme!r} in {uri!r}; expected sqlite:///PATH or memory://"
+            f"unknown store URI scheme {scheme!r} in {uri!r}; expected sqlite:///PATH, zk://HOST:PORT/CHROOT "
+            "or memory://"
         )
     return Path(uri)
 
 
 def open_store(uri: str) -> Store:
+    if uri.startswith("zk://"):
+        from tropic.store.zk import ZooKeeperStore  # kazoo loads only when used
+
+        return ZooKeeperStore(uri)
     path = store_path(uri)
     return MemoryStore() if path is None else SQLiteStore(path)
 
@@ -98,7 +104,8 @@ def open_embedded(
     path = store_path(store)
     dev_default = devices_path(path) if path is not None else None
     drv = open_driver_uri(driver or "sim://", default_state=dev_default)
-    fresh = not (isinstance(st, SQLiteStore) and st.has_model())
+    has_model = getattr(st, "has_model", None)  # SQLite and ZooKeeper stores can tell
+    fresh = not (callable(has_model) and has_model())
     if fresh:
         model = (initial or _default_datacenter)()
         load = getattr(drv, "load", None)

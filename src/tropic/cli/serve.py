@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, cast
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
@@ -26,6 +26,9 @@ from tropic.api.defaults import DEFAULT_HOST, DEFAULT_PORT, default_audit_file, 
 from tropic.cli import output
 from tropic.errors import ConfigError, TropicError
 from tropic.txn.controller import Controller
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = logging.getLogger("tropic.serve")
 
@@ -79,11 +82,42 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def make_server(config: uvicorn.Config, *, on_exit: Callable[[], None]) -> uvicorn.Server:
+    """uvicorn's server, calling ``on_exit`` on SIGTERM/SIGINT, which end the service with status 0."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            on_exit()
+            super().handle_exit(sig, frame)
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # Like uvicorn's, minus re-raising the signal afterwards: that would kill the process before
+            # the controller is stopped cleanly. SIGTERM/SIGINT end the service with status 0.
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            handled = (signal.SIGINT, signal.SIGTERM)
+            original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+            try:
+                yield
+            finally:
+                for sig, handler in original.items():
+                    signal.signal(sig, handler)
+
+    return Server(config)
+
+
 @serve_app.command("serve")
 def serve(
     store: Annotated[
         str | None,
-        typer.Option("--store", help="Store URI (sqlite:///PATH or memory://); default: tropic.db here."),
+        typer.Option(
+            "--store",
+            help="Store URI (sqlite:///PATH or memory://; zk://HOST:PORT[,...]/CHROOT runs a replicated "
+            "controller, see docs/distributed.md); default: tropic.db here.",
+        ),
     ] = None,
     driver: Annotated[str | None, typer.Option("--driver", help="Driver URI; default: sim://.")] = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = DEFAULT_HOST,
@@ -111,6 +145,15 @@ def serve(
     ] = None,
     tls_key: Annotated[Path | None, typer.Option("--tls-key", help="Private key of --tls-cert.")] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")] = "info",
+    name: Annotated[
+        str | None, typer.Option("--name", help="With zk://: this replica's name (default HOST:PORT).")
+    ] = None,
+    session_timeout: Annotated[
+        float,
+        typer.Option(
+            "--session-timeout", min=1.0, help="With zk://: seconds before a silent leader is replaced."
+        ),
+    ] = 3.0,
 ) -> None:
     """Run the controller as a service: REST API under /v1, live events, /metrics, dashboard at /."""
     import uvicorn
@@ -129,6 +172,29 @@ def serve(
         if (tls_cert is None) != (tls_key is None):
             raise ConfigError("--tls-cert and --tls-key go together")
         audit_log = AuditLog(audit or default_audit_file())
+        if store is not None and store.startswith("zk://"):
+            from tropic.cli.distributed import serve_replicated
+
+            tls = {"ssl_certfile": str(tls_cert), "ssl_keyfile": str(tls_key)} if tls_cert else {}
+            uv = {
+                "log_level": log_level.lower(),
+                "timeout_graceful_shutdown": 5,
+                "server_header": False,
+                **tls,
+            }
+            serve_replicated(
+                store,
+                driver,
+                host=host,
+                port=port,
+                tokens=token_store,
+                token_note=token_note,
+                audit=audit_log,
+                uvicorn_config=uv,
+                name=name,
+                session_timeout=session_timeout,
+            )
+            return
         controller = open_service_controller(store, driver).start()
     except TropicError as e:
         output.fail(e, code=output.exit_code(e))
@@ -137,27 +203,6 @@ def serve(
 
     app = create_app(controller, token_store, audit_log)
     events = app.state.events
-
-    class Server(uvicorn.Server):
-        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-            events.close()  # end the event streams, or open dashboards would hold the shutdown
-            super().handle_exit(sig, frame)
-
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            # Like uvicorn's, minus re-raising the signal afterwards: that would kill the process before
-            # the controller is stopped cleanly below. SIGTERM/SIGINT end the service with status 0.
-            if threading.current_thread() is not threading.main_thread():
-                yield
-                return
-            handled = (signal.SIGINT, signal.SIGTERM)
-            original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
-            try:
-                yield
-            finally:
-                for sig, handler in original.items():
-                    signal.signal(sig, handler)
-
     scheme = "https" if tls_cert else "http"
     output.err_console.print(
         f"tropic serving on {scheme}://{host}:{port}  (dashboard /, API /v1, OpenAPI /openapi.json)\n"
@@ -179,7 +224,8 @@ def serve(
         server_header=False,
     )
     try:
-        Server(config).run()
+        # End the event streams on exit, or open dashboards would hold the shutdown.
+        make_server(config, on_exit=events.close).run()
     finally:
         controller.stop()
         audit_log.close()

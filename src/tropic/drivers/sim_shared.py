@@ -1,0 +1,183 @@
+"""``sim`` devices shared by several processes: the simulated datacenter of distributed mode's workers.
+
+:class:`SharedSimDriver` keeps no state of its own between actions: each action re-reads the devices it
+touches from the sim's SQLite file inside an exclusive SQLite transaction (``BEGIN IMMEDIATE``), applies
+its effect and writes it back before the transaction ends, so worker processes on one machine act on the
+same devices as if they were real ones. Inventories are read fresh from the file, so a controller process
+compares its model with what the workers did. Latency is spent outside the transaction (devices work in
+parallel); fault rules come from the file; their ``nth``/``times`` counters are per process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from tropic.drivers.base import Args, Step
+from tropic.drivers.sim import Fault, SimDriver
+from tropic.errors import ConfigError, DriverError
+from tropic.model import Inventory
+
+__all__ = ["SharedSimDriver", "open_shared_sim"]
+
+BUSY_TIMEOUT_MS = 60_000
+
+
+class SharedSimDriver(SimDriver):
+    """``sim:///path/devices.db`` opened by several processes at once (see the module docstring)."""
+
+    name = "sim"
+
+    def __init__(
+        self,
+        state_file: str | os.PathLike[str],
+        *,
+        seed: int = 0,
+        latency: float = 0.0,
+        faults: list[Fault] | None = None,
+    ) -> None:
+        self._fresh: set[str] = set()  # objects read from the file in the current SQLite transaction
+        super().__init__(seed=seed, latency=latency, faults=faults, state_file=state_file)
+        db = self._db
+        assert db is not None
+        db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
+    # --- reading the shared file ----------------------------------------------------------------------
+    def _begin(self) -> sqlite3.Connection:
+        db = self._db
+        assert db is not None
+        if not db.in_transaction:
+            db.execute("BEGIN IMMEDIATE")  # one writer at a time across processes, readers go on
+        return db
+
+    def _load(self, key: str, kind: str | None, value: str | None) -> None:
+        self.hosts.pop(key, None)
+        self.sans.pop(key, None)
+        self.routers.pop(key, None)
+        self._saved.pop(key, None)
+        if kind is None or value is None:
+            return
+        obj = json.loads(value)
+        if kind == "host":
+            self.hosts[key] = {
+                "vms": obj["vms"],
+                "configs": set(obj["configs"]),
+                "volumes": set(obj["volumes"]),
+            }
+        elif kind == "san":
+            self.sans[key] = {"images": set(obj["images"]), "volumes": obj["volumes"]}
+        else:
+            self.routers[key] = obj
+        self._saved[key] = value
+
+    def _refresh(self, key: str) -> None:
+        """Re-read one device inside the action's exclusive transaction (once per transaction)."""
+        db = self._begin()
+        if key in self._fresh:
+            return
+        row = db.execute("SELECT kind, value FROM sim_objects WHERE key=?", (key,)).fetchone()
+        self._load(key, *(row if row is not None else (None, None)))
+        self._fresh.add(key)
+
+    def _refresh_all(self) -> None:
+        db = self._db
+        assert db is not None
+        with self._lock:
+            db.execute("BEGIN")
+            try:
+                rows = db.execute("SELECT key, kind, value FROM sim_objects").fetchall()
+                applied = db.execute("SELECT txn, idx, undo, n FROM sim_applied").fetchall()
+            finally:
+                db.execute("COMMIT")
+            self.hosts, self.sans, self.routers, self._saved = {}, {}, {}, {}
+            for key, kind, value in rows:
+                self._load(key, kind, value)
+            self.applied = {(t, i, bool(u)): n for t, i, u, n in applied}
+
+    def inventory(self) -> Inventory:
+        self._refresh_all()
+        return super().inventory()
+
+    def reload(self, path: str) -> Inventory:
+        """The devices at or below ``path`` (and the device holding it), read fresh from the file."""
+
+        def near(p: str) -> bool:
+            return path == "/" or p == path or p.startswith(path + "/") or path.startswith(p + "/")
+
+        return {
+            section: {p: v for p, v in items.items() if near(p)}
+            for section, items in self.inventory().items()
+        }
+
+    def duplicates(self) -> list[tuple[int, int, bool]]:
+        self._refresh_all()
+        return super().duplicates()
+
+    # --- the device semantics read what they change first ------------------------------------------------
+    def _host(self, host: str) -> dict[str, Any]:
+        self._refresh(host)
+        return super()._host(host)
+
+    def _san(self, san: str) -> dict[str, Any]:
+        self._refresh(san)
+        return super()._san(san)
+
+    def set_next_hop(self, router: str, args: Args) -> None:
+        self._refresh(router)
+        if router not in self.routers:
+            raise DriverError(f"sim: no router {router}", path=router)
+        super().set_next_hop(router, args)
+
+    def _persist(self, step: Step | None) -> None:
+        """Write what the action changed and end its exclusive transaction (called under the lock)."""
+        if self._db is not None and not self._db.in_transaction and not self._dirty:
+            return
+        db = self._begin()
+        try:
+            dirty, self._dirty = self._dirty, set()
+            changed: list[tuple[str, str, str]] = []
+            for key in dirty:
+                ser = self._serialise(key)
+                if ser is not None and self._saved.get(key) != ser[1]:
+                    changed.append((key, ser[0], ser[1]))
+                    self._saved[key] = ser[1]
+            if changed:
+                db.executemany("INSERT OR REPLACE INTO sim_objects VALUES (?, ?, ?)", changed)
+                if step is not None:
+                    k = (step.txn, step.index, int(step.undo))
+                    row = db.execute(
+                        "SELECT n FROM sim_applied WHERE txn=? AND idx=? AND undo=?", k
+                    ).fetchone()
+                    n = (row[0] if row is not None else 0) + 1
+                    db.execute("INSERT OR REPLACE INTO sim_applied VALUES (?, ?, ?, ?)", (*k, n))
+                    self.applied[(step.txn, step.index, step.undo)] = n
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        finally:
+            self._fresh.clear()
+
+
+def open_shared_sim(uri: str) -> SharedSimDriver:
+    """``sim:///path/devices.db[?seed=N&latency=S]``: the shared devices file must be named."""
+    parts = urlsplit(uri)
+    if parts.scheme != "sim":
+        raise ConfigError(f"not a sim driver URI: {uri!r}")
+    if parts.path in ("", "/"):
+        raise ConfigError(
+            f"sim driver URI {uri!r} names no devices file; worker processes share one: "
+            "sim:///path/to/devices.db"
+        )
+    q = parse_qs(parts.query)
+    try:
+        seed = int(q.get("seed", ["0"])[0])
+        latency = float(q.get("latency", ["0"])[0])
+    except ValueError:
+        raise ConfigError(f"bad seed or latency in driver URI {uri!r}") from None
+    return SharedSimDriver(Path(parts.path), seed=seed, latency=latency)

@@ -1,0 +1,694 @@
+"""Physical execution in worker processes, through a physical queue in ZooKeeper (distributed mode).
+
+The leader's store puts every batch of started transactions on the queue (``/phys/queue/<seq>``, written
+in the same multi as their STARTED records, see :mod:`tropic.store.zk`). A :class:`Worker` process claims
+a queue entry with an *ephemeral* node (``/phys/claims/<seq>``), replays each transaction with its own
+driver (:func:`tropic.txn.worker.replay`), records per-step outcomes as it goes
+(``/phys/progress/<seq>``) and reports each finished transaction (``/phys/done/...``). Its ZooKeeper
+writes are batched: one multi per flush carries the progress of every running transaction and every
+completion since the previous flush.
+
+A worker that dies loses its session, so its claims vanish; another worker claims the entry and resumes
+each unfinished transaction from the recorded steps (:func:`replay` skips steps already done and resumes a
+rollback; redoing a step whose outcome was not recorded is safe: device actions are idempotent). A
+transaction whose completion was reported is marked done in the same multi, so it is never run twice. A
+worker that lost its session stops before its next device action and writes nothing more (every multi
+checks its session's registration node).
+
+On the leader, :class:`RemoteExecutor` is the controller's :class:`~tropic.txn.worker.Executor`: it watches
+the completion reports, hands each to the controller, and deletes a report once the transactions in it are
+durably final. Kill requests travel as ephemeral ``/phys/kill/<txn>`` nodes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from kazoo.client import KazooClient, KazooState
+from kazoo.exceptions import (
+    ConnectionClosedError,
+    ConnectionLoss,
+    NodeExistsError,
+    NoNodeError,
+    OperationTimeoutError,
+    SessionExpiredError,
+)
+from kazoo.recipe.watchers import ChildrenWatch
+
+from tropic.drivers.base import Args, Driver, Step
+from tropic.model import ActionRecord, Inventory
+from tropic.store.zk import MAX_ENTRY, Paths
+from tropic.txn.record import StepOutcome, Transaction
+from tropic.txn.states import FINAL, State, move
+from tropic.txn.worker import Executor, Report, replay
+
+__all__ = ["RemoteExecutor", "Worker", "WorkerStats"]
+
+log = logging.getLogger(__name__)
+
+FLUSH_S = 0.02  # a worker writes completions at most this often (group commit)
+PROGRESS_S = 0.1  # ... and the step progress of running transactions at most this often
+DRAIN_S = 30.0  # on stop, how long a worker finishes its running transactions before leaving them
+ZK_UNSURE = (ConnectionLoss, OperationTimeoutError)
+
+
+def _loads(data: bytes) -> Any:
+    return orjson.loads(data)
+
+
+def _rolled_back(e: Exception) -> bool:
+    """kazoo marks the operations of a failed multi that did not fail themselves as RolledBackError."""
+    return type(e).__name__ == "RolledBackError"
+
+
+# --- the leader's side -------------------------------------------------------------------------------
+class RemoteExecutor(Executor):
+    """The controller's executor in distributed mode: workers run the transactions; this collects their
+    completion reports. Transactions reach the workers through the store's physical queue, so
+    :meth:`submit` only remembers the transaction (restored in-flight ones are already queued)."""
+
+    def __init__(self, client: KazooClient) -> None:
+        self.client = client
+        self._lock = threading.Lock()
+        self._running: dict[int, Transaction] = {}
+        self._parked: dict[int, tuple[str, dict[str, Any]]] = {}  # reports that came before submit()
+        self._reports: dict[str, set[int]] = {}  # report node -> transactions not yet durably final
+        self._seen: set[str] = set()
+        self._killed: set[int] = set()
+        self._finished: Report | None = None
+        self._is_final: Callable[[int], bool] = lambda txn: False
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._watch: ChildrenWatch | None = None
+        self._names: list[str] = []
+        self.reports = 0
+
+    def adopt(self, is_final: Callable[[int], bool]) -> None:
+        """``is_final(txn)``: whether ``txn`` is final *durably* (its report is then stale and dropped)."""
+        self._is_final = is_final
+
+    def start(self, finished: Report, progress: Report) -> None:
+        self._finished = finished
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._loop, name="tropic-remote-executor", daemon=True)
+        self._thread.start()
+
+        def on_children(names: list[str]) -> bool:
+            if self._stopping.is_set():
+                return False
+            self._names = names
+            self._wake.set()
+            return True
+
+        self._watch = ChildrenWatch(self.client, Paths.DONE, on_children)
+
+    def submit(self, t: Transaction) -> None:
+        with self._lock:
+            parked = self._parked.pop(t.id, None)
+            if parked is None:
+                self._running[t.id] = t
+                return
+        self._complete(t, *parked)
+
+    def durable(self, t: Transaction) -> None:
+        """A state change of ``t`` is durable (controller listener): forget reports that are done."""
+        if not t.final:
+            return
+        with self._lock:
+            done = [name for name, ids in self._reports.items() if t.id in ids and not ids - {t.id}]
+            for ids in self._reports.values():
+                ids.discard(t.id)
+            for name in done:
+                del self._reports[name]
+        for name in done:
+            self.client.delete_async(f"{Paths.DONE}/{name}")
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(10)
+            self._thread = None
+        for txn in list(self._killed):
+            self.client.delete_async(f"{Paths.KILL}/{txn}")
+        self._killed.clear()
+
+    # --- the collecting thread ---
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait(0.05)
+            self._wake.clear()
+            try:
+                self._collect()
+                self._forward_kills()
+            except Exception:  # ZooKeeper trouble: the watch fires again, the next round retries
+                log.debug("remote executor round failed", exc_info=True)
+                time.sleep(0.1)
+
+    def _collect(self) -> None:
+        new = [n for n in self._names if n not in self._seen]
+        if not new:
+            return
+        pending = [(n, self.client.get_async(f"{Paths.DONE}/{n}")) for n in new]
+        for name, res in pending:
+            try:
+                data = res.get(timeout=30)[0]
+            except NoNodeError:
+                self._seen.add(name)
+                continue
+            self._seen.add(name)
+            reports = [r for r in _loads(data) if not self._is_final(int(r["id"]))]
+            with self._lock:
+                # Registered before any is handed on: the node is deleted only once all of them are durable.
+                if reports:
+                    self._reports[name] = {int(r["id"]) for r in reports}
+            if not reports:
+                self.client.delete_async(f"{Paths.DONE}/{name}")
+                continue
+            for report in reports:
+                txn = int(report["id"])
+                with self._lock:
+                    t = self._running.pop(txn, None)
+                    if t is None:
+                        self._parked[txn] = (name, report)  # restored in flight, not yet submitted
+                        continue
+                self._complete(t, name, report)
+        if len(self._seen) > 100_000:
+            self._seen &= set(self._names)
+
+    def _complete(self, t: Transaction, name: str, report: dict[str, Any]) -> None:
+        apply_report(t, report)
+        self.reports += 1
+        with self._lock:
+            self._killed.discard(t.id)
+        assert self._finished is not None
+        self._finished(t)
+
+    def _forward_kills(self) -> None:
+        with self._lock:
+            wanted = [t.id for t in self._running.values() if t.kill_requested and t.id not in self._killed]
+            self._killed.update(wanted)
+        for txn in wanted:
+            self.client.create_async(f"{Paths.KILL}/{txn}", b"", ephemeral=True)
+
+
+def apply_report(t: Transaction, report: dict[str, Any]) -> None:
+    """Bring the leader's copy of ``t`` to what its worker did (through legal transitions only)."""
+    t.steps = [StepOutcome.from_dict(s) for s in report["steps"]]
+    t.error = report.get("error")
+    t.left_behind = list(report.get("left_behind", []))
+    state = State(report["state"])
+    times = report.get("times", {})
+    if state is not State.STARTED:
+        if t.state is State.STARTED and State.KILLED.value in times:
+            move(t, State.KILLED)
+        if t.state in (State.STARTED, State.KILLED):
+            move(t, State.ROLLING_BACK)
+    for key in (State.KILLED.value, State.ROLLING_BACK.value):
+        if key in times and key in t.times:
+            t.times[key] = float(times[key])  # the worker's clock saw it happen
+
+
+# --- the worker's side -------------------------------------------------------------------------------
+class _Abandoned(BaseException):
+    """The worker lost its ZooKeeper session: stop this transaction *now*, without undoing anything
+    (another worker resumes it). A BaseException on purpose: step error handling catches ``Exception``
+    and would otherwise start a rollback. Never leaves this module."""
+
+
+class _Guarded(Driver):
+    """The worker's driver, checked before every device action: while the session is in doubt the
+    action waits; once the session is gone it never runs."""
+
+    def __init__(self, inner: Driver, guard: Callable[[], None]) -> None:
+        self.inner = inner
+        self.guard = guard
+        self.name = inner.name
+
+    def execute(self, step: Step) -> None:
+        self.guard()
+        self.inner.execute(step)
+
+    def inventory(self) -> Inventory:
+        return self.inner.inventory()
+
+    # Driver.execute dispatches to the methods below; this class forwards whole steps instead.
+    def create_vm(self, host: str, args: Args) -> None:
+        self.inner.create_vm(host, args)
+
+    def delete_vm(self, host: str, args: Args) -> None:
+        self.inner.delete_vm(host, args)
+
+    def create_config(self, host: str, args: Args) -> None:
+        self.inner.create_config(host, args)
+
+    def delete_config(self, host: str, args: Args) -> None:
+        self.inner.delete_config(host, args)
+
+    def migrate(self, host: str, args: Args) -> None:
+        self.inner.migrate(host, args)
+
+    def import_volume(self, host: str, args: Args) -> None:
+        self.inner.import_volume(host, args)
+
+    def unimport_volume(self, host: str, args: Args) -> None:
+        self.inner.unimport_volume(host, args)
+
+    def start(self, vm: str, args: Args) -> None:
+        self.inner.start(vm, args)
+
+    def stop(self, vm: str, args: Args) -> None:
+        self.inner.stop(vm, args)
+
+    def resize(self, vm: str, args: Args) -> None:
+        self.inner.resize(vm, args)
+
+    def clone_image(self, san: str, args: Args) -> None:
+        self.inner.clone_image(san, args)
+
+    def delete_volume(self, san: str, args: Args) -> None:
+        self.inner.delete_volume(san, args)
+
+    def export_volume(self, volume: str, args: Args) -> None:
+        self.inner.export_volume(volume, args)
+
+    def unexport_volume(self, volume: str, args: Args) -> None:
+        self.inner.unexport_volume(volume, args)
+
+    def set_next_hop(self, router: str, args: Args) -> None:
+        self.inner.set_next_hop(router, args)
+
+
+@dataclass(slots=True)
+class _Batch:
+    """A claimed queue entry: its transactions, which are done, what progress is stored."""
+
+    seq: str
+    generation: int
+    txns: dict[int, Transaction] = field(default_factory=dict)
+    done: set[int] = field(default_factory=set)
+    progress: dict[str, dict[str, Any]] = field(default_factory=dict)
+    saved: dict[int, tuple[int, str]] = field(default_factory=dict)  # txn -> (steps, state) stored
+    has_node: bool = False  # /phys/progress/<seq> exists
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    claimed_batches: int = 0
+    resumed_batches: int = 0  # claimed with progress of an earlier worker
+    finished: int = 0
+    flushes: int = 0
+    abandoned: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return {k: getattr(self, k) for k in self.__slots__}
+
+
+@dataclass(slots=True)
+class _Flush:
+    """One flush, frozen at its first attempt so a resend after an unknown outcome is the same multi."""
+
+    name: str | None  # the completion report node (None: progress only)
+    reports: list[dict[str, Any]]
+    finished: list[tuple[_Batch, int]]
+    progress: dict[str, bytes]  # seq -> progress node data
+    creates: set[str]  # progress nodes that do not exist yet
+    complete: list[_Batch]  # batches whose every transaction is done: delete queue, progress, claim
+
+
+class Worker:
+    """A worker process's engine: claim queue entries, replay their transactions, report (see the
+    module docstring). ``concurrency`` transactions run at once, on as many threads."""
+
+    def __init__(
+        self,
+        client: KazooClient,
+        driver: Driver,
+        *,
+        name: str | None = None,
+        concurrency: int = 16,
+        flush_s: float = FLUSH_S,
+    ) -> None:
+        self.client = client
+        self.driver = driver
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}"
+        self.concurrency = concurrency
+        self.flush_s = flush_s
+        self.stats = WorkerStats()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._state = threading.Condition()
+        self._batches: dict[str, _Batch] = {}
+        self._finished: list[tuple[_Batch, Transaction]] = []
+        self._urgent: list[threading.Event] = []  # rollbacks waiting for their state to be stored
+        self._queue: list[str] = []
+        self._claims: set[str] = set()
+        self._kills: set[int] = set()
+        self._session: int | None = None
+        self._generation = 0
+        self._registration: str | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._flushes = 0
+        self._pending_flush: _Flush | None = None
+        self._watches: list[ChildrenWatch] = []
+        self._last_progress = 0.0
+
+    # --- lifecycle ---
+    def run(self, stop: threading.Event) -> None:
+        """Work until ``stop`` is set, then finish the running transactions' current steps and return
+        (their claims end with the session; another worker resumes what is left)."""
+        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"tropic-{self.name}")
+        self.client.add_listener(self._on_state)
+        try:
+            for path in (Paths.QUEUE, Paths.CLAIMS, Paths.PROGRESS, Paths.DONE, Paths.KILL, Paths.WORKERS):
+                self.client.ensure_path(path)  # (a worker may start before any controller)
+            self._register()
+            self._watches = [
+                ChildrenWatch(self.client, Paths.QUEUE, self._on_queue),
+                ChildrenWatch(self.client, Paths.CLAIMS, self._on_claims),
+                ChildrenWatch(self.client, Paths.KILL, self._on_kills),
+            ]
+            while not stop.is_set():
+                self._wake.wait(self.flush_s)
+                self._wake.clear()
+                self._safely(self._round)
+            # Drain: no new claims; finish and report what runs, then leave the rest to other workers.
+            deadline = time.monotonic() + DRAIN_S
+            while self._running() and time.monotonic() < deadline:
+                self._wake.wait(self.flush_s)
+                self._wake.clear()
+                self._safely(self._flush)
+            self._safely(self._flush)
+        finally:
+            with self._state:
+                self._generation += 1  # whatever still runs stops before its next device action
+                self._state.notify_all()
+            self.client.remove_listener(self._on_state)
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _safely(self, fn: Callable[[], None]) -> None:
+        try:
+            fn()
+        except (*ZK_UNSURE, SessionExpiredError, ConnectionClosedError):
+            time.sleep(0.1)
+        except Exception:
+            log.exception("worker %s: round failed; retrying", self.name)
+            time.sleep(0.5)
+
+    def _register(self) -> None:
+        session = self.client.client_id
+        self._session = session[0] if session else None
+        self._registration = f"{Paths.WORKERS}/{self.name}-{self._session or 0:x}"
+        info = orjson.dumps({"name": self.name, "pid": os.getpid(), "host": socket.gethostname()})
+        with contextlib.suppress(NodeExistsError):
+            self.client.create(self._registration, info, ephemeral=True, makepath=True)
+
+    def _on_state(self, state: str) -> None:
+        with self._state:
+            self._state.notify_all()
+        self._wake.set()
+
+    def _on_queue(self, names: list[str]) -> None:
+        self._queue = sorted(names)
+        self._wake.set()
+
+    def _on_claims(self, names: list[str]) -> None:
+        self._claims = set(names)
+        self._wake.set()
+
+    def _on_kills(self, names: list[str]) -> None:
+        kills = {int(n) for n in names if n.isdigit()}
+        self._kills = kills
+        with self._lock:
+            for b in self._batches.values():
+                for txn, t in b.txns.items():
+                    if txn in kills:
+                        t.kill_requested = True
+
+    # --- the session guard ---
+    def _session_ok(self) -> bool:
+        current = self.client.client_id
+        return current is not None and current[0] == self._session
+
+    def _guard_for(self, generation: int) -> Callable[[], None]:
+        def guard() -> None:
+            with self._state:
+                while True:
+                    if self._generation != generation:
+                        raise _Abandoned
+                    if self.client.state == KazooState.CONNECTED:
+                        if self._session_ok():
+                            return
+                        raise _Abandoned
+                    self._state.wait(0.1)
+
+        return guard
+
+    def _abandon(self) -> None:
+        """The session ended: drop every claimed batch (the claims are gone with it) and start over."""
+        with self._state:
+            self._generation += 1
+            self._state.notify_all()
+        with self._lock:
+            self.stats.abandoned += len(self._batches)
+            self._batches.clear()
+            self._finished.clear()
+            for ev in self._urgent:
+                ev.set()
+            self._urgent.clear()
+        self._pending_flush = None
+        self._register()
+        log.warning("worker %s: ZooKeeper session lost; claims dropped, starting over", self.name)
+
+    # --- a round: notice session loss, flush, claim ---
+    def _round(self) -> None:
+        if self.client.state != KazooState.CONNECTED:
+            return
+        if not self._session_ok():
+            self._abandon()
+        self._flush()
+        self._claim()
+
+    def _running(self) -> int:
+        with self._lock:
+            return sum(len(b.txns) - len(b.done) for b in self._batches.values())
+
+    def _claim(self) -> None:
+        mine = set(self._batches)
+        for seq in self._queue:
+            if self._running() >= self.concurrency:
+                return
+            if seq in self._claims or seq in mine:
+                continue
+            try:
+                self.client.create(f"{Paths.CLAIMS}/{seq}", self.name.encode(), ephemeral=True)
+            except NodeExistsError:
+                continue
+            try:
+                self._take(seq)
+            except NoNodeError:  # finished and removed meanwhile: our claim is stale
+                with contextlib.suppress(NoNodeError):
+                    self.client.delete(f"{Paths.CLAIMS}/{seq}")
+
+    def _take(self, seq: str) -> None:
+        queued = self.client.get_async(f"{Paths.QUEUE}/{seq}")
+        stored = self.client.get_async(f"{Paths.PROGRESS}/{seq}")
+        items = _loads(queued.get(timeout=30)[0])
+        try:
+            progress: dict[str, dict[str, Any]] = _loads(stored.get(timeout=30)[0])
+            has_node = True
+        except NoNodeError:
+            progress, has_node = {}, False
+        batch = _Batch(seq, self._generation, progress=progress, has_node=has_node)
+        todo: list[Transaction] = []
+        for item in items:
+            t = _transaction(item, progress.get(str(item["id"])))
+            batch.txns[t.id] = t
+            if progress.get(str(t.id), {}).get("done"):
+                batch.done.add(t.id)
+                continue
+            if t.id in self._kills:
+                t.kill_requested = True
+            batch.saved[t.id] = (len(t.steps), t.state.value)
+            todo.append(t)
+        self.stats.claimed_batches += 1
+        if progress:
+            self.stats.resumed_batches += 1
+        with self._lock:
+            self._batches[seq] = batch
+            if not todo:
+                self._finished.append((batch, next(iter(batch.txns.values()))))  # complete it at once
+        assert self._pool is not None
+        guarded = _Guarded(self.driver, self._guard_for(batch.generation))
+        for t in todo:
+            self._pool.submit(self._execute, batch, t, guarded)
+
+    def _execute(self, batch: _Batch, t: Transaction, driver: Driver) -> None:
+        def on_rollback(t: Transaction) -> None:
+            # Store "rolling back" before the first undo: a worker resuming it must not redo its steps.
+            ev = threading.Event()
+            with self._lock:
+                self._urgent.append(ev)
+            self._wake.set()
+            ev.wait(30)
+
+        try:
+            replay(t, driver, on_rollback)
+        except _Abandoned:
+            return
+        except Exception:
+            log.exception(
+                "worker %s: transaction %d failed unexpectedly; left for resumption", self.name, t.id
+            )
+            return
+        with self._lock:
+            if batch.generation == self._generation and batch.seq in self._batches:
+                self._finished.append((batch, t))
+                self.stats.finished += 1
+        self._wake.set()
+
+    # --- flushing: one multi with progress and completions ---
+    def _flush(self) -> None:
+        if self._pending_flush is None:
+            self._pending_flush = self._package()
+        flush = self._pending_flush
+        if flush is None:
+            return
+        ops = self.client.transaction()
+        assert self._registration is not None
+        ops.check(self._registration, 0)
+        if flush.name is not None:
+            ops.create(f"{Paths.DONE}/{flush.name}", orjson.dumps(flush.reports))
+        for seq, data in flush.progress.items():
+            path = f"{Paths.PROGRESS}/{seq}"
+            if seq in flush.creates:
+                ops.create(path, data)
+            else:
+                ops.set_data(path, data)
+        for b in flush.complete:
+            ops.delete(f"{Paths.QUEUE}/{b.seq}")
+            if b.has_node or b.seq in flush.creates:
+                ops.delete(f"{Paths.PROGRESS}/{b.seq}")
+            ops.delete(f"{Paths.CLAIMS}/{b.seq}")
+        try:
+            results = ops.commit_async().get(timeout=30)
+        except ZK_UNSURE:
+            return  # resent as is next round; a resend of a completed flush fails on its report node
+        failure = next((r for r in results if isinstance(r, Exception) and not _rolled_back(r)), None)
+        if failure is None or (flush.name is not None and isinstance(results[1], NodeExistsError)):
+            self._flushed(flush)  # (NodeExists on the report: an earlier attempt of this flush went through)
+            return
+        if isinstance(results[0], NoNodeError):
+            self._abandon()  # our registration is gone: so is our session
+            return
+        # Our view of a progress node was wrong (e.g. a resend after its creation): re-read and retry.
+        log.debug("worker %s: flush failed (%s); retrying", self.name, failure)
+        for seq in flush.progress:
+            if self.client.exists(f"{Paths.PROGRESS}/{seq}") is not None:
+                flush.creates.discard(seq)
+            else:
+                flush.creates.add(seq)
+        for b in flush.complete:
+            b.has_node = self.client.exists(f"{Paths.PROGRESS}/{b.seq}") is not None
+
+    def _package(self) -> _Flush | None:
+        with self._lock:
+            finished, self._finished = self._finished, []
+            urgent = bool(self._urgent)
+            now = time.monotonic()
+            due = urgent or finished or now - self._last_progress >= PROGRESS_S
+            changed: dict[str, _Batch] = {}
+            if due:
+                self._last_progress = now
+                for b in self._batches.values():
+                    for txn, t in b.txns.items():
+                        if txn in b.done:
+                            continue
+                        mark = (len(t.steps), t.state.value)
+                        if b.saved.get(txn) != mark:
+                            b.progress[str(txn)] = _progress(t)
+                            b.saved[txn] = mark
+                            changed[b.seq] = b
+        reports: list[dict[str, Any]] = []
+        complete: list[_Batch] = []
+        finished_pairs: list[tuple[_Batch, int]] = []
+        for b, t in finished:
+            if t.id not in b.done:
+                reports.append({**_progress(t), "id": t.id, "batch": b.seq})
+                b.progress[str(t.id)] = {**_progress(t), "done": True}
+                finished_pairs.append((b, t.id))
+                changed[b.seq] = b
+        touched = {b.seq: b for b, _ in finished}
+        for b in touched.values():
+            if {*b.done, *(i for bb, i in finished_pairs if bb is b)} >= set(b.txns):
+                complete.append(b)
+                changed.pop(b.seq, None)
+        if not reports and not changed and not complete:
+            with self._lock:
+                for ev in self._urgent:
+                    ev.set()
+                self._urgent.clear()
+            return None
+        name = None
+        if reports:
+            self._flushes += 1
+            name = f"r-{self._session or 0:x}-{self._flushes:08d}"
+        progress = {seq: orjson.dumps(b.progress) for seq, b in changed.items()}
+        size = sum(len(v) for v in progress.values()) + len(orjson.dumps(reports))
+        if size > MAX_ENTRY * 2:
+            log.warning("worker %s: flush of %d bytes", self.name, size)
+        creates = {seq for seq, b in changed.items() if not b.has_node}
+        return _Flush(name, reports, finished_pairs, progress, creates, complete)
+
+    def _flushed(self, flush: _Flush) -> None:
+        self._pending_flush = None
+        self.stats.flushes += 1
+        with self._lock:
+            for seq in flush.progress:
+                b = self._batches.get(seq)
+                if b is not None:
+                    b.has_node = True
+            for b, txn in flush.finished:
+                b.done.add(txn)
+            for b in flush.complete:
+                self._batches.pop(b.seq, None)
+            for ev in self._urgent:
+                ev.set()
+            self._urgent.clear()
+
+
+def _progress(t: Transaction) -> dict[str, Any]:
+    return {
+        "state": t.state.value,
+        "steps": [s.to_dict() for s in t.steps],
+        "error": t.error,
+        "left_behind": t.left_behind,
+        "times": {k: v for k, v in t.times.items() if k in (State.KILLED.value, State.ROLLING_BACK.value)},
+    }
+
+
+def _transaction(item: dict[str, Any], progress: dict[str, Any] | None) -> Transaction:
+    """A worker's copy of a queued transaction, at the point its recorded progress says."""
+    t = Transaction(int(item["id"]), str(item["procedure"]), dict(item["args"]))
+    t.state = State.STARTED
+    t.times = {k: float(v) for k, v in item.get("times", {}).items()}
+    t.actions = [ActionRecord.from_dict(a) for a in item["actions"]]
+    if progress:
+        t.state = State(progress["state"])
+        t.steps = [StepOutcome.from_dict(s) for s in progress.get("steps", [])]
+        t.error = progress.get("error")
+        t.left_behind = list(progress.get("left_behind", []))
+        t.times.update({k: float(v) for k, v in progress.get("times", {}).items()})
+    assert t.state not in FINAL
+    return t

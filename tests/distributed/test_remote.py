@@ -1,0 +1,175 @@
+"""Worker processes and the physical queue in ZooKeeper: transactions run on workers, a SIGKILLed worker's
+transactions are resumed by another from their recorded steps, kills reach the worker, devices are shared
+between processes."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.helpers import small_dc, spawn
+from tropic.drivers import Fault
+from tropic.drivers.sim_shared import SharedSimDriver
+from tropic.model import project
+from tropic.store.zk import Paths, ZooKeeperStore
+from tropic.store.zkclient import open_client
+from tropic.txn import FINAL, Controller, State
+from tropic.txn.remote import RemoteExecutor, Worker
+
+TROPIC = [sys.executable, "-m", "tropic.cli"]
+
+
+@dataclass
+class Setup:
+    controller: Controller
+    devices: Path
+    uri: str
+    client: Any
+
+
+@pytest.fixture
+def leader(zk_uri: str, tmp_path: Path) -> Iterator[Setup]:
+    """A controller whose transactions run on worker processes (none started yet)."""
+    devices = tmp_path / "devices.db"
+    model = small_dc(hosts=4, memory_mib=10**6)
+    sim = SharedSimDriver(devices, faults=[Fault(probability=0.1)])
+    sim.load(project(model))
+    sim.save_faults()
+    client = open_client(zk_uri)
+    executor = RemoteExecutor(client)
+    store = ZooKeeperStore(zk_uri, client=client, physical_queue=True)
+    c = Controller.open(store, sim, initial=lambda: model, executor=executor)
+    executor.adopt(lambda txn: c.get(txn).settled)
+    c.subscribe(executor.durable)
+    c.start()
+    yield Setup(c, devices, zk_uri, client)
+    c.stop()
+    client.stop()
+    client.close()
+    sim.close()
+
+
+def _in_process_worker(
+    setup: Setup, name: str, stop: threading.Event, latency: float = 0.0
+) -> threading.Thread:
+    client = open_client(setup.uri)
+    w = Worker(client, SharedSimDriver(setup.devices, latency=latency), name=name, concurrency=8)
+
+    def run() -> None:
+        try:
+            w.run(stop)
+        finally:
+            client.stop()
+            client.close()
+
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    return th
+
+
+def _assert_clean(setup: Setup) -> None:
+    c = setup.controller
+    assert c.drain(60)
+    report = c.check()
+    assert report["consistent"], report["differences"]
+    assert report["violations"] == [] and report["orphans"] == []
+    assert SharedSimDriver(setup.devices).duplicates() == []
+    time.sleep(0.3)  # the last reports are deleted once their transactions are durably final
+    for path in (Paths.QUEUE, Paths.CLAIMS, Paths.PROGRESS, Paths.DONE):
+        assert setup.client.get_children(path) == [], path
+
+
+def test_transactions_run_on_workers_and_roll_back_there(leader: Setup) -> None:
+    stop = threading.Event()
+    threads = [_in_process_worker(leader, f"w{i}", stop) for i in range(2)]
+    try:
+        c = leader.controller
+        ts = [c.submit("spawn_vm", spawn("r1", 1 + i % 4, f"v{i}", memory_mib=128)) for i in range(40)]
+        _assert_clean(leader)
+        states = {t.state for t in ts}
+        assert states <= FINAL and State.COMMITTED in states and State.ABORTED in states  # 10% step faults
+        rolled = [t for t in ts if t.state is State.ABORTED]
+        assert all(State.ROLLING_BACK.value in t.times and any(s.undo for s in t.steps) for t in rolled)
+    finally:
+        stop.set()
+        for th in threads:
+            th.join(30)
+
+
+def test_a_kill_reaches_the_worker_and_rolls_back(leader: Setup) -> None:
+    stop = threading.Event()
+    threads = [_in_process_worker(leader, "slow", stop, latency=0.3)]
+    try:
+        c = leader.controller
+        t = c.submit("spawn_vm", spawn("r2", 1, "victim", memory_mib=128))
+        deadline = time.monotonic() + 20
+        while t.state is not State.STARTED and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.4)
+        c.kill(t.id)
+        c.wait(t, 30)
+        assert t.state is State.ABORTED and State.KILLED.value in t.times
+        assert t.error is not None and t.error["code"] == "killed"
+        _assert_clean(leader)
+    finally:
+        stop.set()
+        for th in threads:
+            th.join(30)
+
+
+def test_a_sigkilled_workers_transactions_are_resumed_by_another(leader: Setup, tmp_path: Path) -> None:
+    driver = f"sim://{leader.devices}?latency=0.05"
+
+    def worker(name: str) -> subprocess.Popen[bytes]:
+        argv = [*TROPIC, "worker", "--store", leader.uri, "--driver", driver, "--name", name]
+        log = (tmp_path / f"{name}.log").open("ab")
+        return subprocess.Popen(
+            [*argv, "--session-timeout", "2"], stdout=log, stderr=log, start_new_session=True
+        )
+
+    first = worker("first")
+    c = leader.controller
+    ts = [c.submit("spawn_vm", spawn("r1", 1 + i % 4, f"k{i}", memory_mib=128)) for i in range(24)]
+    deadline = time.monotonic() + 60
+    while not leader.client.get_children(Paths.PROGRESS) and time.monotonic() < deadline:
+        time.sleep(0.01)  # until the worker has recorded steps of a transaction it has not finished
+    time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)
+    first.wait(30)
+    assert any(t.state not in FINAL for t in ts), "everything finished before the kill"
+    second = worker("second")
+    try:
+        _assert_clean(leader)
+        assert all(t.state in FINAL for t in ts)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(60)
+    assert "resumed_batches': 0" not in (tmp_path / "second.log").read_text(), "nothing was resumed"
+
+
+def test_shared_devices_see_each_others_changes(tmp_path: Path) -> None:
+    path = tmp_path / "devices.db"
+    a = SharedSimDriver(path)
+    a.load(project(small_dc()))
+    b = SharedSimDriver(path)
+    from tropic.drivers.base import Step
+
+    a.execute(Step(1, 0, "/storage/r1/san-1", "clone_image", {"image": "img-ubuntu", "volume": "vol-x"}))
+    b.execute(Step(1, 1, "/storage/r1/san-1/vol-x", "export_volume", {}))
+    a.execute(Step(1, 2, "/compute/r1/host-01", "import_volume", {"volume": "/storage/r1/san-1/vol-x"}))
+    inv = b.inventory()
+    assert inv["storage"]["/storage/r1/san-1"]["volumes"]["vol-x"]["exported"] is True
+    assert "/storage/r1/san-1/vol-x" in inv["hosts"]["/compute/r1/host-01"]["volumes"]
+    b.execute(Step(1, 2, "/compute/r1/host-01", "import_volume", {"volume": "/storage/r1/san-1/vol-x"}))
+    assert a.duplicates() == []  # the repeat changed nothing: not an application
+    a.close()
+    b.close()
