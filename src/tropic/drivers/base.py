@@ -9,11 +9,11 @@ not have reached the device before a crash.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from tropic.errors import DriverError
-from tropic.model import STANDARD, Inventory, Value
+from tropic.model import RUNNING, STANDARD, STOPPED, Inventory, Value
 
 Args = Mapping[str, Value]
 
@@ -95,8 +95,130 @@ class Driver(ComputeDriver, StorageDriver, NetworkDriver):
     def inventory(self) -> Inventory:
         """The physical state, in the shape of :func:`tropic.model.project`."""
 
+    def prompt(self, step: Step) -> bool:
+        """True when ``step`` certainly returns at once (an in-memory simulation without latency): workers
+        then call it directly instead of on a helper thread under a deadline, which costs a thread hop."""
+        return False
+
+    def reload(self, path: str) -> Inventory:
+        """What the devices at or below ``path`` really hold, and the device holding ``path`` when it lies
+        below one (a VM's host), in inventory shape. This default filters :meth:`inventory`; drivers that
+        can ask one device override it (the reconciler reads one device at a time)."""
+        return subtree(self.inventory(), path)
+
+    def probe(self, step: Step) -> bool | None:
+        """Did ``step``'s effect reach its device? The "did it happen?" check before undoing a step that
+        failed or timed out: True (present), False (absent, nothing to undo), None (cannot tell: undo
+        anyway, undo actions are idempotent). This default reads the device with :meth:`reload`."""
+        if step.action == "migrate":
+            dest = str(step.args.get("dest", ""))
+            name = step.args.get("name")
+            at_dest = self._vm_spec(dest, name) is not None
+            return at_dest and self._vm_spec(step.path, name) is None
+        check = _EFFECTS.get(step.action)
+        if check is None:
+            return None
+        device = _device_of(step.path)
+        return check(self.reload(device), step.path, step.args)
+
+    def _vm_spec(self, host: str, name: Value) -> Value:
+        h = self.reload(host)["hosts"].get(host)
+        return None if h is None else h["vms"].get(name)
+
     def close(self) -> None:
         """Release connections and flush state."""
+
+
+# --- inventories of parts of a datacenter -----------------------------------------------------------------
+_SECTIONS = ("hosts", "storage", "routers")
+
+
+def covers(scope: str, path: str) -> bool:
+    """Is ``path`` at or below ``scope``?"""
+    return scope == "/" or path == scope or path.startswith(scope + "/")
+
+
+def subtree(inventory: Inventory, path: str) -> Inventory:
+    """The part of ``inventory`` at or below ``path``, plus the device holding ``path`` (whole) when
+    ``path`` lies below a device."""
+    out: Inventory = {}
+    for section in _SECTIONS:
+        items = inventory.get(section, {})
+        out[section] = {p: v for p, v in items.items() if covers(path, p) or covers(p, path)}
+    return out
+
+
+def _device_of(path: str) -> str:
+    """The device path a step's resource lives on: a VM's host, a volume's storage host."""
+    parts = path.split("/")  # "", "compute", region, host, vm
+    if len(parts) > 4 and parts[1] in ("compute", "storage"):
+        return "/".join(parts[:4])
+    return path
+
+
+def _host(inv: Inventory, path: str) -> dict[str, Value]:
+    return inv["hosts"].get(path) or {"vms": {}, "configs": [], "volumes": []}
+
+
+def _vm(inv: Inventory, vm: str) -> dict[str, Value] | None:
+    host, name = vm.rsplit("/", 1)
+    spec = _host(inv, host)["vms"].get(name)
+    return None if spec is None else dict(spec)
+
+
+def _volume(inv: Inventory, volume: str) -> dict[str, Value] | None:
+    san, name = volume.rsplit("/", 1)
+    vol = inv["storage"].get(san, {"volumes": {}})["volumes"].get(name)
+    return None if vol is None else dict(vol)
+
+
+def _in_san(inv: Inventory, san: str, name: Value) -> bool:
+    return name in inv["storage"].get(san, {"volumes": {}})["volumes"]
+
+
+def _state_is(state: str) -> Callable[[Inventory, str, Args], bool]:
+    def check(inv: Inventory, path: str, args: Args) -> bool:
+        vm = _vm(inv, path)
+        return vm is not None and vm.get("state") == state
+
+    return check
+
+
+def _resized(inv: Inventory, path: str, args: Args) -> bool:
+    vm = _vm(inv, path)
+    return vm is not None and (vm["vcpus"], vm["memory_mib"]) == (args["vcpus"], args["memory_mib"])
+
+
+def _exported(want: bool) -> Callable[[Inventory, str, Args], bool]:
+    def check(inv: Inventory, path: str, args: Args) -> bool:
+        vol = _volume(inv, path)
+        return bool(vol and vol.get("exported")) == want
+
+    return check
+
+
+def _next_hop(inv: Inventory, path: str, args: Args) -> bool:
+    r = inv["routers"].get(path)
+    return r is not None and r.get("next_hop") == args["next_hop"]
+
+
+# What each action's effect looks like in an inventory read after it (for :meth:`Driver.probe`).
+_EFFECTS: dict[str, Callable[[Inventory, str, Args], bool]] = {
+    "create_vm": lambda inv, p, a: a["name"] in _host(inv, p)["vms"],
+    "delete_vm": lambda inv, p, a: a["name"] not in _host(inv, p)["vms"],
+    "create_config": lambda inv, p, a: a["name"] in _host(inv, p)["configs"],
+    "delete_config": lambda inv, p, a: a["name"] not in _host(inv, p)["configs"],
+    "import_volume": lambda inv, p, a: a["volume"] in _host(inv, p)["volumes"],
+    "unimport_volume": lambda inv, p, a: a["volume"] not in _host(inv, p)["volumes"],
+    "start": _state_is(RUNNING),
+    "stop": _state_is(STOPPED),
+    "resize": _resized,
+    "clone_image": lambda inv, p, a: _in_san(inv, p, a["volume"]),
+    "delete_volume": lambda inv, p, a: not _in_san(inv, p, a["volume"]),
+    "export_volume": _exported(True),
+    "unexport_volume": _exported(False),
+    "set_next_hop": _next_hop,
+}
 
 
 ACTIONS = frozenset(STANDARD.actions())

@@ -2,7 +2,9 @@
 
 Its state is independent of the logical model (tests compare the two to prove consistency and the absence
 of orphans). Faults are deterministic under a seed: whether a step fails depends only on the seed and the
-step's identity (transaction, index, forward/undo), not on thread timing.
+step's identity (transaction, index, forward/undo), not on thread timing. Out-of-band events change the
+devices behind the controller's back (a VM crashes, a host reboots, an admin deletes a volume, a device
+stops answering) so drift detection, reload, repair and deadlines can be tested.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tropic.drivers.base import Args, Driver, Step
-from tropic.errors import CorruptStore, DeviceFault, DriverError
+from tropic.drivers.base import Args, Driver, Step, covers
+from tropic.errors import CorruptStore, DeviceFault, DeviceTimeout, DriverError
 from tropic.model import Inventory, Value
 
 
@@ -65,6 +67,37 @@ class Fault:
         return d
 
 
+@dataclass(slots=True, eq=False)
+class Hang:
+    """An out-of-band hang: matching calls block until :meth:`SimDriver.release` or until ``timeout``
+    seconds pass, when the device gives up and fails the call (:class:`~tropic.errors.DeviceTimeout`).
+
+    A step matches when its resource is at or below ``path`` (and its action is ``action``, when given);
+    with ``action`` None, reads of a device at or above ``path`` (``reload``, ``probe``) hang too.
+    """
+
+    path: str
+    action: str | None = None
+    undo: bool | None = None  # match undo steps (True), forward steps (False), or both (None)
+    times: int | None = None  # hang at most this many calls (None: every call until released)
+    effect: bool = False  # apply the step's effect before hanging: the work is done, the answer is lost
+    timeout: float = 30.0
+    entered: threading.Event = field(default_factory=threading.Event)  # a call is hanging (tests wait)
+    released: threading.Event = field(default_factory=threading.Event)
+    proceed: bool = True  # released calls go on (True) or fail without effect (False)
+    hung: int = 0  # calls that hung so far
+
+    def matches_step(self, step: Step) -> bool:
+        if self.action is not None and step.action != self.action:
+            return False
+        if self.undo is not None and step.undo != self.undo:
+            return False
+        return covers(self.path, step.path)
+
+    def matches_read(self, path: str) -> bool:
+        return self.action is None and (covers(path, self.path) or covers(self.path, path))
+
+
 def _uniform(seed: int, step: Step) -> float:
     key = f"{seed}:{step.txn}:{step.index}:{int(step.undo)}:{step.action}".encode()
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") / 2**64
@@ -86,6 +119,7 @@ class SimDriver(Driver):
         self.seed = seed
         self.latency = latency
         self.faults: list[Fault] = list(faults or [])
+        self.hangs: list[Hang] = []  # not durable: a restart of the process ends every hang
         self._lock = threading.Lock()
         self.hosts: dict[str, dict[str, Any]] = {}
         self.sans: dict[str, dict[str, Any]] = {}
@@ -143,6 +177,34 @@ class SimDriver(Driver):
                 "routers": copy.deepcopy(self.routers),
             }
 
+    def reload(self, path: str) -> Inventory:
+        """One device's (or one subtree's) state, read without copying the whole datacenter."""
+        hang = self._hang_for(read=path)
+        if hang is not None:
+            self._block(hang, f"read of {path}", path)
+
+        def near(p: str) -> bool:
+            return covers(path, p) or covers(p, path)
+
+        with self._lock:
+            return {
+                "hosts": {
+                    p: {
+                        "vms": copy.deepcopy(h["vms"]),
+                        "configs": sorted(h["configs"]),
+                        "volumes": sorted(h["volumes"]),
+                    }
+                    for p, h in self.hosts.items()
+                    if near(p)
+                },
+                "storage": {
+                    p: {"images": sorted(s["images"]), "volumes": copy.deepcopy(s["volumes"])}
+                    for p, s in self.sans.items()
+                    if near(p)
+                },
+                "routers": {p: dict(r) for p, r in self.routers.items() if near(p)},
+            }
+
     def list_vms(self) -> list[str]:
         with self._lock:
             return sorted(f"{h}/{n}" for h, d in self.hosts.items() for n in d["vms"])
@@ -169,6 +231,76 @@ class SimDriver(Driver):
         with self._lock:
             self.faults.clear()
         self.save_faults()
+
+    # --- out-of-band events: the devices change behind the controller's back -----------------------------
+    def crash_vm(self, vm: str) -> None:
+        """The VM crashes: its hypervisor now reports it stopped."""
+        with self._lock:
+            self._vm(vm)["state"] = "stopped"
+            self._persist(None)
+
+    def reboot_host(self, host: str) -> None:
+        """The host reboots: every VM on it is stopped afterwards (none is set to start on boot)."""
+        with self._lock:
+            for spec in self._host(host)["vms"].values():
+                spec["state"] = "stopped"
+            self._persist(None)
+
+    def drop_volume(self, volume: str) -> None:
+        """An administrator deletes the volume by hand (imports of it on hosts stay, dangling)."""
+        san, name = volume.rsplit("/", 1)
+        with self._lock:
+            if self._san(san)["volumes"].pop(name, None) is None:
+                raise DriverError(f"sim: no volume {volume}", path=volume)
+            self._persist(None)
+
+    def hang(
+        self,
+        path: str,
+        *,
+        action: str | None = None,
+        undo: bool | None = None,
+        times: int | None = None,
+        effect: bool = False,
+        timeout: float = 30.0,
+    ) -> Hang:
+        """The device at ``path`` stops answering (see :class:`Hang`)."""
+        h = Hang(path, action, undo, times, effect, timeout)
+        with self._lock:
+            self.hangs.append(h)
+        return h
+
+    def release(self, hang: Hang | None = None, *, proceed: bool = True) -> None:
+        """End one hang (or every hang): blocked calls go on (``proceed``) or fail without effect."""
+        with self._lock:
+            ended = [h for h in self.hangs if hang is None or h is hang]
+            if hang is not None and hang not in ended:
+                ended.append(hang)
+            self.hangs = [h for h in self.hangs if h not in ended]
+        for h in ended:
+            h.proceed = proceed
+            h.released.set()
+
+    def _hang_for(self, step: Step | None = None, read: str | None = None) -> Hang | None:
+        if not self.hangs:
+            return None
+        with self._lock:
+            for h in self.hangs:
+                if (step is not None and h.matches_step(step)) or (read is not None and h.matches_read(read)):
+                    h.hung += 1
+                    if h.times is not None and h.hung >= h.times:
+                        self.hangs.remove(h)  # spent: later calls answer again
+                    return h
+        return None
+
+    def _block(self, hang: Hang, what: str, path: str) -> None:
+        """Hang: return when released to go on, raise when the device gives up (or is released to fail)."""
+        hang.entered.set()
+        released = hang.released.wait(hang.timeout)
+        if not released:
+            raise DeviceTimeout(f"sim: {what} hung and failed after {hang.timeout:g} s", path=path)
+        if not hang.proceed:
+            raise DeviceTimeout(f"sim: {what} hung and was aborted", path=path)
 
     # --- durability ------------------------------------------------------------------------------------
     def _open(self, path: Path) -> None:
@@ -301,8 +433,12 @@ class SimDriver(Driver):
                     return f
         return None
 
+    def prompt(self, step: Step) -> bool:
+        return not self.hangs and self._delay(step.action) <= 0
+
     def execute(self, step: Step) -> None:
         fault = self._fault_for(step)
+        hang = self._hang_for(step=step)
         with self._lock:
             self._running += 1
             self.max_parallel = max(self.max_parallel, self._running)
@@ -311,14 +447,15 @@ class SimDriver(Driver):
             delay = self._delay(step.action)
             if delay > 0:
                 time.sleep(delay)
+            if hang is not None:
+                if hang.effect:
+                    self._apply(step)
+                self._block(hang, step.describe(), step.path)
+                if hang.effect:
+                    return
             if fault is not None and not fault.after:
                 raise DeviceFault(f"{fault.message}: {step.describe()}", path=step.path)
-            with self._lock:
-                try:
-                    super().execute(step)
-                finally:
-                    if self._db is not None or self._dirty:
-                        self._persist(step)
+            self._apply(step)
             if fault is not None:
                 raise DeviceFault(f"{fault.message} (after the effect): {step.describe()}", path=step.path)
         finally:
@@ -329,6 +466,14 @@ class SimDriver(Driver):
                     self.in_flight[step.path] = n
                 else:
                     del self.in_flight[step.path]
+
+    def _apply(self, step: Step) -> None:
+        with self._lock:
+            try:
+                super().execute(step)
+            finally:
+                if self._db is not None or self._dirty:
+                    self._persist(step)
 
     # --- device semantics (called under self._lock; idempotent) -------------------------------------
     def _host(self, host: str) -> dict[str, Any]:
