@@ -8,6 +8,12 @@ pool*, which replays its action log on the devices; transactions on disjoint res
 On a failed step the worker undoes the completed steps in reverse and the logical thread reverts the
 model. Every batch of events ends with one store commit (group commit) before anything is announced or
 dispatched.
+
+Cross-layer consistency meets the lifecycle here too: *fences* (resources left behind by a FAILED
+transaction, or drifted from the model, see :mod:`tropic.reconcile`) refuse every transaction whose locks
+overlap them, except repair procedures; a *logical change* that is not a procedure (a reload, device ->
+model) is applied on the logical thread and persisted like a transaction's delta; and a *watchdog* rolls
+back in-flight transactions whose worker stopped heart-beating.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -29,12 +35,26 @@ from tropic.errors import (
     StoreError,
     TransactionKilled,
     TropicError,
+    UnknownProcedure,
     UnknownTransaction,
 )
-from tropic.model import STANDARD, Model, Schema, Value, audit, differences, orphans, project, without
+from tropic.model import (
+    STANDARD,
+    Delta,
+    Model,
+    Schema,
+    Value,
+    View,
+    Violation,
+    audit,
+    differences,
+    orphans,
+    project,
+    without,
+)
 from tropic.store.base import MemoryStore, Restored, Store
 from tropic.txn.locks import LockSet, LockTable
-from tropic.txn.procedures import REGISTRY, Registry
+from tropic.txn.procedures import REGISTRY, Procedure, Registry
 from tropic.txn.record import Transaction
 from tropic.txn.simulate import Simulation, simulate
 from tropic.txn.states import FINAL, State, move
@@ -43,6 +63,35 @@ from tropic.txn.worker import Executor, LocalExecutor
 T = TypeVar("T")
 MAX_BATCH = 128  # new transactions simulated per batch before the group commit
 Listener = Callable[[Transaction], None]
+
+DRIFT = 0  # the fence owner of drifted resources (transaction ids start at 1)
+REPAIR_MARK = "__tropic_repair__"  # set on a procedure's function: it may act on fenced resources
+
+
+def repairs_fences(proc: Procedure) -> bool:
+    """Repair procedures (see :mod:`tropic.reconcile`) may act on fenced resources: that is how a fence is
+    lifted. They are simulated, checked and locked like any other procedure."""
+    return bool(getattr(proc.fn, REPAIR_MARK, False))
+
+
+@dataclass(slots=True)
+class LogicalChange:
+    """A model change that is not a procedure (e.g. a reload, device -> model): a view whose overlay was
+    built directly, the paths no running transaction may hold a lock on, and the fences it lifts."""
+
+    view: View
+    guard: tuple[str, ...]
+    unfence: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class ChangeResult:
+    """What :meth:`Controller.apply_change` did: the delta applied, or why nothing was applied."""
+
+    delta: Delta | None = None
+    blocked_by: int | None = None  # a running transaction holds a lock on the guarded paths
+    violations: list[Violation] = field(default_factory=list)
+    unfenced: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -79,6 +128,7 @@ class Controller:
         registry: Registry = REGISTRY,
         workers: int = 8,
         executor: Executor | None = None,
+        watchdog: float | None = 60.0,
     ) -> None:
         self.model = model
         self.driver = driver
@@ -102,6 +152,8 @@ class Controller:
         self._accepted: list[Transaction] = []
         self._thread: threading.Thread | None = None
         self.executor = executor or LocalExecutor(driver, workers)
+        self.watchdog = watchdog  # seconds an in-flight transaction's worker may go without a heartbeat
+        self._watched = 0.0
         self._stopping = False
         self._listeners: list[Listener] = []
         self._settled = threading.Condition()  # notified after each batch is durable
@@ -118,6 +170,7 @@ class Controller:
         registry: Registry = REGISTRY,
         workers: int = 8,
         executor: Executor | None = None,
+        watchdog: float | None = 60.0,
     ) -> Controller:
         """A controller on a durable store: restore the model and every transaction, or initialise an
         empty store with ``initial()``. Queued transactions resume in FIFO order once started; those that
@@ -128,8 +181,24 @@ class Controller:
                 raise StoreError(f"store {store.uri} is empty and no initial model was given")
             model = initial()
             store.init_model(model)
-            return cls(model, driver, store=store, registry=registry, workers=workers, executor=executor)
-        c = cls(restored.model, driver, store=store, registry=registry, workers=workers, executor=executor)
+            return cls(
+                model,
+                driver,
+                store=store,
+                registry=registry,
+                workers=workers,
+                executor=executor,
+                watchdog=watchdog,
+            )
+        c = cls(
+            restored.model,
+            driver,
+            store=store,
+            registry=registry,
+            workers=workers,
+            executor=executor,
+            watchdog=watchdog,
+        )
         c._restore(restored)
         return c
 
@@ -324,14 +393,75 @@ class Controller:
 
     def unfence(self, path: str) -> None:
         """Clear a fence once an operator has repaired the resource."""
+        self.clear_fences([path])
 
-        def run() -> None:
-            if self.fenced.pop(path, None) is not None:
-                self.store.put_fence(path, None)
+    def fence(self, paths: Iterable[str], owner: int = DRIFT) -> list[str]:
+        """Fence ``paths`` (durably) for ``owner``; a path already fenced keeps its owner. Returns the
+        paths newly fenced."""
+
+        def run() -> list[str]:
+            new = [p for p in dict.fromkeys(paths) if p not in self.fenced]
+            for p in new:
+                self.fenced[p] = owner
+                self.store.put_fence(p, owner)
+            if new:
+                self.store.commit()
+            return new
+
+        return self.call(run)
+
+    def clear_fences(self, paths: Iterable[str], owner: int | None = None) -> list[str]:
+        """Lift the fences on ``paths`` (only those of ``owner``, when given); deferred transactions are
+        retried. Returns the paths unfenced."""
+
+        def run() -> list[str]:
+            gone = [p for p in dict.fromkeys(paths) if p in self.fenced]
+            gone = [p for p in gone if owner is None or self.fenced[p] == owner]
+            for p in gone:
+                del self.fenced[p]
+                self.store.put_fence(p, None)
+            if gone:
                 self.store.commit()
                 self._retry_deferred()
+            return gone
 
-        self.call(run)
+        return self.call(run)
+
+    def busy_paths(self) -> list[str]:
+        """The lock paths of transactions on the devices now (their resources are changing: whatever the
+        devices show there is not drift). Call on the logical thread, e.g. inside :meth:`call`."""
+        out: dict[str, None] = {}
+        for t in self._running.values():
+            out.update(dict.fromkeys(t.writes))
+            out.update(dict.fromkeys(t.reads))
+        return list(out)
+
+    def apply_change(self, build: Callable[[Model], LogicalChange]) -> ChangeResult:
+        """Apply a model change that is not a procedure, on the logical thread: ``build`` makes it from the
+        current model; it is refused while a running transaction holds a lock on its guarded paths, and
+        when it would break a constraint. Otherwise its delta is persisted like a transaction's, its
+        fences are lifted, and deferred transactions are retried."""
+
+        def run() -> ChangeResult:
+            change = build(self.model)
+            guard = LockSet(frozenset(), frozenset(change.guard))
+            for t in self._running.values():
+                if guard.overlaps(t.reads | t.writes):
+                    return ChangeResult(blocked_by=t.id)
+            violations = change.view.check_constraints()
+            if violations:
+                return ChangeResult(violations=violations)
+            delta = self.model.apply(change.view)
+            self.store.put_delta(delta)
+            unfenced = [p for p in dict.fromkeys(change.unfence) if p in self.fenced]
+            for p in unfenced:
+                del self.fenced[p]
+                self.store.put_fence(p, None)
+            self.store.commit()
+            self._retry_deferred()
+            return ChangeResult(delta=delta, unfenced=unfenced)
+
+        return self.call(run)
 
     # --- the logical thread --------------------------------------------------------------------------
     def _run(self) -> None:
@@ -389,6 +519,8 @@ class Controller:
                 self._announce()
             if not stop:
                 self._schedule(released)
+            if self._running and self.watchdog is not None:
+                self._watch()
             for t in self._running.values():
                 n = len(t.steps)
                 if n != t.saved_steps:
@@ -463,7 +595,10 @@ class Controller:
 
     def _try_start(self, t: Transaction) -> bool:
         """Simulate, check, lock, apply. False when deferred (the transaction stays queued)."""
-        proc = self.registry.get(t.procedure)
+        try:
+            proc = self.registry.get(t.procedure)
+        except UnknownProcedure as e:  # restored from a store written by a program that had it
+            return self._abort(t, e)
         sim = simulate(self.model, proc, t.args)
         t.actions = sim.actions
         if sim.error is not None:
@@ -476,14 +611,16 @@ class Controller:
             )
         locks = sim.locks()
         t.reads, t.writes = locks.reads, locks.writes
-        fenced = self._fenced_overlap(locks)
+        fenced = None if repairs_fences(proc) else self._fenced_overlap(locks)
         if fenced is not None:
+            owner = self.fenced[fenced]
+            why = (
+                "it drifted: the device no longer matches the model"
+                if owner == DRIFT
+                else f"left behind by failed transaction {owner}"
+            )
             return self._abort(
-                t,
-                FencedResource(
-                    f"{fenced} is fenced after failed transaction {self.fenced[fenced]}; repair it first",
-                    path=fenced,
-                ),
+                t, FencedResource(f"{fenced} is fenced ({why}); reload or repair it first", path=fenced)
             )
         wanted = locks.requests()
         blocker = self._blocker(t.id, wanted)
@@ -534,10 +671,35 @@ class Controller:
                 return path
         return None
 
+    def _watch(self) -> None:
+        """The watchdog: hand a transaction whose worker stopped heart-beating to another worker, killed,
+        to be rolled back (a worker waiting on a hung device still beats; the step deadline covers that)."""
+        now = time.monotonic()
+        if now - self._watched < 0.1:
+            return
+        self._watched = now
+        limit = self.watchdog
+        assert limit is not None
+        for t in list(self._running.values()):
+            beat = self.executor.heartbeat(t.id)
+            if beat is None or now - beat <= limit:
+                continue
+            t.kill_requested = True
+            if t.state is State.STARTED:
+                move(t, State.KILLED)
+                t.error = TransactionKilled(
+                    f"transaction {t.id}: its worker showed no sign of life for {now - beat:.1f} s;"
+                    " killed by the watchdog and rolled back"
+                ).to_dict()
+            self.store.put_txn(t)
+            self._notify.append(t)
+            self._dispatch.append(t)  # another worker rolls it back (replay resumes a KILLED one)
+
     def _finish(self, t: Transaction) -> None:
         """A worker is done with ``t``: make its outcome final on the logical side."""
+        if self._running.pop(t.id, None) is None:
+            return  # reported twice (a worker the watchdog replaced came back): the first report counts
         self._in_flight -= 1
-        self._running.pop(t.id, None)
         if t.state is State.STARTED:
             move(t, State.COMMITTED)
         else:
