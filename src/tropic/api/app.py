@@ -35,12 +35,17 @@ from tropic.api.models import (
     MAX_SAFE_INT,
     Accepted,
     AuditEntry,
+    DriftReport,
     Health,
     KillAccepted,
     PlanResult,
     ProcedureCall,
     ProcedureInfo,
+    ReloadInfo,
+    RepairInfo,
+    RepairRequest,
     ResourceTree,
+    ScopeRequest,
     StateName,
     Stats,
     TransactionDetail,
@@ -48,8 +53,16 @@ from tropic.api.models import (
     WhoAmI,
     procedure_call_schema,
 )
-from tropic.errors import InvalidArguments, TropicError
+from tropic.errors import ConstraintViolation, InvalidArguments, TropicError
 from tropic.model import Value
+from tropic.reconcile import (
+    DeviceUnreachable,
+    NotRepairable,
+    ReconcileError,
+    Reconciler,
+    Reconciliation,
+    ScopeBusy,
+)
 from tropic.txn.controller import Controller
 from tropic.txn.procedures import Procedure
 from tropic.txn.record import Transaction
@@ -98,10 +111,13 @@ def create_app(
     events: EventBroker | None = None,
     idempotency: IdempotencyCache | None = None,
     max_body_bytes: int = 1 << 20,
+    reconciler: Reconciliation | None = None,
 ) -> FastAPI:
     """The API and dashboard for ``controller``; requests authenticate against ``tokens`` and every
-    submit/kill is written to ``audit``."""
+    submit/kill/reload/repair is written to ``audit``. ``reconciler`` answers drift, reload and repair
+    (default: one on ``controller`` that reads the devices on demand; the caller runs periodic passes)."""
     broker = events or EventBroker()
+    drift = reconciler or Reconciler(controller)
     keys = idempotency or IdempotencyCache()
     metrics = Metrics(controller)
 
@@ -202,6 +218,8 @@ def create_app(
     Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
     Submitter = Annotated[Principal, Depends(require(Role.OPERATOR, "submit"))]
     Killer = Annotated[Principal, Depends(require(Role.OPERATOR, "kill"))]
+    Reloader = Annotated[Principal, Depends(require(Role.OPERATOR, "reload"))]
+    Repairer = Annotated[Principal, Depends(require(Role.OPERATOR, "repair"))]
     Planner = Annotated[Principal, Depends(require(Role.OPERATOR))]
     auth_errors = (401, 403)
     # The documented body of a call: one variant per registered procedure, with its arguments' types.
@@ -482,6 +500,81 @@ def create_app(
         """The registered procedures with their argument schemas (the only things a request can run)."""
         reg = controller.registry
         return [reg.get(name).to_dict() for name in reg.names()]
+
+    # --- drift, reload, repair ----------------------------------------------------------------------------
+    def reconcile_problem(e: TropicError) -> ApiProblem | TropicError:
+        """Reconciliation errors as HTTP answers (other tropic errors keep their usual mapping)."""
+        if isinstance(e, ConstraintViolation):
+            return ApiProblem(409, e.code, e.message, path=e.path, constraint=e.constraint)
+        if isinstance(e, DeviceUnreachable):
+            return ApiProblem(504, e.code, e.message, path=e.path)
+        if isinstance(e, ScopeBusy | NotRepairable | ReconcileError):
+            return ApiProblem(409, e.code, e.message, path=e.path)
+        return e
+
+    @app.get(
+        "/v1/drift",
+        tags=["consistency"],
+        response_model=DriftReport,
+        responses=error_responses(*auth_errors, 404, 422, 503),
+    )
+    def get_drift(
+        who: Viewer,
+        path: Annotated[str, Query(min_length=1, max_length=4096, description="a resource path")] = "/",
+        scan: Annotated[bool, Query(description="read the devices now (false: what is recorded)")] = True,
+    ) -> dict[str, Any]:
+        """Drift at or below ``path``: every resource attribute whose device differs from the model, with
+        both values and when it was first seen. Drifted resources are fenced until reloaded or repaired."""
+        scope = views.scope_path(path)
+        try:
+            items = drift.drift(scope, scan=scan)
+        except TropicError as e:
+            raise reconcile_problem(e) from None
+        return {
+            "path": scope,
+            "scanned": scan,
+            "items": [d.to_dict() for d in items],
+            "fenced": drift.fenced(),
+        }
+
+    @app.post(
+        "/v1/reload",
+        tags=["consistency"],
+        response_model=ReloadInfo,
+        responses=error_responses(400, *auth_errors, 404, 409, 413, 422, 503, 504),
+    )
+    def reload(body: ScopeRequest, who: Reloader) -> dict[str, Any]:
+        """Reload (device -> model): write what the devices at or below ``path`` report into the model
+        (refused if that would break a constraint) and lift the fences there."""
+        try:
+            scope = views.scope_path(body.path)
+            result = drift.reload(scope)
+        except TropicError as e:
+            audit.record(who, "reload", "refused", details={"path": body.path, "error": e.code})
+            raise reconcile_problem(e) from None
+        audit.record(who, "reload", "accepted", details={"path": scope, "changed": len(result.changed)})
+        return result.to_dict()
+
+    @app.post(
+        "/v1/repair",
+        tags=["consistency"],
+        response_model=RepairInfo,
+        responses=error_responses(400, *auth_errors, 404, 409, 413, 422, 503, 504),
+    )
+    def repair(body: RepairRequest, who: Repairer) -> dict[str, Any]:
+        """Repair (model -> device): run compensating transactions that make the devices at or below
+        ``path`` match the model, then lift the fences there once a fresh read shows them consistent."""
+        try:
+            scope = views.scope_path(body.path)
+            result = drift.repair(scope, timeout=body.timeout, submitter=who.name)
+        except TropicError as e:
+            audit.record(who, "repair", "refused", details={"path": body.path, "error": e.code})
+            raise reconcile_problem(e) from None
+        txns = [t["id"] for t in result.transactions]
+        audit.record(
+            who, "repair", "accepted", details={"path": scope, "txns": txns, "consistent": result.consistent}
+        )
+        return result.to_dict()
 
     # --- dashboard (a static shell without data; the data it shows comes from the API with a token) -------
     @app.get("/", include_in_schema=False)

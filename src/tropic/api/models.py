@@ -170,6 +170,64 @@ class ProcedureInfo(BaseModel):
     params: list[ParamInfo]
 
 
+# --- drift, reload, repair ---------------------------------------------------------------------------------
+class DriftInfo(BaseModel):
+    path: str = Field(description="the resource that differs")
+    attribute: str = Field(
+        description="exists, state, vcpus, config, volumes, exported, next_hop, reachable..."
+    )
+    logical: Any = Field(description="the model's value (exists/reachable: a boolean)")
+    physical: Any = Field(description="what the device reports")
+    kind: str
+    device: str = Field(description="the device that reported it")
+    detail: dict[str, Any] | None = Field(default=None, description="what the device holds, for orphans")
+    first_seen: float = Field(description="Unix time the drift was first seen")
+    last_seen: float
+    fenced_by: int | None = Field(description="fence owner: 0 drift, else the FAILED transaction; null: none")
+    seen_in_pass: int
+    note: str = Field(description="why reload or repair left it alone, if they did")
+
+
+class DriftReport(BaseModel):
+    path: str
+    scanned: bool = Field(description="true when the devices were read for this answer")
+    items: list[DriftInfo]
+    fenced: dict[str, int] = Field(description="every fenced path and its owner (0: drift)")
+
+
+class ScopeRequest(_Strict):
+    path: str = Field(description="a resource path; its subtree is reloaded", min_length=1, max_length=4096)
+
+
+class RepairRequest(_Strict):
+    path: str = Field(description="a resource path; its subtree is repaired", min_length=1, max_length=4096)
+    timeout: float = Field(default=60.0, gt=0, le=600, description="seconds to wait for the repairs")
+
+
+class ReloadInfo(BaseModel):
+    path: str
+    changed: list[DriftInfo] = Field(description="drift written into the model")
+    unfenced: list[str]
+    skipped: list[DriftInfo] = Field(description="drift that could not be reloaded (see note): still fenced")
+
+
+class RepairTransaction(BaseModel):
+    id: int
+    procedure: str
+    args: dict[str, Any]
+    state: StateName
+    error: ErrorInfo | None = None
+
+
+class RepairInfo(BaseModel):
+    path: str
+    consistent: bool = Field(description="true when a fresh read shows no drift left under the path")
+    transactions: list[RepairTransaction] = Field(description="the compensating transactions run")
+    resolved: list[DriftInfo]
+    remaining: list[DriftInfo]
+    unfenced: list[str]
+
+
 # --- service -----------------------------------------------------------------------------------------------
 class Health(BaseModel):
     status: Literal["ok", "stopped"]

@@ -79,3 +79,10 @@ def subtree(model: Model, path: str, depth: int, max_nodes: int = MAX_NODES) -> 
             break
     root["truncated"] = truncated
     return root
+
+
+def scope_path(raw: str) -> str:
+    """A model path from a request body or query (``"/"`` or ``/compute/...``), checked for shape."""
+    path = raw if raw == ROOT else "/" + raw.strip("/")
+    check_path(path)
+    return path

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tropic.cli import bench, distributed, embedded, optimize, output
+from tropic.cli import bench, distributed, embedded, optimize, output, reconcile
 from tropic.cli.client import client_app
 from tropic.cli.serve import serve_app
 from tropic.errors import TropicError
@@ -31,6 +31,7 @@ app.command("check")(embedded.check_cmd)
 app.add_typer(bench.app, name="bench")
 app.add_typer(optimize.app, name="optimize")
 app.command("worker")(distributed.worker_cmd)  # distributed mode: a worker process
+app.add_typer(reconcile.app)  # drift, reload, repair
 
 
 @app.command()
