@@ -13,8 +13,10 @@ from rich.table import Table
 from tropic.drivers.base import Driver
 from tropic.drivers.sim import Fault, SimDriver
 from tropic.model import Model, project
+from tropic.reconcile import Policies, Policy, Reconciler
 from tropic.scenario.datacenter import DatacenterSpec, build_datacenter, host_path, image_path
 from tropic.txn import Controller, Simulation, State, Transaction
+from tropic.txn.worker import Deadlines, LocalExecutor
 
 US, EU, AP = "us-east", "eu-west", "ap-south"
 
@@ -55,8 +57,15 @@ class Demo:
             sim.load(project(self.model))
             driver = sim
         self.driver = driver
-        self.controller = Controller(self.model, driver, workers=8)
+        # Device calls have deadlines; the drift chapter hangs a resize on the sim, abandoned after 1 s.
+        deadlines = (
+            Deadlines(actions={"resize": 1.0, "migrate": 900.0}) if isinstance(driver, SimDriver) else None
+        )
+        executor = LocalExecutor(driver, 8, deadlines=deadlines)
+        self.controller = Controller(self.model, driver, workers=8, executor=executor)
         self.result = DemoResult()
+        self.drift_found = 0
+        self.drift_resolved = 0
 
     # --- output helpers --------------------------------------------------------------------------------
     def say(self, *parts: Any) -> None:
@@ -135,6 +144,7 @@ class Demo:
             self.ch_router(c)
             self.ch_rollback(c)
             self.ch_concurrency(c)
+            self.ch_drift(c)
             c.drain(60)
             report = c.check()
         counters = c.counters.to_dict()
@@ -149,6 +159,8 @@ class Demo:
             "violations": len(report["violations"]),
             "driver": self.driver.name,
             "vms": self.model.count("vm"),
+            "drift_found": self.drift_found,
+            "drift_resolved": self.drift_resolved,
         }
         self.result.summary = summary
         self.chapter(
@@ -290,6 +302,100 @@ class Demo:
             f" in {elapsed:.2f} s"
         )
         self._record("concurrency", txns, elapsed_s=round(elapsed, 3))
+
+    def ch_drift(self, c: Controller) -> None:
+        self.chapter(
+            "8. Drift: detected, fenced, repaired",
+            "Devices change behind the controller's back. A reconciler compares the model with every device "
+            "5 times a second; drift is fenced (no transaction may act on it) until it is reloaded "
+            "(device -> model) or repaired (model -> device, by a compensating transaction). Policy here: "
+            "restart crashed VMs on its own, report everything else to the operator.",
+        )
+        sim = self.driver if isinstance(self.driver, SimDriver) else None
+        if sim is None:
+            self.say(f"(out-of-band events are simulated: this needs the sim driver, not {self.driver.name})")
+            self.result.chapters.append({"chapter": "drift", "skipped": True})
+            return
+        rec = Reconciler(c, interval=0.2, device_timeout=2.0, policies=Policies(rules={"vm": Policy.REPAIR}))
+        crashed = f"{host_path(US, 2)}/web-{US}-2"
+        rebooted = host_path(AP, 1)
+        volume = f"/storage/{EU}/san-1/vol-web-{EU}-2"
+        vm_on_volume = f"{host_path(EU, 2)}/web-{EU}-2"
+        with rec:
+            # A VM crashes and a host reboots: its VMs are down. Policy: restart them.
+            restarted = [
+                crashed,
+                *(f"{rebooted}/{n}" for n in c.call(lambda: self.model.kids.get(rebooted, ()))),
+            ]
+            sim.crash_vm(crashed)
+            sim.reboot_host(rebooted)
+            down = len(restarted) - 1
+            self.say(f"out of band: {short(crashed)} crashed; {short(rebooted)} rebooted ({down} VMs down)")
+            rec.wait_until(lambda: _resolved(rec, restarted), 30)
+            self.show_resolved(rec, restarted)
+            # An administrator deletes a volume by hand. Policy: report; the operator repairs.
+            sim.drop_volume(volume)
+            self.say(f"out of band: an administrator deleted {short(volume)}")
+            rec.wait_until(lambda: volume in c.fenced, 30)
+            self.show_drift(rec.records(volume))
+            t = c.wait(c.submit("destroy_vm", {"vm": vm_on_volume}, submitter="demo"), 60)
+            self.say(f"destroy_vm {short(vm_on_volume)} while its volume is fenced:")
+            self.show([t])
+            repair = rec.repair(volume, submitter="demo")
+            self.say(
+                f"tropic repair {short(volume)}: "
+                + ", ".join(f"txn {x['id']} {x['procedure']} {x['state']}" for x in repair.transactions)
+                + f"; consistent: {repair.consistent}; unfenced: {[short(p) for p in repair.unfenced]}"
+            )
+            # A device stops answering: the step is abandoned at its deadline and rolled back.
+            hang = sim.hang(crashed, action="resize", times=1)
+            t = c.submit("resize_vm", {"vm": crashed, "vcpus": 4, "memory_mib": 8192}, submitter="demo")
+            c.wait(t, 60)
+            sim.release(hang, proceed=False)
+            self.say(f"{short(crashed)} hangs on resize: abandoned after its 1 s deadline, then rolled back")
+            self.show([t])
+            self.drift_resolved = len(rec.history)
+            self.drift_found = self.drift_resolved + len(rec.records())
+        self._record("drift", [t], drift_found=self.drift_found, drift_resolved=self.drift_resolved)
+
+    def show_drift(self, drifts: list[Any]) -> None:
+        if self.console is None:
+            return
+        table = Table(title="drift", header_style="bold")
+        for col in ("resource", "attribute", "model", "device", "fenced"):
+            table.add_column(col)
+        for d in drifts:
+            fenced = "" if d.fenced_by is None else "drift" if d.fenced_by == 0 else f"txn {d.fenced_by}"
+            table.add_row(short(d.path), d.attribute, _shown(d.logical), _shown(d.physical), fenced)
+        self.console.print(table)
+
+    def show_resolved(self, rec: Reconciler, paths: list[str]) -> None:
+        if self.console is None:
+            return
+        table = Table(title="drift found and resolved by policy", header_style="bold")
+        for col in ("resource", "attribute", "model", "device", "resolved by", "after ms"):
+            table.add_column(col)
+        for h in rec.history:
+            if h["path"] in paths:
+                ms = (h["resolved_at"] - h["first_seen"]) * 1000
+                table.add_row(
+                    short(h["path"]),
+                    h["attribute"],
+                    _shown(h["logical"]),
+                    _shown(h["physical"]),
+                    h["how"],
+                    f"{ms:.0f}",
+                )
+        self.console.print(table)
+
+
+def _shown(value: Any) -> str:
+    return "present" if value is True else "absent" if value is False else str(value)
+
+
+def _resolved(rec: Reconciler, paths: list[str]) -> bool:
+    done = {h["path"] for h in rec.history if h["how"] != "vanished"}
+    return all(p in done for p in paths)
 
 
 def open_demo_driver(uri: str, latency: float) -> tuple[Model, Driver]:
