@@ -140,3 +140,24 @@ def test_a_commit_waits_out_a_lost_quorum_and_nothing_is_lost(
     restored = ZooKeeperStore(zk_uri, read_only=True).restore(STANDARD)
     assert restored is not None and [t.id for t in restored.txns] == [1, 2]
     store.close()
+
+
+def test_idempotency_keys_survive_takeovers_and_snapshots(zk_uri: str) -> None:
+    first = ZooKeeperStore(zk_uri, snapshot_entries=3)
+    first.init_model(small_dc())
+    first.bind_key(1, "key-1", "fp-1")
+    first.put_txn(_txn(1))
+    first.commit()
+    second = ZooKeeperStore(zk_uri, snapshot_entries=3)
+    second.restore(STANDARD)  # the key is only in the log here...
+    assert second.lookup_key("key-1") == (1, "fp-1")
+    for i in range(2, 12):  # ... until a snapshot covers that log entry and it is deleted
+        second.put_txn(_txn(i))
+        second.commit()
+        second.wait_background()
+    assert second.snapshots >= 2
+    third = ZooKeeperStore(zk_uri, read_only=True)
+    third.restore(STANDARD)
+    assert third.lookup_key("key-1") == (1, "fp-1")
+    for s in (first, second, third):
+        s.close()

@@ -143,6 +143,13 @@ class DurableKeys(IdempotencyCache):
         self._guard = threading.Lock()
         self._locks: dict[str, tuple[threading.Lock, int]] = {}
 
+    def __bool__(self) -> bool:
+        # create_app picks ``idempotency or IdempotencyCache()``: an empty cache must not read as "none"
+        return True
+
+    def __len__(self) -> int:
+        return len(self.store.keys)
+
     def run(self, owner: str, key: str, fp: str, create: Callable[[], int]) -> tuple[int, bool]:
         kid = key_id(owner, key)
         with self._guard:

@@ -513,6 +513,8 @@ class ZooKeeperStore(Store):
         if "k" in unit:
             kid, fp = unit["k"]
             self.keys[kid] = (int(unit["t"]["id"]), fp)
+            # Not in any snapshot yet: the next one must keep it (the log entry will be deleted).
+            self._new_keys.append(_dumps([kid, int(unit["t"]["id"]), fp]))
         rec = unit.get("t")
         if rec is None:
             return
