@@ -76,7 +76,7 @@ def test_watchdog_rolls_back_the_transaction_of_a_dead_worker() -> None:
     sim = DyingSim()
     sim.load(project(model))
     executor = LocalExecutor(sim, 3, deadlines=Deadlines(default=30))
-    c = Controller(model, sim, executor=executor, watchdog=1.0).start()
+    c = Controller(model, sim, executor=executor, watchdog=2.0).start()
     rec = Reconciler(c)
     try:
         sim.kill_worker_on = f"{SAN}/vol-doomed"
@@ -103,8 +103,8 @@ def test_watchdog_rolls_back_the_transaction_of_a_dead_worker() -> None:
 def test_a_worker_that_keeps_beating_is_left_alone() -> None:
     """A step waiting on a slow device is not a dead worker: the watchdog does not step in."""
     with world(deadline=30) as w:
-        w.controller.watchdog = 0.5
-        w.sim.latency = {"export_volume": 1.5, "*": 0.0}
+        w.controller.watchdog = 1.0
+        w.sim.latency = {"export_volume": 2.0, "*": 0.0}
         t = w.controller.wait(w.controller.submit("spawn_vm", spawn("r1", 1, "slow")), 30)
         assert t.state is State.COMMITTED
         assert_consistent(w)
