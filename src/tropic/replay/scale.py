@@ -1,0 +1,262 @@
+"""Datacenter-scale benchmark: build a logical model of H hosts and V VMs (each VM with its volume on a
+SAN), open a durable controller on it, and compare transaction throughput and latency with a 1K-VM model
+of the same density, in the same process and with the same transactions.
+
+The model is written straight into the node table (the way a store restores it), not through
+transactions. After each build the collector freezes what exists: millions of long-lived model nodes
+would otherwise be traversed by every full collection during the run (``freeze_gc=False`` shows that).
+Devices exist only for the hosts the transactions touch: the model, not the simulated devices, is what
+grows.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tropic.drivers.sim import SimDriver
+from tropic.errors import InvalidArguments
+from tropic.model import (
+    STANDARD,
+    VM,
+    ComputeRoot,
+    Host,
+    Image,
+    Model,
+    Node,
+    Region,
+    StorageHost,
+    StorageRoot,
+    Volume,
+)
+from tropic.replay.metrics import latency_figures
+from tropic.store.base import MemoryStore, Store
+from tropic.store.sqlite import SQLiteStore
+from tropic.txn import Controller, State, Transaction
+
+HOSTS_PER_REGION = 32_768
+HOST_CPUS = 64
+HOST_MEMORY_MIB = 512 * 1024
+VM_VCPUS = 2
+VM_MEMORY_MIB = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleSpec:
+    hosts: int = 225_000
+    vms: int = 1_800_000
+    baseline_vms: int = 1_000
+    txns: int = 5_000  # spawns per throughput phase (as fast as possible)
+    latency_txns: int = 2_000  # spawns per latency phase (paced)
+    rate: float = 500.0  # offered txn/s of the latency phase
+    durable: bool = True
+    workers: int = 4
+    freeze_gc: bool = True
+
+    def __post_init__(self) -> None:
+        if self.hosts < 1 or self.vms < 0 or self.baseline_vms < 1:
+            raise InvalidArguments("hosts and baseline VMs must be at least 1, VMs not negative")
+        if self.txns < 1 or self.latency_txns < 1 or not self.rate > 0:
+            raise InvalidArguments("txns, latency_txns and rate must be positive")
+
+
+def memory_status() -> dict[str, float]:
+    """Resident memory now and at its peak (GiB), from /proc/self/status (0 where not available)."""
+    out = {"rss_gib": 0.0, "peak_rss_gib": 0.0}
+    try:
+        text = Path("/proc/self/status").read_text()
+    except OSError:
+        return out
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            kib = int(value.split()[0])
+            out["rss_gib" if key == "VmRSS" else "peak_rss_gib"] = round(kib / 2**20, 3)
+    return out
+
+
+def region_of(host: int) -> str:
+    return f"r{host // HOSTS_PER_REGION}"
+
+
+def host_path(host: int) -> str:
+    return f"/compute/{region_of(host)}/h{host}"
+
+
+def build_scale_model(hosts: int, vms: int) -> Model:
+    """``hosts`` hosts in regions of up to 32,768, and ``vms`` running VMs spread evenly over them, each
+    with its exported volume on its region's SAN (cloned from the region's image) and imported on its
+    host: the state ``vms`` committed spawns would leave."""
+    if hosts < 1 or vms < 0:
+        raise InvalidArguments(f"need at least one host and no negative VM count, got {hosts}, {vms}")
+    m = Model(STANDARD)
+    m.add("/compute", ComputeRoot)
+    m.add("/storage", StorageRoot)
+    regions = math.ceil(hosts / HOSTS_PER_REGION)
+    images = []
+    for r in range(regions):
+        m.add(f"/compute/r{r}", Region, location=f"r{r}")
+        m.add(f"/storage/r{r}", Region, location=f"r{r}")
+        m.add(f"/storage/r{r}/san-1", StorageHost, capacity_gib=10**9)
+        images.append(m.add(f"/storage/r{r}/san-1/img", Image))
+    nodes, kids = m.nodes, m.kids
+    host_attrs = Host.initial_attrs({"cpus": HOST_CPUS, "memory_mib": HOST_MEMORY_MIB}, "/compute/r0/h0")
+    vm_attrs = VM.initial_attrs(
+        {"vcpus": VM_VCPUS, "memory_mib": VM_MEMORY_MIB, "image": images[0], "volume": ""}, "/compute/r0/h0/x"
+    )
+    vol_attrs = Volume.initial_attrs({"image": images[0], "exported": True}, "/storage/r0/san-1/x")
+    per_host, extra = divmod(vms, hosts)
+    first = 0
+    for h in range(hosts):
+        region = region_of(h)
+        path = f"/compute/{region}/h{h}"
+        san = f"/storage/{region}/san-1"
+        image = images[h // HOSTS_PER_REGION]
+        count = per_host + (1 if h < extra else 0)
+        names = [f"vm{i}" for i in range(first, first + count)]
+        first += count
+        volumes = [f"{san}/vol-{n}" for n in names]
+        nodes[path] = Node("host", {**host_attrs, "configs": names, "volumes": volumes})
+        kids.setdefault(f"/compute/{region}", set()).add(f"h{h}")
+        if not names:
+            continue
+        kids[path] = set(names)
+        san_kids = kids.setdefault(san, set())
+        for name, volume in zip(names, volumes, strict=True):
+            nodes[f"{path}/{name}"] = Node("vm", {**vm_attrs, "image": image, "volume": volume})
+            nodes[volume] = Node("volume", {**vol_attrs, "image": image})
+            san_kids.add(f"vol-{name}")
+    return m
+
+
+@dataclass(frozen=True, slots=True)
+class _Phase:
+    throughput_txn_s: float
+    committed: int
+    elapsed_s: float
+    latency_ms: dict[str, float]
+
+
+def run_scale_bench(spec: ScaleSpec, *, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Measure the baseline model, then the big one; return both and their ratios (plain data)."""
+    density = spec.vms / spec.hosts if spec.vms else 8.0
+    base_hosts = max(1, math.ceil(spec.baseline_vms / density))
+    # The same transactions on both models: spawns over as many hosts as the baseline has.
+    targets = base_hosts
+    say = progress or (lambda _message: None)
+    say(f"baseline: {base_hosts} hosts, {spec.baseline_vms} VMs")
+    baseline = _measure(base_hosts, spec.baseline_vms, targets, spec)
+    _release(spec)
+    say(f"scale: {spec.hosts} hosts, {spec.vms} VMs")
+    big = _measure(spec.hosts, spec.vms, targets, spec)
+    _release(spec)
+    ratio = big["throughput_txn_s"] / baseline["throughput_txn_s"] if baseline["throughput_txn_s"] else None
+    p50_ratio = (
+        big["paced_latency_ms"]["p50"] / baseline["paced_latency_ms"]["p50"]
+        if baseline["paced_latency_ms"]["p50"]
+        else None
+    )
+    return {
+        "hosts": spec.hosts,
+        "vms": spec.vms,
+        "durable": spec.durable,
+        "workers": spec.workers,
+        "freeze_gc": spec.freeze_gc,
+        "txns": spec.txns,
+        "paced_rate_txn_s": spec.rate,
+        "target_hosts": targets,
+        "scale": big,
+        "baseline": baseline,
+        "ratio": round(ratio, 3) if ratio is not None else None,
+        "p50_ratio": round(p50_ratio, 3) if p50_ratio is not None else None,
+        "peak_rss_gib": memory_status()["peak_rss_gib"],
+    }
+
+
+def _release(spec: ScaleSpec) -> None:
+    """Hand the last model back to the collector (it was frozen after its build)."""
+    if spec.freeze_gc:
+        gc.unfreeze()
+    gc.collect()
+
+
+def _measure(hosts: int, vms: int, targets: int, spec: ScaleSpec) -> dict[str, Any]:
+    gc.collect()
+    before = memory_status()["rss_gib"]
+    t0 = time.perf_counter()
+    model = build_scale_model(hosts, vms)
+    build_s = time.perf_counter() - t0
+    if spec.freeze_gc:
+        gc.freeze()
+    built = memory_status()["rss_gib"]
+    resources = len(model.nodes)
+    stride = max(1, hosts // targets)
+    paths = [host_path(i * stride) for i in range(targets)]
+    sim = SimDriver()
+    sim.hosts = {p: {"vms": {}, "configs": set(), "volumes": set()} for p in paths}
+    sim.sans = {
+        f"/storage/r{r}/san-1": {"images": {"img"}, "volumes": {}}
+        for r in range(math.ceil(hosts / HOSTS_PER_REGION))
+    }
+    with tempfile.TemporaryDirectory(prefix="tropic-scale-") as tmp:
+        store: Store = SQLiteStore(Path(tmp) / "scale.db") if spec.durable else MemoryStore()
+        t1 = time.perf_counter()
+        c = Controller.open(store, sim, initial=lambda: model, workers=spec.workers)
+        store_s = time.perf_counter() - t1
+        c.start()
+        try:
+            fast = _spawns(c, paths, "f", spec.txns, None)
+            paced = _spawns(c, paths, "p", spec.latency_txns, spec.rate)
+        finally:
+            c.stop()
+            store.close()
+    return {
+        "hosts": hosts,
+        "vms": vms,
+        "resources": resources,
+        "build_s": round(build_s, 3),
+        "store_init_s": round(store_s, 3),
+        "load_s": round(build_s + store_s, 3),
+        "model_rss_gib": round(built - before, 3),
+        "rss_gib": built,
+        "throughput_txn_s": fast.throughput_txn_s,
+        "committed": fast.committed + paced.committed,
+        "latency_ms": fast.latency_ms,
+        "paced_latency_ms": paced.latency_ms,
+    }
+
+
+def _spawns(c: Controller, hosts: list[str], prefix: str, count: int, rate: float | None) -> _Phase:
+    """Submit ``count`` spawns round-robin over ``hosts`` (at ``rate``/s, or at once), wait for all."""
+    txns: list[Transaction] = []
+    start = time.perf_counter()
+    for i in range(count):
+        host = hosts[i % len(hosts)]
+        if rate is not None:
+            due = start + i / rate
+            now = time.perf_counter()
+            if due > now:
+                time.sleep(due - now)
+        region = host.split("/")[2]
+        args = {
+            "host": host,
+            "name": f"{prefix}{i}",
+            "image": f"/storage/{region}/san-1/img",
+            "vcpus": 1,
+            "memory_mib": 512,
+        }
+        txns.append(c.submit("spawn_vm", args, submitter="scale"))
+    c.drain(600)
+    elapsed = time.perf_counter() - start
+    lat = np.array([t.latency_s for t in txns if t.state is State.COMMITTED and t.latency_s is not None])
+    committed = int(lat.size)
+    figures = latency_figures(lat)
+    return _Phase(round(committed / elapsed, 1), committed, round(elapsed, 3), figures)
