@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tropic.cli import bench, distributed, embedded, optimize, output, reconcile
+from tropic.cli import bench, distributed, embedded, optimize, output, reconcile, replay
 from tropic.cli.client import client_app
 from tropic.cli.serve import serve_app
 from tropic.errors import TropicError
@@ -32,6 +32,7 @@ app.add_typer(bench.app, name="bench")
 app.add_typer(optimize.app, name="optimize")
 app.command("worker")(distributed.worker_cmd)  # distributed mode: a worker process
 app.add_typer(reconcile.app)  # drift, reload, repair
+app.command("replay")(replay.replay_cmd)  # trace replay, --sweep
 
 
 @app.command()
