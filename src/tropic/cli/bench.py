@@ -33,3 +33,41 @@ def txn(
         f"{result['committed']} committed, {result['throughput_txn_s']} txn/s, "
         f"p50 {lat['p50']} ms, p99 {lat['p99']} ms ({result['txn_per_commit']} txn per fsync)"
     )
+
+
+@app.command("scale")
+def scale(
+    hosts: int = typer.Option(225_000, "--hosts", min=1, help="Hosts in the big model."),
+    vms: int = typer.Option(1_800_000, "--vms", min=0, help="VMs in the big model (each with its volume)."),
+    baseline: int = typer.Option(1000, "--baseline-vms", min=1, help="VMs in the comparison model."),
+    txns: int = typer.Option(5000, "--txns", min=1, help="spawn_vm transactions per throughput phase."),
+    rate: float = typer.Option(500.0, "--rate", min=1e-3, help="Offered txn/s of the paced latency phase."),
+    memory: bool = typer.Option(False, "--no-durability", help="Keep the store in memory (no fsync)."),
+    no_freeze: bool = typer.Option(False, "--no-gc-freeze", help="Leave the model to the full GC passes."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Build a model of H hosts and V VMs: load time, resident memory, and spawn_vm throughput and p50
+    at that size against a 1K-VM model of the same density (``ratio``)."""
+    from tropic.replay.scale import ScaleSpec, run_scale_bench
+
+    spec = ScaleSpec(
+        hosts=hosts,
+        vms=vms,
+        baseline_vms=baseline,
+        txns=txns,
+        rate=rate,
+        durable=not memory,
+        freeze_gc=not no_freeze,
+    )
+    with output.err_console.status("building the models...") as status:
+        result = run_scale_bench(spec, progress=lambda message: status.update(message))
+    if json_out:
+        output.emit_json(result)
+        return
+    big, base = result["scale"], result["baseline"]
+    output.console.print(
+        f"{hosts:,} hosts / {vms:,} VMs: built in {big['build_s']} s (+{big['store_init_s']} s store), "
+        f"{big['rss_gib']} GiB resident; {big['throughput_txn_s']} txn/s vs {base['throughput_txn_s']} txn/s "
+        f"at {baseline:,} VMs (ratio {result['ratio']}); paced p50 {big['paced_latency_ms']['p50']} ms vs "
+        f"{base['paced_latency_ms']['p50']} ms"
+    )
