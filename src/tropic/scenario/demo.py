@@ -313,8 +313,7 @@ class Demo:
         )
         sim = self.driver if isinstance(self.driver, SimDriver) else None
         if sim is None:
-            self.say(f"(out-of-band events are simulated: this needs the sim driver, not {self.driver.name})")
-            self.result.chapters.append({"chapter": "drift", "skipped": True})
+            self.ch_drift_real(c)
             return
         rec = Reconciler(c, interval=0.2, device_timeout=2.0, policies=Policies(rules={"vm": Policy.REPAIR}))
         crashed = f"{host_path(US, 2)}/web-{US}-2"
@@ -357,6 +356,23 @@ class Demo:
             self.drift_resolved = len(rec.history)
             self.drift_found = self.drift_resolved + len(rec.records())
         self._record("drift", [t], drift_found=self.drift_found, drift_resolved=self.drift_resolved)
+
+    def ch_drift_real(self, c: Controller) -> None:
+        """On a real driver: an administrator shuts a VM down behind tropic's back (through the driver, not
+        a transaction); the reconciler finds it and its policy starts the VM again."""
+        vm = f"{host_path(US, 2)}/web-{US}-2"
+        rec = Reconciler(c, interval=0.2, device_timeout=10.0, policies=Policies(rules={"vm": Policy.REPAIR}))
+        with rec:
+            self.driver.stop(vm, {})
+            self.say(f"out of band: {short(vm)} was shut down on {self.driver.name}, not by tropic")
+            rec.wait_until(lambda: _resolved(rec, [vm]), 60)
+            self.show_resolved(rec, [vm])
+            self.drift_resolved = len(rec.history)
+            self.drift_found = self.drift_resolved + len(rec.records())
+        self.say("(deleted volumes and hung devices are simulated: the sim driver shows them)")
+        self.result.chapters.append(
+            {"chapter": "drift", "drift_found": self.drift_found, "drift_resolved": self.drift_resolved}
+        )
 
     def show_drift(self, drifts: list[Any]) -> None:
         if self.console is None:
