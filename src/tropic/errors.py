@@ -120,6 +120,34 @@ class DeviceTimeout(DriverError):
     code = "device_timeout"
 
 
+# --- cross-layer consistency (drift, reload, repair) -----------------------------------------------------
+class ReconcileError(TropicError):
+    """Reload or repair could not do what was asked; nothing was changed unless the message says so."""
+
+    code = "reconcile_error"
+
+
+class NotRepairable(ReconcileError):
+    """No compensating procedure can make the device match the model (e.g. a vanished image): reload it."""
+
+    code = "not_repairable"
+
+
+class ScopeBusy(ReconcileError):
+    """Transactions kept changing the resources to reload; try again when they are done."""
+
+    code = "busy"
+
+
+class DeviceUnreachable(DeviceTimeout):
+    """A device did not answer a read within the reconciler's deadline."""
+
+    code = "device_unreachable"
+
+
+# --- policies ----------------------------------------------------------------------------------------------
+
+
 # --- persistence ------------------------------------------------------------------------------------------
 class StoreError(TropicError):
     code = "store_error"
@@ -162,4 +190,8 @@ _ALL: tuple[type[TropicError], ...] = (
     DeviceTimeout,
     StoreError,
     CorruptStore,
+    ReconcileError,
+    NotRepairable,
+    ScopeBusy,
+    DeviceUnreachable,
 )

@@ -185,6 +185,18 @@ class Client:
             self._json("GET", f"/v1/resources/{tail}" if tail else "/v1/resources", params={"depth": depth})
         )
 
+    def drift(self, path: str = "/", *, scan: bool = True) -> dict[str, Any]:
+        """Drift between the model and the devices under ``path`` (a fresh scan, or the recorded drift)."""
+        return dict(self._json("GET", "/v1/drift", params={"path": path, "scan": str(scan).lower()}))
+
+    def reload(self, path: str) -> dict[str, Any]:
+        """Make the model match the devices under ``path`` (device -> model)."""
+        return dict(self._json("POST", "/v1/reload", body={"path": path}))
+
+    def repair(self, path: str, *, timeout: float | None = None) -> dict[str, Any]:
+        """Make the devices match the model under ``path`` with compensating transactions."""
+        return dict(self._json("POST", "/v1/repair", body={"path": path, "timeout": timeout}))
+
     def stats(self) -> dict[str, Any]:
         return dict(self._json("GET", "/v1/stats"))
 

@@ -60,7 +60,7 @@ def drift_cmd(
 
     Drifted resources are fenced until `tropic reload` or `tropic repair`."""
     with _client(url, token) as c:
-        report = c._json("GET", "/v1/drift", params={"path": path, "scan": str(not recorded).lower()})
+        report = c.drift(path, scan=not recorded)
     if json_out:
         output.emit_json(report)
     elif report["items"]:
@@ -74,7 +74,7 @@ def drift_cmd(
 def reload_cmd(path: Path, url: Url = DEFAULT_URL, token: Token = None, json_out: Json = False) -> None:
     """Make the model match the devices under PATH (device -> model) and lift the fences there."""
     with _client(url, token) as c:
-        result = c._json("POST", "/v1/reload", body={"path": path})
+        result = c.reload(path)
     if json_out:
         output.emit_json(result)
     else:
@@ -101,7 +101,7 @@ def repair_cmd(
 
     The fences there are lifted once a fresh read shows them consistent; exit 1 when drift is left."""
     with _client(url, token) as c:
-        result = c._json("POST", "/v1/repair", body={"path": path, "timeout": timeout})
+        result = c.repair(path, timeout=timeout)
     if json_out:
         output.emit_json(result)
     else:

@@ -154,6 +154,21 @@ def serve(
             "--session-timeout", min=1.0, help="With zk://: seconds before a silent leader is replaced."
         ),
     ] = 3.0,
+    reconcile_interval: Annotated[
+        float,
+        typer.Option(
+            "--reconcile-interval",
+            min=0.0,
+            help="Seconds between drift-detection passes over the devices (0: only on demand).",
+        ),
+    ] = 30.0,
+    policy: Annotated[
+        str,
+        typer.Option(
+            "--policy",
+            help="What periodic passes do with drift, e.g. 'vm=repair,volume=reload,*=report'.",
+        ),
+    ] = "*=report",
 ) -> None:
     """Run the controller as a service: REST API under /v1, live events, /metrics, dashboard at /."""
     import uvicorn
@@ -195,18 +210,26 @@ def serve(
                 session_timeout=session_timeout,
             )
             return
+        from tropic.reconcile import Policies, Reconciler
+
+        policies = Policies.parse(policy)
         controller = open_service_controller(store, driver).start()
+        reconciler = Reconciler(controller, interval=reconcile_interval or 30.0, policies=policies)
+        if reconcile_interval > 0:
+            reconciler.start()
     except TropicError as e:
         output.fail(e, code=output.exit_code(e))
     except OSError as e:
         output.fail(f"cannot start: {e}", code=1)
 
-    app = create_app(controller, token_store, audit_log)
+    app = create_app(controller, token_store, audit_log, reconciler=reconciler)
     events = app.state.events
     scheme = "https" if tls_cert else "http"
+    drift_note = f"every {reconcile_interval:g} s, policy {policy}" if reconcile_interval else "on demand"
     output.err_console.print(
         f"tropic serving on {scheme}://{host}:{port}  (dashboard /, API /v1, OpenAPI /openapi.json)\n"
-        f"  auth: {token_note}\n  audit log: {audit_log.path}",
+        f"  auth: {token_note}\n  audit log: {audit_log.path}\n"
+        f"  drift detection: {drift_note}",
         highlight=False,
     )
     if not _is_loopback(host) and tls_cert is None:
@@ -227,5 +250,6 @@ def serve(
         # End the event streams on exit, or open dashboards would hold the shutdown.
         make_server(config, on_exit=events.close).run()
     finally:
+        reconciler.stop()
         controller.stop()
         audit_log.close()

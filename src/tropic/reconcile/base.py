@@ -16,36 +16,13 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-from tropic.errors import ConfigError, DeviceTimeout, TropicError
+from tropic.errors import ConfigError, DeviceUnreachable, NotRepairable, ReconcileError, ScopeBusy
 from tropic.model import Value
+
+__all__ = ["DeviceUnreachable", "NotRepairable", "ReconcileError", "ScopeBusy"]
 
 
 # --- errors ------------------------------------------------------------------------------------------------
-class ReconcileError(TropicError):
-    """Reload or repair could not do what was asked; nothing was changed unless the message says so."""
-
-    code = "reconcile_error"
-
-
-class NotRepairable(ReconcileError):
-    """No compensating procedure can make the device match the model (e.g. a vanished image): reload it."""
-
-    code = "not_repairable"
-
-
-class ScopeBusy(ReconcileError):
-    """Transactions kept changing the resources to reload; try again when they are done."""
-
-    code = "busy"
-
-
-class DeviceUnreachable(DeviceTimeout):
-    """A device did not answer a read within the reconciler's deadline."""
-
-    code = "device_unreachable"
-
-
-# --- policies ----------------------------------------------------------------------------------------------
 class Policy(StrEnum):
     """What the periodic reconciler does on its own with a drift it found."""
 
