@@ -16,7 +16,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,49 +161,35 @@ class SimDriver(Driver):
 
     def inventory(self) -> Inventory:
         with self._lock:
-            return {
-                "hosts": {
-                    p: {
-                        "vms": copy.deepcopy(h["vms"]),
-                        "configs": sorted(h["configs"]),
-                        "volumes": sorted(h["volumes"]),
-                    }
-                    for p, h in self.hosts.items()
-                },
-                "storage": {
-                    p: {"images": sorted(s["images"]), "volumes": copy.deepcopy(s["volumes"])}
-                    for p, s in self.sans.items()
-                },
-                "routers": copy.deepcopy(self.routers),
-            }
+            return self._copy(lambda p: True)
 
     def reload(self, path: str) -> Inventory:
         """One device's (or one subtree's) state, read without copying the whole datacenter."""
         hang = self._hang_for(read=path)
         if hang is not None:
             self._block(hang, f"read of {path}", path)
-
-        def near(p: str) -> bool:
-            return covers(path, p) or covers(p, path)
-
         with self._lock:
-            return {
-                "hosts": {
-                    p: {
-                        "vms": copy.deepcopy(h["vms"]),
-                        "configs": sorted(h["configs"]),
-                        "volumes": sorted(h["volumes"]),
-                    }
-                    for p, h in self.hosts.items()
-                    if near(p)
-                },
-                "storage": {
-                    p: {"images": sorted(s["images"]), "volumes": copy.deepcopy(s["volumes"])}
-                    for p, s in self.sans.items()
-                    if near(p)
-                },
-                "routers": {p: dict(r) for p, r in self.routers.items() if near(p)},
-            }
+            return self._copy(lambda p: covers(path, p) or covers(p, path))
+
+    def _copy(self, keep: Callable[[str], bool]) -> Inventory:
+        """The devices' state (under the lock), for the objects whose path ``keep`` accepts."""
+        return {
+            "hosts": {
+                p: {
+                    "vms": copy.deepcopy(h["vms"]),
+                    "configs": sorted(h["configs"]),
+                    "volumes": sorted(h["volumes"]),
+                }
+                for p, h in self.hosts.items()
+                if keep(p)
+            },
+            "storage": {
+                p: {"images": sorted(s["images"]), "volumes": copy.deepcopy(s["volumes"])}
+                for p, s in self.sans.items()
+                if keep(p)
+            },
+            "routers": {p: dict(r) for p, r in self.routers.items() if keep(p)},
+        }
 
     def list_vms(self) -> list[str]:
         with self._lock:
