@@ -102,8 +102,14 @@ class Cluster:
         return [f"http://127.0.0.1:{p}" for p in self.ports]
 
     def start(self) -> None:
-        for p in self.procs.values():
-            p.start()
+        """Controllers first; workers once a leader has provisioned the devices."""
+        for name, p in self.procs.items():
+            if name.startswith("c"):
+                p.start()
+        self.leader(120)
+        for name, p in self.procs.items():
+            if not name.startswith("c"):
+                p.start()
 
     def stop(self) -> None:
         for p in self.procs.values():
@@ -250,9 +256,14 @@ def verify(uri: str, devices: Path) -> dict[str, Any]:
     finally:
         sim.close()
     states: dict[str, int] = {}
+    errors: dict[str, int] = {}
     for t in restored.txns:
         states[t.state.value] = states.get(t.state.value, 0) + 1
+        if t.error is not None:
+            code = str(t.error.get("code"))
+            errors[code] = errors.get(code, 0) + 1
     return {
+        "errors": errors,
         "transactions": len(restored.txns),
         "by_state": states,
         "not_final": [t.id for t in restored.txns if t.state not in FINAL],
@@ -296,6 +307,7 @@ class HeadWatcher:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(5)
+        if self._thread.is_alive():
+            self._thread.join(5)
         self.client.stop()
         self.client.close()

@@ -98,7 +98,7 @@ def test_leader_and_worker_sigkills_under_load_lose_and_repeat_nothing(zk_uri: s
             for x in extra[:5]:
                 t = by_id[x]
                 twins = [by_id[y] for y in results.values() if by_id[y].args == t.args and y != x]
-                print("EXTRA", x, t.state.value, t.args, t.times, [(y.id, y.state.value, y.times) for y in twins])
+                print("EXTRA", x, t.state.value, t.args, t.times, [(y.id, y.state.value) for y in twins])
         assert sorted(results.values()) == sorted(report["ids"]) == sorted(t.id for t in txns), (
             "a transaction was lost or made twice"
         )
@@ -119,6 +119,7 @@ def test_leader_and_worker_sigkills_under_load_lose_and_repeat_nothing(zk_uri: s
             "requests": REQUESTS,
             "clients": CLIENTS,
             "by_state": report["by_state"],
+            "abort_reasons": report["errors"],
             "leader_kills": len(kills),
             "worker_kills": 1,
             "client_retries": retries[0],

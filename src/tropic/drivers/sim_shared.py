@@ -13,13 +13,14 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tropic.drivers.base import Args, Step
 from tropic.drivers.sim import Fault, SimDriver
-from tropic.errors import ConfigError, DriverError
+from tropic.errors import ConfigError, CorruptStore, DriverError
 from tropic.model import Inventory
 
 __all__ = ["SharedSimDriver", "open_shared_sim"]
@@ -41,7 +42,19 @@ class SharedSimDriver(SimDriver):
         faults: list[Fault] | None = None,
     ) -> None:
         self._fresh: set[str] = set()  # objects read from the file in the current SQLite transaction
-        super().__init__(seed=seed, latency=latency, faults=faults, state_file=state_file)
+        path = Path(state_file)
+        for _ in range(100):
+            try:
+                super().__init__(seed=seed, latency=latency, faults=faults, state_file=path)
+                break
+            except CorruptStore:
+                # Another process may be creating the file right now (SQLite has made it, not yet its
+                # tables): wait for it. A foreign file is larger than one page and is refused at once.
+                if not path.exists() or path.stat().st_size > 4096:
+                    raise
+                time.sleep(0.1)
+        else:
+            raise CorruptStore(f"{path} stays empty: not a sim device file", path=str(path))
         db = self._db
         assert db is not None
         db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")

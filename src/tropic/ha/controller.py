@@ -35,8 +35,8 @@ class ReplicatedController(Controller):
         timeout: float = 30.0,
     ) -> Transaction:
         store = self.store
+        hosts = store.hosts if isinstance(store, ZooKeeperStore) else "?"
         if self.zookeeper_ok is not None and not self.zookeeper_ok():
-            hosts = store.hosts if isinstance(store, ZooKeeperStore) else "?"
             raise ZooKeeperUnavailable(
                 f"ZooKeeper at {hosts} is unreachable or has lost its quorum: this controller accepts no "
                 "work until it is back (nothing accepted so far is lost)",
@@ -44,20 +44,27 @@ class ReplicatedController(Controller):
             )
         binding = KEY_BINDING.get()
         if binding is None or not isinstance(store, ZooKeeperStore):
-            return super().submit(procedure, args, submitter=submitter, durable=durable, timeout=timeout)
+            t = super().submit(procedure, args, submitter=submitter, timeout=timeout)
+        else:
 
-        def on_logical_thread() -> Transaction:
-            # The record is written by the logical thread, which is busy here: the key is bound first.
-            t = Controller.submit(self, procedure, args, submitter=submitter)
-            store.bind_key(t.id, *binding)
-            return t
+            def on_logical_thread() -> Transaction:
+                # The record is written by the logical thread, which is busy here: the key is bound first.
+                t = Controller.submit(self, procedure, args, submitter=submitter)
+                store.bind_key(t.id, *binding)
+                return t
 
-        t = self.call(on_logical_thread)
+            t = self.call(on_logical_thread)
         if durable:
             deadline = time.monotonic() + timeout
             while not t.accepted:
                 if self.fatal is not None:
                     raise ControllerStopped(f"the controller stopped: {self.fatal.message}")
+                if self.zookeeper_ok is not None and not self.zookeeper_ok():
+                    raise ZooKeeperUnavailable(
+                        f"ZooKeeper at {hosts} became unreachable before transaction {t.id} was stored; it "
+                        "is stored when the quorum is back (retry with the same Idempotency-Key to get it)",
+                        hosts=hosts,
+                    )
                 if time.monotonic() > deadline:
                     raise StoreError(f"transaction {t.id} was not stored within {timeout} s")
                 time.sleep(0.002)

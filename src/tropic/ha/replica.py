@@ -72,6 +72,7 @@ class Replica:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._connected = threading.Event()
+        self._expired = threading.Event()  # the session ended (kazoo's LOST) during this term
         self._election: Election | None = None
 
     # --- lifecycle ---
@@ -128,11 +129,21 @@ class Replica:
         return None
 
     def _on_state(self, state: str) -> None:
+        if state == KazooState.LOST:
+            self._expired.set()
         if state == KazooState.CONNECTED:
             self._connected.set()
         else:
             self._connected.clear()
         self._wake.set()
+
+    def _session_changed(self, client: KazooClient, session: int | None) -> bool:
+        """True once the session this term began with is over (a disconnection alone is not that:
+        kazoo reports no session id while it reconnects)."""
+        if self._expired.is_set():
+            return True
+        current = client.client_id
+        return client.state == KazooState.CONNECTED and current is not None and current[0] != session
 
     def _stand_by_and_lead(self, client: KazooClient) -> None:
         election = Election(client, LeaderInfo(self.config.name, self.config.url))
@@ -162,6 +173,7 @@ class Replica:
 
     def _lead(self, client: KazooClient, election: Election, node: str) -> None:
         started = time.monotonic()
+        self._expired.clear()
         session = client.client_id[0] if client.client_id else None
         store = ZooKeeperStore(
             self.address,
@@ -201,8 +213,7 @@ class Replica:
             if self.on_lead is not None:
                 self.on_lead(controller)
             while not self._stop.is_set():
-                current = client.client_id[0] if client.client_id else None
-                if current != session or election.node_gone:
+                if self._session_changed(client, session) or election.node_gone:
                     log.warning("controller %s lost its ZooKeeper session: stepping down", self.config.name)
                     break
                 if controller.fatal is not None:

@@ -354,6 +354,7 @@ class Worker:
         self._urgent: list[threading.Event] = []  # rollbacks waiting for their state to be stored
         self._queue: list[str] = []
         self._claims: set[str] = set()
+        self._unloaded: set[str] = set()  # claimed by this session, not loaded yet
         self._kills: set[int] = set()
         self._session: int | None = None
         self._generation = 0
@@ -463,6 +464,7 @@ class Worker:
         with self._lock:
             self.stats.abandoned += len(self._batches)
             self._batches.clear()
+            self._unloaded.clear()
             self._finished.clear()
             for ev in self._urgent:
                 ev.set()
@@ -485,21 +487,35 @@ class Worker:
             return sum(len(b.txns) - len(b.done) for b in self._batches.values())
 
     def _claim(self) -> None:
+        for seq in sorted(self._unloaded):  # claims made (or maybe made) whose entry is not loaded yet
+            stat = self.client.exists(f"{Paths.CLAIMS}/{seq}")
+            if stat is None or stat.ephemeralOwner != self._session:
+                self._unloaded.discard(seq)  # not ours after all: claim it again (or not) below
+                continue
+            self._load(seq)
         mine = set(self._batches)
         for seq in self._queue:
             if self._running() >= self.concurrency:
                 return
-            if seq in self._claims or seq in mine:
+            if seq in self._claims or seq in mine or seq in self._unloaded:
                 continue
+            self._unloaded.add(seq)  # from here on, a claim may exist whatever happens
             try:
                 self.client.create(f"{Paths.CLAIMS}/{seq}", self.name.encode(), ephemeral=True)
             except NodeExistsError:
+                self._unloaded.discard(seq)
                 continue
-            try:
-                self._take(seq)
-            except NoNodeError:  # finished and removed meanwhile: our claim is stale
-                with contextlib.suppress(NoNodeError):
-                    self.client.delete(f"{Paths.CLAIMS}/{seq}")
+            self._load(seq)
+
+    def _load(self, seq: str) -> None:
+        """Load a claimed entry and start its transactions; an entry gone meanwhile (finished and
+        removed) releases the claim. Other failures leave it to the next round."""
+        try:
+            self._take(seq)
+        except NoNodeError:
+            with contextlib.suppress(NoNodeError):
+                self.client.delete(f"{Paths.CLAIMS}/{seq}")
+        self._unloaded.discard(seq)
 
     def _take(self, seq: str) -> None:
         queued = self.client.get_async(f"{Paths.QUEUE}/{seq}")
