@@ -13,7 +13,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 
 from tropic.cli import output
-from tropic.errors import InvalidArguments
+from tropic.errors import InvalidArguments, TropicError
 from tropic.replay import (
     Arrivals,
     HostProfile,
@@ -86,85 +86,90 @@ def replay_cmd(
 ) -> None:
     """Replay a VM arrival trace (Azure V1 format): a spawn at each arrival, placed by a best-fit
     capacity index, and a destroy at each VM's end of life, time-compressed by --speedup."""
-    report = Path(report_dir)
-    if arrivals is None:
-        if lifetimes is not None or flavors is not None or lifetime_bins is not None:
-            raise InvalidArguments("--lifetimes, --flavors and --lifetime-bins need --arrivals")
-        files = TraceFiles.sample()
-    else:
-        beside = Path(arrivals).parent / "lifetimes.txt"
-        files = TraceFiles.resolve(arrivals, lifetimes or beside, flavors, lifetime_bins)
-    spec = ReplaySpec(
-        speedup=speedup,
-        hosts=hosts,
-        host=HostProfile(cpus=host_cpus, memory_mib=host_memory_gib * 1024),
-        store=store,
-        workers=workers,
-        policy=Policy(_choice(Policy, placement, "--placement")),
-        prefer_idle=not no_prefer_idle,
-        arrivals=Arrivals(_choice(Arrivals, arrivals_in_bin, "--arrivals-in-bin")),
-        lifetimes=Lifetimes(_choice(Lifetimes, lifetimes_in_bin, "--lifetimes-in-bin")),
-    )
-    speedups = parse_speedups(sweep_list) if sweep_list is not None else None
-    with output.err_console.status("loading the trace..."):
-        trace = files.load(max_bins=max_bins, max_vms=max_vms)
-        events = plan_events(trace, spec)
-    if not events:
-        raise InvalidArguments(f"the trace in {files.arrivals.parent} has no VM to replay")
-    show = not json_out
-
-    def one(run_spec: ReplaySpec, label: str) -> ReplayResult:
-        if not show:
-            return run_replay(trace, run_spec, events=events)
-        with Progress(
-            TextColumn(f"replay {label}"),
-            BarColumn(),
-            TextColumn("{task.fields[trace]}"),
-            TextColumn("{task.fields[counts]}"),
-            TimeElapsedColumn(),
-            console=output.err_console,
-        ) as bar:
-            task = bar.add_task("replay", total=len(events), trace="", counts="")
-            return run_replay(trace, run_spec, events=events, progress=lambda p: _update(bar, task, p))
-
-    if speedups is None:
-        result = one(spec, f"{spec.speedup:g}x")
-        written = [] if no_report else write_report(result, report)
-        summary = dict(result.summary, report=str(report) if written else None)
-        if json_out:
-            output.emit_json(summary)
+    try:
+        report = Path(report_dir)
+        if arrivals is None:
+            if lifetimes is not None or flavors is not None or lifetime_bins is not None:
+                raise InvalidArguments("--lifetimes, --flavors and --lifetime-bins need --arrivals")
+            files = TraceFiles.sample()
         else:
-            _print_summary(summary)
-        raise typer.Exit(0 if result.healthy else 1)
-
-    def run_at(s: float) -> ReplayResult:
-        result = one(dataclasses.replace(spec, speedup=s, store=run_uri(store, s)), f"{s:g}x")
-        if not no_report:
-            write_report(result, report / f"s{s:g}")
-        return result
-
-    def said(point: SweepPoint) -> None:
-        if show:
-            verdict = "[green]under[/]" if point.passed else "[red]over[/]"
-            output.err_console.print(f"{point.speedup:g}x: p99 {point.p99_ms:.1f} ms, {verdict} the bound")
-
-    result_sweep = sweep(speedups, run_at, bound_ms=p99_bound, refine=refine, on_point=said)
-    if not no_report:
-        write_sweep_report(result_sweep, report)
-    data = dict(result_sweep.to_dict(), store=store or "sqlite (temporary file per run)")
-    data["report"] = None if no_report else str(report)
-    if json_out:
-        output.emit_json(data)
-    else:
-        best = result_sweep.best
-        output.console.print(
-            f"highest speedup with p99 < {p99_bound:g} ms: {best:g}x"
-            if best is not None
-            else f"no speedup kept p99 under {p99_bound:g} ms"
+            beside = Path(arrivals).parent / "lifetimes.txt"
+            files = TraceFiles.resolve(arrivals, lifetimes or beside, flavors, lifetime_bins)
+        spec = ReplaySpec(
+            speedup=speedup,
+            hosts=hosts,
+            host=HostProfile(cpus=host_cpus, memory_mib=host_memory_gib * 1024),
+            store=store,
+            workers=workers,
+            policy=Policy(_choice(Policy, placement, "--placement")),
+            prefer_idle=not no_prefer_idle,
+            arrivals=Arrivals(_choice(Arrivals, arrivals_in_bin, "--arrivals-in-bin")),
+            lifetimes=Lifetimes(_choice(Lifetimes, lifetimes_in_bin, "--lifetimes-in-bin")),
         )
+        speedups = parse_speedups(sweep_list) if sweep_list is not None else None
+        with output.err_console.status("loading the trace..."):
+            trace = files.load(max_bins=max_bins, max_vms=max_vms)
+            events = plan_events(trace, spec)
+        if not events:
+            raise InvalidArguments(f"the trace in {files.arrivals.parent} has no VM to replay")
+        show = not json_out
+
+        def one(run_spec: ReplaySpec, label: str) -> ReplayResult:
+            if not show:
+                return run_replay(trace, run_spec, events=events)
+            with Progress(
+                TextColumn(f"replay {label}"),
+                BarColumn(),
+                TextColumn("{task.fields[trace]}"),
+                TextColumn("{task.fields[counts]}"),
+                TimeElapsedColumn(),
+                console=output.err_console,
+            ) as bar:
+                task = bar.add_task("replay", total=len(events), trace="", counts="")
+                return run_replay(trace, run_spec, events=events, progress=lambda p: _update(bar, task, p))
+
+        if speedups is None:
+            result = one(spec, f"{spec.speedup:g}x")
+            written = [] if no_report else write_report(result, report)
+            summary = dict(result.summary, report=str(report) if written else None)
+            if json_out:
+                output.emit_json(summary)
+            else:
+                _print_summary(summary)
+            raise typer.Exit(0 if result.healthy else 1)
+
+        def run_at(s: float) -> ReplayResult:
+            result = one(dataclasses.replace(spec, speedup=s, store=run_uri(store, s)), f"{s:g}x")
+            if not no_report:
+                write_report(result, report / f"s{s:g}")
+            return result
+
+        def said(point: SweepPoint) -> None:
+            if show:
+                verdict = "[green]under[/]" if point.passed else "[red]over[/]"
+                output.err_console.print(
+                    f"{point.speedup:g}x: p99 {point.p99_ms:.1f} ms, {verdict} the bound"
+                )
+
+        result_sweep = sweep(speedups, run_at, bound_ms=p99_bound, refine=refine, on_point=said)
         if not no_report:
-            output.console.print(f"report: {report / 'sweep.md'}")
-    raise typer.Exit(0 if result_sweep.best is not None else 1)
+            write_sweep_report(result_sweep, report)
+        data = dict(result_sweep.to_dict(), store=store or "sqlite (temporary file per run)")
+        data["report"] = None if no_report else str(report)
+        if json_out:
+            output.emit_json(data)
+        else:
+            best = result_sweep.best
+            output.console.print(
+                f"highest speedup with p99 < {p99_bound:g} ms: {best:g}x"
+                if best is not None
+                else f"no speedup kept p99 under {p99_bound:g} ms"
+            )
+            if not no_report:
+                output.console.print(f"report: {report / 'sweep.md'}")
+        raise typer.Exit(0 if result_sweep.best is not None else 1)
+    except TropicError as e:  # bad input: one clear line and exit 2, here and under main()
+        output.fail(e, code=output.exit_code(e))
 
 
 def _update(bar: Progress, task: TaskID, p: ReplayProgress) -> None:

@@ -78,9 +78,11 @@ def parse_speedups(text: str) -> list[float]:
     """``"1,10,50,100"`` -> ``[1.0, 10.0, 50.0, 100.0]`` (sorted, duplicates dropped)."""
     values: set[float] = set()
     for part in text.split(","):
-        token = part.strip().lower().removesuffix("x")
+        token = part.strip().lower()
         if not token:
             continue
+        if len(token) > 1 and token.endswith("x"):
+            token = token[:-1]
         try:
             value = float(token)
         except ValueError:
