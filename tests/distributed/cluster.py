@@ -56,9 +56,15 @@ class Proc:
             os.killpg(self.popen.pid, sig)
             self.popen.wait(60)
 
-    def stop(self) -> None:
-        if self.alive:
-            self.kill(signal.SIGTERM)
+    def stop(self, grace: float = 20.0) -> None:
+        """SIGTERM, then SIGKILL after ``grace`` seconds: nothing is left running."""
+        if self.popen is None or self.popen.poll() is not None:
+            return
+        os.killpg(self.popen.pid, signal.SIGTERM)
+        try:
+            self.popen.wait(grace)
+        except subprocess.TimeoutExpired:
+            self.kill()
 
 
 @dataclass

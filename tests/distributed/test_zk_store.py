@@ -13,9 +13,19 @@ from core.helpers import small_dc, spawn
 from tropic.drivers import SimDriver
 from tropic.errors import CorruptStore
 from tropic.model import STANDARD, project
+from tropic.store.base import Restored
 from tropic.store.zk import MAX_ENTRY, LeadershipLost, Paths, ZooKeeperStore
 from tropic.txn import Controller, State, Transaction
 from zkharness import ZooKeeperEnsemble
+
+
+def _read(uri: str) -> Restored | None:
+    """What a new reader finds, without taking the store over."""
+    store = ZooKeeperStore(uri, read_only=True)
+    try:
+        return store.restore(STANDARD)
+    finally:
+        store.close()
 
 
 def _txn(i: int, padding: int = 0) -> Transaction:
@@ -41,7 +51,7 @@ def test_a_deposed_writer_never_writes_again(zk_uri: str) -> None:
         first.commit()
     second.put_txn(_txn(4))
     second.commit()
-    final = ZooKeeperStore(zk_uri, read_only=True).restore(STANDARD)
+    final = _read(zk_uri)
     assert final is not None and [t.id for t in final.txns] == [1, 4]
     for s in (first, second):
         s.close()
@@ -72,7 +82,7 @@ def test_a_batch_larger_than_a_request_is_split_between_transactions(zk_uri: str
     seq_before = store.head_info["seq"]
     store.commit()
     assert store.head_info["seq"] - seq_before >= 3  # several atomic multis
-    restored = ZooKeeperStore(zk_uri, read_only=True).restore(STANDARD)
+    restored = _read(zk_uri)
     assert restored is not None and [t.id for t in restored.txns] == list(range(1, count + 1))
     store.close()
 
@@ -96,7 +106,7 @@ def test_snapshots_compact_the_log_and_restore_the_same_state(zk_uri: str, zk_cl
     assert store.snapshots >= 5
     assert len(zk_client.get_children(Paths.WAL)) <= 12  # the log a snapshot covers is deleted
     assert len(zk_client.get_children(Paths.SNAP)) <= 2
-    restored = ZooKeeperStore(zk_uri, read_only=True).restore(STANDARD)
+    restored = _read(zk_uri)
     assert restored is not None
     assert restored.model.nodes == c.model.nodes and restored.model.kids == c.model.kids
     assert [(t.id, t.state) for t in restored.txns] == [(t.id, t.state) for t in c.transactions()]
@@ -106,8 +116,10 @@ def test_snapshots_compact_the_log_and_restore_the_same_state(zk_uri: str, zk_cl
 
 def test_a_foreign_chroot_is_refused_untouched(zk_uri: str, zk_client: Any) -> None:
     zk_client.create(Paths.HEAD, b'{"some": "other application"}')
+    store = ZooKeeperStore(zk_uri)
     with pytest.raises(CorruptStore, match="not a tropic store"):
-        ZooKeeperStore(zk_uri).restore(STANDARD)
+        store.restore(STANDARD)
+    store.close()
     assert zk_client.get(Paths.HEAD)[0] == b'{"some": "other application"}'
 
 
@@ -137,7 +149,7 @@ def test_a_commit_waits_out_a_lost_quorum_and_nothing_is_lost(
     zk_ensemble.start(2)
     assert done.wait(90), "the commit did not resume when the quorum came back"
     assert errors == []
-    restored = ZooKeeperStore(zk_uri, read_only=True).restore(STANDARD)
+    restored = _read(zk_uri)
     assert restored is not None and [t.id for t in restored.txns] == [1, 2]
     store.close()
 

@@ -9,6 +9,7 @@ app's lifespan, and routes requests to it; when it loses the leadership it route
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from typing import Any
@@ -126,11 +127,12 @@ class LeaderGate:
 
     def step_down(self) -> None:
         """Stop serving the leader's app (its lifespan ends: event streams close)."""
-        if self._loop is not None and self._ready.is_set():
-            try:
-                self._run(self._drop())
-            except RuntimeError:  # the server's loop is gone (shutting down)
-                self._app = None
+        self._app = None
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            return  # the server is shutting down: its own lifespan shutdown ends the app's
+        with contextlib.suppress(Exception):  # the loop went away meanwhile: nothing left to serve
+            self._run(self._drop(), timeout=10.0)
 
 
 class DurableKeys(IdempotencyCache):

@@ -223,7 +223,10 @@ class Replica:
                 self._wake.clear()
         finally:
             if self.on_step_down is not None:
-                self.on_step_down()
+                try:
+                    self.on_step_down()
+                except Exception:
+                    log.exception("controller %s: stepping down the API failed", self.config.name)
             store.abdicate()  # the logical thread stops at its next commit; the successor resumes the rest
             if self._stop.is_set() and not self._connected.is_set():
                 client.stop()  # a commit waiting for a lost quorum gives up (shutting down)
