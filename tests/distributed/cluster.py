@@ -192,7 +192,7 @@ def _kind(seed: int, i: int) -> str:
     rng = random.Random(f"{seed}:{i}:kind")
     if i < 20:
         return "spawn"
-    return rng.choices(["spawn", "stop", "start", "migrate", "destroy", "huge"], [50, 8, 6, 10, 21, 5])[0]
+    return rng.choices(["spawn", "stop", "start", "migrate", "destroy", "huge"], [42, 8, 6, 10, 30, 4])[0]
 
 
 def _place(seed: int, i: int, regions: list[str]) -> tuple[str, str]:
@@ -214,7 +214,7 @@ def request(seed: int, i: int, regions: list[str]) -> tuple[str, dict[str, Any]]
             "name": f"v{i}",
             "image": f"/storage/{region}/san-1/img-ubuntu",
             "vcpus": 1,
-            "memory_mib": 10**7 if kind == "huge" else rng.choice([512, 1024]),
+            "memory_mib": 10**7 if kind == "huge" else rng.choice([256, 512]),
         }
     spawns = [j for j in range(max(0, i - 60), i) if _kind(seed, j) == "spawn"]
     j = rng.choice(spawns)
