@@ -77,10 +77,11 @@ FORMAT = "tropic-zk"
 VERSION = 1
 
 # ZooKeeper refuses requests (and znodes) above jute.maxbuffer, 1 MB by default. A log entry plus its
-# physical queue entry must fit in one multi request, with room to spare.
-MAX_ENTRY = 384 * 1024
+# physical queue entry must fit in one multi request, with room to spare (one big multi beats two round
+# trips: a batch is split only beyond this).
+MAX_ENTRY = 768 * 1024
 MAX_BLOB = 512 * 1024
-MAX_UNIT = 900 * 1024
+MAX_UNIT = 768 * 1024
 SHARD_TARGET = 64 * 1024  # average bytes per model shard when the shard count is chosen
 SHARD_LIMIT = 640 * 1024  # a shard that grows past this doubles the shard count at the next snapshot
 SNAPSHOT_ENTRIES = 600  # log entries after which a snapshot is written (bounds the replay on takeover)
@@ -584,8 +585,8 @@ class ZooKeeperStore(Store):
                 unit.fences.append((path, value))
         self._attach.clear()
 
-    def _encode(self, unit: _Unit) -> tuple[bytes, bytes | None]:
-        """One unit as JSON, and the physical queue item it adds (None if none)."""
+    def _encode(self, unit: _Unit) -> tuple[bytes, bytes | None, dict[str, Any]]:
+        """One unit as JSON, the physical queue item it adds (None if none), and the unit as data."""
         d: dict[str, Any] = {}
         queued = None
         t = unit.txn
@@ -616,7 +617,7 @@ class ZooKeeperStore(Store):
             d["n"] = [[p] if n is None else [p, n.kind, n.attrs] for p, n in unit.nodes]
         if unit.fences:
             d["f"] = [[p, txn] for p, txn in unit.fences]
-        return _dumps(d), queued
+        return _dumps(d), queued, d
 
     def commit(self) -> None:
         """Write every change reported since the last commit: one multi per chunk of at most
@@ -637,26 +638,27 @@ class ZooKeeperStore(Store):
             return
         units, self._units = self._units, {}
         encoded = [self._encode(u) for u in units.values()]
-        for body, _ in encoded:
-            if len(body) > MAX_UNIT:
+        for body, queued, _ in encoded:
+            size = len(body) + (len(queued) if queued else 0)
+            if size > MAX_UNIT:
                 raise self._lost(
-                    f"one transaction's change is {len(body)} bytes, more than ZooKeeper's request limit"
+                    f"one transaction's change is {size} bytes, more than fits in a ZooKeeper request"
                 )
         chunks: list[list[tuple[bytes, bytes | None]]] = []
         size = 0
-        for item in encoded:
-            n = len(item[0]) + (len(item[1]) if item[1] else 0)
+        for body, queued, _ in encoded:
+            n = len(body) + (len(queued) if queued else 0)
             if not chunks or (chunks[-1] and size + n > MAX_ENTRY):
                 chunks.append([])
                 size = 0
-            chunks[-1].append(item)
+            chunks[-1].append((body, queued))
             size += n
         if not chunks:
             chunks.append([])
         for i, chunk in enumerate(chunks):
             self._commit_chunk(head, chunk, switch if i == 0 else None)
-        for unit in units.values():
-            self._remember(unit)
+        for unit, (_, _, data) in zip(units.values(), encoded, strict=True):
+            self._remember(unit, data)
         if switch is not None:
             self._switched(switch)
         self.commits += 1
@@ -752,8 +754,8 @@ class ZooKeeperStore(Store):
             return True
         raise self._lost(f"another controller took over the store (epoch {current.epoch})")
 
-    def _remember(self, unit: _Unit) -> None:
-        """Keep what snapshots need from a committed unit."""
+    def _remember(self, unit: _Unit, data: dict[str, Any]) -> None:
+        """Keep what snapshots need from a committed unit (``data``: the unit as written)."""
         shards = self._snap.shards
         for path, _ in unit.nodes:
             self._dirty.add(_shard(path, shards))
@@ -772,13 +774,17 @@ class ZooKeeperStore(Store):
                     for kid in list(itertools.islice(self.keys, KEEP_KEYS)):
                         del self.keys[kid]
             self._new_keys.append(_dumps([unit.key[0], t.id, unit.key[1]]))
+        prev = self._live.pop(t.id, None) or {}
+        rec = dict(data["t"])
+        actions = data.get("a", prev.get("actions"))
+        if actions is not None:
+            rec["actions"] = actions
         if t.final:
-            self._live.pop(t.id, None)
-            self._finals.append(_dumps(t.to_dict()))
+            self._finals.append(_dumps(rec))
         else:
-            rec = t.to_dict()
-            if t.delta is not None and t.id in self._logged:
-                rec["delta"] = t.delta.to_dict()
+            delta = data.get("d", prev.get("delta"))
+            if delta is not None:
+                rec["delta"] = delta
             self._live[t.id] = rec
 
     # --- snapshots ---------------------------------------------------------------------------------
