@@ -161,6 +161,10 @@ class Replica:
                 self._lead(client, election, node)
         except TropicError as e:  # e.g. the quorum was lost while restoring: stand by again
             log.error("controller %s could not lead: %s", self.config.name, e.message)
+            self._stop.wait(0.5)
+        except Exception:  # a bug must not leave a replica that never campaigns again
+            log.exception("controller %s could not lead", self.config.name)
+            self._stop.wait(1.0)
         finally:
             election.resign()
 
