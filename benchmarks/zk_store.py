@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import signal
 import statistics
 import subprocess
@@ -63,6 +64,11 @@ def _submit_all(c: Controller, model: Model, count: int, offset: int = 0) -> lis
     return out
 
 
+def _cpu(who: int) -> float:
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime
+
+
 def _summary(txns: list[Transaction], elapsed: float, store: ZooKeeperStore) -> dict[str, Any]:
     lat = [t.latency_s * 1000 for t in txns if t.latency_s is not None]
     committed = sum(t.state is State.COMMITTED for t in txns)
@@ -88,12 +94,15 @@ def bench_local(uri: str, count: int, regions: int) -> dict[str, Any]:
         _submit_all(c, model, 300, offset=10**6)  # warm up
         c.drain(300)
         commits = store.commits
+        cpu = _cpu(resource.RUSAGE_SELF)
         started = time.perf_counter()
         txns = _submit_all(c, model, count)
         assert c.drain(600)
         elapsed = time.perf_counter() - started
         store.commits -= commits
-        return _summary(txns, elapsed, store)
+        out = _summary(txns, elapsed, store)
+        out["controller_cpu_s"] = round(_cpu(resource.RUSAGE_SELF) - cpu, 1)
+        return out
     finally:
         c.stop()
         store.close()
@@ -125,12 +134,14 @@ def bench_workers(uri: str, count: int, regions: int, workers: int, folder: Path
         _submit_all(c, model, 300, offset=10**6)  # warm up (and wait for the workers)
         assert c.drain(300)
         commits = store.commits
+        cpu = _cpu(resource.RUSAGE_SELF)
         started = time.perf_counter()
         txns = _submit_all(c, model, count)
         assert c.drain(600)
         elapsed = time.perf_counter() - started
         store.commits -= commits
         out = _summary(txns, elapsed, store)
+        out["controller_cpu_s"] = round(_cpu(resource.RUSAGE_SELF) - cpu, 1)
         out["workers"] = workers
         out["consistent"] = bool(c.check()["consistent"])
         return out

@@ -173,3 +173,43 @@ def test_shared_devices_see_each_others_changes(tmp_path: Path) -> None:
     assert a.duplicates() == []  # the repeat changed nothing: not an application
     a.close()
     b.close()
+
+
+def test_queued_action_logs_outlive_log_compaction(zk_uri: str, tmp_path: Path) -> None:
+    """Workers read a queued transaction's action log from the log entry that queued it: snapshots do
+    not delete such an entry before the queue entry is gone."""
+    devices = tmp_path / "devices.db"
+    model = small_dc(hosts=4, memory_mib=10**6)
+    sim = SharedSimDriver(devices)
+    sim.load(project(model))
+    client = open_client(zk_uri)
+    executor = RemoteExecutor(client)
+    store = ZooKeeperStore(zk_uri, client=client, physical_queue=True, snapshot_entries=2)
+    c = Controller.open(store, sim, initial=lambda: model, executor=executor)
+    executor.adopt(lambda txn: c.get(txn).settled)
+    c.subscribe(executor.durable)
+    c.start()
+    setup = Setup(c, devices, zk_uri, client)
+    stop = threading.Event()
+    try:
+        for i in range(12):  # no worker yet: started transactions wait on the queue
+            c.submit(
+                "spawn_vm", spawn("r1" if i % 2 else "r2", 1 + i % 4, f"g{i}", memory_mib=128), durable=True
+            )
+            time.sleep(0.05)
+        store.wait_background()
+        c.submit("stop_vm", {"vm": "/compute/r1/host-01/none"}, durable=True)  # switch to the snapshot
+        store.wait_background()
+        c.submit("stop_vm", {"vm": "/compute/r1/host-01/none"}, durable=True)  # and collect garbage
+        store.wait_background()
+        assert store.snapshots >= 2
+        queued = client.get_children(Paths.QUEUE)
+        assert queued and set(queued) <= set(client.get_children(Paths.WAL))
+        _in_process_worker(setup, "late", stop)
+        _assert_clean(setup)
+    finally:
+        stop.set()
+        c.stop()
+        client.stop()
+        client.close()
+        sim.close()

@@ -26,7 +26,8 @@ Layout under the chroot::
     /snap/<epoch>-<gen>       snapshot index: log seq covered, model shard blobs, archives, live chunks
     /data/<blob>              immutable snapshot blobs (model shards, archives, live records, keys)
     /election                 leader election (kazoo Lock recipe; ephemeral sequential nodes)
-    /phys/queue/<seq>         started transactions for workers (one entry per commit)
+    /phys/queue/<seq>         started transactions for workers (one entry per commit; their action logs
+                              are read from /wal/<seq>, which is kept while the entry exists)
     /phys/claims/<seq>        a worker's ephemeral claim of a queue entry
     /phys/progress/<seq>      per-step outcomes recorded by the worker, per transaction
     /phys/done/r-<n>          workers' completion reports, consumed by the leader
@@ -607,7 +608,6 @@ class ZooKeeperStore(Store):
                             "id": t.id,
                             "procedure": t.procedure,
                             "args": t.args,
-                            "actions": d["a"],
                             "times": t.times,
                         }
                     )
@@ -918,7 +918,11 @@ class ZooKeeperStore(Store):
         blobs, and blobs of unfinished snapshots of earlier epochs."""
         client = self.client
         deletes = [f"{Paths.SNAP}/{old.name}"]
-        deletes += [f"{Paths.WAL}/{n}" for n in client.get_children(Paths.WAL) if int(n) <= new.seq]
+        # A log entry whose transactions are still on the physical queue is kept: workers read their
+        # action logs from it (the queue entry only names them).
+        queued = set(client.get_children(Paths.QUEUE))
+        covered = [n for n in client.get_children(Paths.WAL) if int(n) <= new.seq]
+        deletes += [f"{Paths.WAL}/{n}" for n in covered if n not in queued]
         keep = new.blobs()
         for name in client.get_children(Paths.DATA):
             if name in keep:

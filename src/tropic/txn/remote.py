@@ -1,9 +1,9 @@
 """Physical execution in worker processes, through a physical queue in ZooKeeper (distributed mode).
 
 The leader's store puts every batch of started transactions on the queue (``/phys/queue/<seq>``, written
-in the same multi as their STARTED records, see :mod:`tropic.store.zk`). A :class:`Worker` process claims
-a queue entry with an *ephemeral* node (``/phys/claims/<seq>``), replays each transaction with its own
-driver (:func:`tropic.txn.worker.replay`), records per-step outcomes as it goes
+in the same multi as their STARTED records and action logs, ``/wal/<seq>``, see :mod:`tropic.store.zk`).
+A :class:`Worker` process claims a queue entry with an *ephemeral* node (``/phys/claims/<seq>``), replays
+each transaction with its own driver (:func:`tropic.txn.worker.replay`), records per-step outcomes as it goes
 (``/phys/progress/<seq>``) and reports each finished transaction (``/phys/done/...``). Its ZooKeeper
 writes are batched: one multi per flush carries the progress of every running transaction and every
 completion since the previous flush.
@@ -495,7 +495,7 @@ class Worker:
             self._load(seq)
         mine = set(self._batches)
         for seq in self._queue:
-            if self._running() >= self.concurrency:
+            if self._running() >= 2 * self.concurrency:  # a little backlog keeps the threads busy
                 return
             if seq in self._claims or seq in mine or seq in self._unloaded:
                 continue
@@ -519,8 +519,13 @@ class Worker:
 
     def _take(self, seq: str) -> None:
         queued = self.client.get_async(f"{Paths.QUEUE}/{seq}")
+        logged = self.client.get_async(f"{Paths.WAL}/{seq}")
         stored = self.client.get_async(f"{Paths.PROGRESS}/{seq}")
         items = _loads(queued.get(timeout=30)[0])
+        # The action logs were written once, in the log entry of the commit that queued them.
+        actions = {int(u["t"]["id"]): u["a"] for u in _loads(logged.get(timeout=30)[0]) if "a" in u}
+        for item in items:
+            item["actions"] = actions[int(item["id"])]
         try:
             progress: dict[str, dict[str, Any]] = _loads(stored.get(timeout=30)[0])
             has_node = True
