@@ -34,7 +34,7 @@ def test_sample_replay_at_high_speedup_is_complete_and_consistent(tmp_path: Path
 
     files = write_report(result, tmp_path / "report")
     names = {f.name for f in files}
-    assert {"report.md", "summary.json", "latency.png", "throughput.png", "hosts.png"} <= names
+    assert {"report.md", "summary.json", "series.csv", "latency.png", "throughput.png", "hosts.png"} <= names
     for f in files:
         assert f.stat().st_size > 0
         if f.suffix == ".png":

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from tropic.model import audit
-from tropic.replay.scale import ScaleSpec, build_scale_model, memory_status, run_scale_bench
+from tropic.replay.metrics import memory_status
+from tropic.replay.scale import ScaleSpec, build_scale_model, run_scale_bench
 
 
 def test_built_model_is_what_committed_spawns_would_leave() -> None:

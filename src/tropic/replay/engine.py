@@ -36,7 +36,7 @@ from tropic.replay.datacenter import (
     peak_demand,
     sim_devices,
 )
-from tropic.replay.metrics import DESTROY, SPAWN, Recorder, Series
+from tropic.replay.metrics import DESTROY, SPAWN, Recorder, Series, memory_status
 from tropic.replay.placement import CapacityIndex, Policy, memory_unit
 from tropic.replay.schedule import Arrivals, Lifetimes, TimedEvent, timed_events
 from tropic.runtime import open_store
@@ -305,6 +305,7 @@ class _Run:
             "all_final": not self.pending and self.c.idle(),
             "controller": self.c.counters.to_dict(),
             "live_vms_at_end": len(self.placed),
+            "peak_rss_gib": memory_status()["peak_rss_gib"],
         }
         if check:
             out["consistent"] = bool(check["consistent"])

@@ -11,6 +11,7 @@ import math
 from array import array
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -55,6 +56,21 @@ def latency_figures(latency_s: Floats) -> dict[str, float]:
         "max": round(float(ms.max()), 3),
         "mean": round(float(ms.mean()), 3),
     }
+
+
+def memory_status() -> dict[str, float]:
+    """Resident memory now and at its peak (GiB), from /proc/self/status (0 where not available)."""
+    out = {"rss_gib": 0.0, "peak_rss_gib": 0.0}
+    try:
+        text = Path("/proc/self/status").read_text()
+    except OSError:
+        return out
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            kib = int(value.split()[0])
+            out["rss_gib" if key == "VmRSS" else "peak_rss_gib"] = round(kib / 2**20, 3)
+    return out
 
 
 class Recorder:

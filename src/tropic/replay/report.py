@@ -81,11 +81,30 @@ def write_report(result: ReplayResult, folder: str | Path) -> list[Path]:
         _throughput_plot(plt, series, s, out / THROUGHPUT_PNG, caption),
         _hosts_plot(plt, series, s, out / HOSTS_PNG, caption),
     ]
+    csv = out / "series.csv"
+    csv.write_text(series_csv(series))
+    files.append(csv)
     summary_path = out / "summary.json"
     summary_path.write_text(json.dumps(s, indent=2, sort_keys=True, default=str) + "\n")
     md = out / "report.md"
     md.write_text(markdown(s))
     return [md, summary_path, *files]
+
+
+def series_csv(series: Series) -> str:
+    """The per-window figures behind the plots, one row per window."""
+    rows = ["trace_h,offered_txn_s,throughput_txn_s,p50_ms,p95_ms,p99_ms"]
+    for values in zip(
+        series.trace_h,
+        series.offered_txn_s,
+        series.throughput_txn_s,
+        series.p50_ms,
+        series.p95_ms,
+        series.p99_ms,
+        strict=True,
+    ):
+        rows.append(",".join("" if math.isnan(v) else f"{v:.4g}" for v in values))
+    return "\n".join(rows) + "\n"
 
 
 def _latency_plot(plt: Any, series: Series, s: dict[str, Any], path: Path, caption: str) -> Path:

@@ -37,7 +37,7 @@ from tropic.model import (
     StorageRoot,
     Volume,
 )
-from tropic.replay.metrics import latency_figures
+from tropic.replay.metrics import latency_figures, memory_status
 from tropic.store.base import MemoryStore, Store
 from tropic.store.sqlite import SQLiteStore
 from tropic.txn import Controller, State, Transaction
@@ -66,21 +66,6 @@ class ScaleSpec:
             raise InvalidArguments("hosts and baseline VMs must be at least 1, VMs not negative")
         if self.txns < 1 or self.latency_txns < 1 or not self.rate > 0:
             raise InvalidArguments("txns, latency_txns and rate must be positive")
-
-
-def memory_status() -> dict[str, float]:
-    """Resident memory now and at its peak (GiB), from /proc/self/status (0 where not available)."""
-    out = {"rss_gib": 0.0, "peak_rss_gib": 0.0}
-    try:
-        text = Path("/proc/self/status").read_text()
-    except OSError:
-        return out
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            kib = int(value.split()[0])
-            out["rss_gib" if key == "VmRSS" else "peak_rss_gib"] = round(kib / 2**20, 3)
-    return out
 
 
 def region_of(host: int) -> str:
