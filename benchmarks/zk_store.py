@@ -121,11 +121,12 @@ def bench_workers(uri: str, count: int, regions: int, workers: int, folder: Path
     c.subscribe(executor.durable)
     c.start()
     argv = [*TROPIC, "worker", "--store", uri, "--driver", f"sim://{devices}", "--concurrency", "64"]
+    logs = [(folder / f"w{i}.log").open("ab") for i in range(workers)]
     procs = [
         subprocess.Popen(
             [*argv, "--name", f"w{i}", "--log-level", "warning"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=logs[i],
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         for i in range(workers)
@@ -148,8 +149,14 @@ def bench_workers(uri: str, count: int, regions: int, workers: int, folder: Path
     finally:
         for p in procs:
             os.killpg(p.pid, signal.SIGTERM)
-        for p in procs:
-            p.wait(60)
+        for i, p in enumerate(procs):
+            try:
+                p.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                tail = (folder / f"w{i}.log").read_text(errors="replace")[-3000:]
+                print(f"worker w{i} ignored SIGTERM for 60 s; killed. Its log:\n{tail}", file=sys.stderr)
+            logs[i].close()
         c.stop()
         store.close()
         client.stop()

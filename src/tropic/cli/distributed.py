@@ -8,6 +8,7 @@ one SQLite file, for one machine) or a real backend such as ``libvirt+qemu+ssh:/
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
 import threading
@@ -85,6 +86,8 @@ def worker_cmd(
     stop = threading.Event()
 
     def on_signal(sig: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            os._exit(1)  # a second signal: stop now (the claims end with the process's session)
         stop.set()
 
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -385,6 +385,8 @@ class Worker:
                 self._wake.clear()
                 self._safely(self._round)
             # Drain: no new claims; finish and report what runs, then leave the rest to other workers.
+            if self._running():
+                log.warning("worker %s: finishing %d transactions first", self.name, self._running())
             deadline = time.monotonic() + DRAIN_S
             while self._running() and time.monotonic() < deadline:
                 self._wake.wait(self.flush_s)
@@ -395,6 +397,10 @@ class Worker:
             with self._state:
                 self._generation += 1  # whatever still runs stops before its next device action
                 self._state.notify_all()
+            with self._lock:
+                for ev in self._urgent:  # rollbacks waiting for a flush that will not come
+                    ev.set()
+                self._urgent.clear()
             self.client.remove_listener(self._on_state)
             self._pool.shutdown(wait=True, cancel_futures=True)
 
