@@ -178,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         print("ZooKeeper is not installed: run scripts/install-zookeeper.sh", file=sys.stderr)
         return 2
     rounds: dict[str, list[dict[str, Any]]] = {"local": [], "workers": []}
-    with ZooKeeperEnsemble(install=install) as ensemble, tempfile.TemporaryDirectory() as tmp:
+    ensemble = ZooKeeperEnsemble(install=install, heap_mb=512)  # see MAX_ENTRY in tropic.store.zk
+    with ensemble, tempfile.TemporaryDirectory() as tmp:
         ensemble.start_all(timeout=120)
         for r in range(args.rounds):
             if args.only in (None, "local"):
@@ -190,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
                 rounds["workers"].append(bench_workers(uri, args.count, args.regions, args.workers, folder))
     report: dict[str, Any] = {
         "benchmark": "zk_store",
-        "ensemble": {"servers": 3, "address": "127.0.0.1 (loopback)", "force_sync": True},
+        "ensemble": {"servers": 3, "address": "127.0.0.1 (loopback)", "force_sync": True, "heap_mb": 512},
         "count": args.count,
         "regions": args.regions,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},

@@ -79,7 +79,8 @@ def zk_ensemble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         if os.environ.get("TROPIC_REQUIRE_ZOOKEEPER") == "1":
             pytest.fail(ZOOKEEPER_NOT_INSTALLED)
         pytest.skip(ZOOKEEPER_NOT_INSTALLED)
-    ensemble = ZooKeeperEnsemble(tmp_path_factory.mktemp("zk"), size=3, install=install)
+    # 512 MB heap: each server caches its last 500 requests, up to ~400 KB each from tropic's store
+    ensemble = ZooKeeperEnsemble(tmp_path_factory.mktemp("zk"), size=3, install=install, heap_mb=512)
     try:
         ensemble.start_all(timeout=60)
         yield ensemble

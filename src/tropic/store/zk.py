@@ -77,14 +77,14 @@ __all__ = [
 FORMAT = "tropic-zk"
 VERSION = 1
 
-# ZooKeeper refuses requests (and znodes) above jute.maxbuffer, 1 MB by default. A log entry plus its
-# physical queue entry must fit in one multi request, with room to spare (one big multi beats two round
-# trips: a batch is split only beyond this).
-MAX_ENTRY = 768 * 1024
-MAX_BLOB = 512 * 1024
-MAX_UNIT = 768 * 1024
+# ZooKeeper refuses requests (and znodes) above jute.maxbuffer, 1 MB by default, and every server keeps
+# its last 500 committed requests in memory (commitLogCount): a batch is split beyond MAX_ENTRY bytes per
+# multi (a log entry plus its queue entry), so that cache stays under 200 MB of the servers' heap.
+MAX_ENTRY = 384 * 1024
+MAX_BLOB = 384 * 1024
+MAX_UNIT = 768 * 1024  # one transaction's change alone in a multi (beyond: refused, it cannot be stored)
 SHARD_TARGET = 64 * 1024  # average bytes per model shard when the shard count is chosen
-SHARD_LIMIT = 640 * 1024  # a shard that grows past this doubles the shard count at the next snapshot
+SHARD_LIMIT = MAX_BLOB  # a shard that grows past this doubles the shard count at the next snapshot
 SNAPSHOT_ENTRIES = 600  # log entries after which a snapshot is written (bounds the replay on takeover)
 SNAPSHOT_BYTES = 12 * 1024 * 1024
 KEEP_KEY_CHUNKS = 16  # idempotency keys remembered: the most recent chunks (about 6,000 keys each)
