@@ -118,7 +118,7 @@ def create_app(
     (default: one on ``controller`` that reads the devices on demand; the caller runs periodic passes)."""
     broker = events or EventBroker()
     drift = reconciler or Reconciler(controller)
-    keys = idempotency or IdempotencyCache()
+    keys = idempotency if idempotency is not None else IdempotencyCache()
     metrics = Metrics(controller)
 
     def on_change(t: Transaction) -> None:
