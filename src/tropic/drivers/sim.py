@@ -315,23 +315,27 @@ class SimDriver(Driver):
             raise CorruptStore(f"{path} is not a sim device file: {e}", path=str(path)) from None
         self._db = db
         for key, kind, value in db.execute("SELECT key, kind, value FROM sim_objects"):
-            obj = json.loads(value)
-            if kind == "host":
-                self.hosts[key] = {
-                    "vms": obj["vms"],
-                    "configs": set(obj["configs"]),
-                    "volumes": set(obj["volumes"]),
-                }
-            elif kind == "san":
-                self.sans[key] = {"images": set(obj["images"]), "volumes": obj["volumes"]}
-            else:
-                self.routers[key] = obj
-            self._saved[key] = value
+            self._install(key, kind, value)
         for txn, idx, undo, n in db.execute("SELECT txn, idx, undo, n FROM sim_applied"):
             self.applied[(txn, idx, bool(undo))] = n
         row = db.execute("SELECT value FROM sim_meta WHERE key='faults'").fetchone()
         if row is not None:
             self.faults = [Fault.from_dict(f) for f in json.loads(row[0])]
+
+    def _install(self, key: str, kind: str, value: str) -> None:
+        """Put one stored device object (as written by :meth:`_serialise`) into the in-memory state."""
+        obj = json.loads(value)
+        if kind == "host":
+            self.hosts[key] = {
+                "vms": obj["vms"],
+                "configs": set(obj["configs"]),
+                "volumes": set(obj["volumes"]),
+            }
+        elif kind == "san":
+            self.sans[key] = {"images": set(obj["images"]), "volumes": obj["volumes"]}
+        else:
+            self.routers[key] = obj
+        self._saved[key] = value
 
     @property
     def durable(self) -> bool:

@@ -10,7 +10,6 @@ parallel); fault rules come from the file; their ``nth``/``times`` counters are 
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import time
@@ -74,18 +73,7 @@ class SharedSimDriver(SimDriver):
         self._saved.pop(key, None)
         if kind is None or value is None:
             return
-        obj = json.loads(value)
-        if kind == "host":
-            self.hosts[key] = {
-                "vms": obj["vms"],
-                "configs": set(obj["configs"]),
-                "volumes": set(obj["volumes"]),
-            }
-        elif kind == "san":
-            self.sans[key] = {"images": set(obj["images"]), "volumes": obj["volumes"]}
-        else:
-            self.routers[key] = obj
-        self._saved[key] = value
+        self._install(key, kind, value)
 
     def _refresh(self, key: str) -> None:
         """Re-read one device inside the action's exclusive transaction (once per transaction)."""
