@@ -173,3 +173,47 @@ def test_idempotency_keys_survive_takeovers_and_snapshots(zk_uri: str) -> None:
     assert third.lookup_key("key-1") == (1, "fp-1")
     for s in (first, second, third):
         s.close()
+
+
+def test_a_retry_during_a_lost_quorum_gets_the_first_transaction_not_a_second(
+    zk_ensemble: ZooKeeperEnsemble, zk_uri: str
+) -> None:
+    """A submission refused with 503 while the quorum is away is still queued for the store: its retry
+    with the same key must wait for it and get it back, not make the procedure twice."""
+    from tropic.ha.gate import DurableKeys
+    from tropic.store.zk import key_id
+    from tropic.store.zkclient import ZooKeeperUnavailable
+
+    store = ZooKeeperStore(zk_uri, session_timeout=30)
+    store.init_model(small_dc())
+    keys = DurableKeys(store)
+    made: list[int] = []
+
+    def create() -> int:
+        made.append(99)
+        return 99
+
+    zk_ensemble.kill(1)
+    zk_ensemble.kill(2)
+    store.bind_key(1, key_id("ops", "k-1"), "fp")
+    store.put_txn(_txn(1))
+    committed = threading.Event()
+    threading.Thread(target=lambda: (store.commit(), committed.set()), daemon=True).start()
+
+    keys.pending_wait_s = 0.5  # still no quorum: the retry is refused again, clearly
+    with pytest.raises(ZooKeeperUnavailable, match="transaction 1, made for this Idempotency-Key"):
+        keys.run("ops", "k-1", "fp", create)
+    keys.pending_wait_s = 90.0
+    answers: list[tuple[int, bool]] = []
+    retry = threading.Thread(target=lambda: answers.append(keys.run("ops", "k-1", "fp", create)))
+    retry.start()
+    time.sleep(1)
+    assert answers == [], "the retry answered before the first transaction was stored"
+    zk_ensemble.start(1)
+    zk_ensemble.start(2)
+    retry.join(90)
+    assert committed.wait(30)
+    assert answers == [(1, True)] and made == []
+    restored = _read(zk_uri)
+    assert restored is not None and [t.id for t in restored.txns] == [1]
+    store.close()

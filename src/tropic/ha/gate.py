@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from typing import Any
 
@@ -19,6 +20,7 @@ import orjson
 from tropic.api.idempotency import IdempotencyCache, KeyReused
 from tropic.ha.controller import KEY_BINDING
 from tropic.store.zk import ZooKeeperStore, key_id
+from tropic.store.zkclient import ZooKeeperUnavailable
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -144,6 +146,7 @@ class DurableKeys(IdempotencyCache):
         self.store = store
         self._guard = threading.Lock()
         self._locks: dict[str, tuple[threading.Lock, int]] = {}
+        self.pending_wait_s = 30.0  # how long a retry waits for its first try's record to be stored
 
     def __bool__(self) -> bool:
         # create_app picks ``idempotency or IdempotencyCache()``: an empty cache must not read as "none"
@@ -152,6 +155,26 @@ class DurableKeys(IdempotencyCache):
     def __len__(self) -> int:
         return len(self.store.keys)
 
+    def _await_pending(self, kid: str, fp: str) -> tuple[int, str] | None:
+        """A retry of a submission whose first record is still waiting for ZooKeeper (it was refused
+        with 503 while the quorum was away) gets that transaction once it is stored, never a second one."""
+        pending = self.store.lookup_pending_key(kid)
+        if pending is None or pending[1] != fp:
+            return pending
+        deadline = time.monotonic() + self.pending_wait_s
+        while time.monotonic() < deadline:
+            seen = self.store.lookup_key(kid)
+            if seen is not None:
+                return seen
+            if self.store.lookup_pending_key(kid) is None:  # dropped with a lost store: nothing stored
+                return self.store.lookup_key(kid)
+            time.sleep(0.01)
+        raise ZooKeeperUnavailable(
+            f"transaction {pending[0]}, made for this Idempotency-Key, is not stored yet: ZooKeeper at "
+            f"{self.store.hosts} has not confirmed it within {self.pending_wait_s:g} s; retry with the same key",
+            hosts=self.store.hosts,
+        )
+
     def run(self, owner: str, key: str, fp: str, create: Callable[[], int]) -> tuple[int, bool]:
         kid = key_id(owner, key)
         with self._guard:
@@ -159,7 +182,7 @@ class DurableKeys(IdempotencyCache):
             self._locks[kid] = (lock, users + 1)
         try:
             with lock:  # two concurrent retries with one key make one transaction
-                seen = self.store.lookup_key(kid)
+                seen = self.store.lookup_key(kid) or self._await_pending(kid, fp)
                 if seen is not None:
                     if seen[1] != fp:
                         raise KeyReused(seen[0])

@@ -310,6 +310,8 @@ class ZooKeeperStore(Store):
         self._garbage: tuple[_Snapshot, _Snapshot] | None = None
         self._carry: tuple[list[bytes], list[bytes], set[int], int, int] | None = None
         self.keys: dict[str, tuple[int, str]] = {}  # idempotency key id -> (txn id, fingerprint)
+        # Keys bound to a transaction whose first record is not committed yet (ZooKeeper may be away).
+        self.pending_keys: dict[str, tuple[int, str]] = {}
         self._keys_lock = threading.Lock()
         self.commits = 0
         self.snapshots = 0
@@ -573,10 +575,18 @@ class ZooKeeperStore(Store):
         """Store idempotency key ``kid`` with transaction ``txn_id``'s first record (same multi), so a
         retried submission finds it after any crash. Call on the logical thread before that record."""
         self._bindings[txn_id] = (kid, fingerprint)
+        with self._keys_lock:
+            self.pending_keys[kid] = (txn_id, fingerprint)
 
     def lookup_key(self, kid: str) -> tuple[int, str] | None:
+        """The committed transaction and request fingerprint of key ``kid``, or None."""
         with self._keys_lock:
             return self.keys.get(kid)
+
+    def lookup_pending_key(self, kid: str) -> tuple[int, str] | None:
+        """The transaction key ``kid`` is bound to while its first record waits for a commit, or None."""
+        with self._keys_lock:
+            return self.pending_keys.get(kid)
 
     def _take_attached(self, unit: _Unit) -> None:
         for kind, path, value in self._attach:
@@ -770,6 +780,7 @@ class ZooKeeperStore(Store):
         if unit.key is not None:
             with self._keys_lock:
                 self.keys[unit.key[0]] = (t.id, unit.key[1])
+                self.pending_keys.pop(unit.key[0], None)
                 if len(self.keys) > 2 * KEEP_KEYS:
                     for kid in list(itertools.islice(self.keys, KEEP_KEYS)):
                         del self.keys[kid]
