@@ -171,7 +171,8 @@ class DurableKeys(IdempotencyCache):
             time.sleep(0.01)
         raise ZooKeeperUnavailable(
             f"transaction {pending[0]}, made for this Idempotency-Key, is not stored yet: ZooKeeper at "
-            f"{self.store.hosts} has not confirmed it within {self.pending_wait_s:g} s; retry with the same key",
+            f"{self.store.hosts} has not confirmed it within {self.pending_wait_s:g} s; "
+            "retry with the same key",
             hosts=self.store.hosts,
         )
 
