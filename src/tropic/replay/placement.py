@@ -5,9 +5,9 @@ bit mask of the free-vCPU counts present below them, finds the host with the lea
 fewest free vCPUs) that still fits a VM in O(log M) steps for M memory units, whatever the number of
 hosts. The same tree answers the opposite question (most free memory) for a spreading policy.
 
-Hosts with a transaction in flight can be held out of the tree (:meth:`CapacityIndex.busy`): placing a
-VM there would only queue its spawn behind that transaction's host lock, so the policy first looks among
-idle hosts and falls back to the held ones (a scan of the few hosts in flight) only when none fits.
+Hosts with a transaction in flight are held in a second tree (:meth:`CapacityIndex.busy`): placing a VM
+there would only queue its spawn behind that transaction's host lock, so the policy first looks among
+idle hosts and falls back to the held ones (the same query on the second tree) only when none fits.
 """
 
 from __future__ import annotations
@@ -41,6 +41,78 @@ def memory_unit(sizes_mib: Iterable[int]) -> int:
     return math.gcd(*sizes_mib) or 1
 
 
+class _Tree:
+    """Hosts keyed by free (memory units, vCPU slots): a segment tree over free memory whose nodes hold a
+    bit mask of the free-vCPU counts present below them."""
+
+    def __init__(self, leaves: int, max_cpu: int) -> None:
+        self.size = 1 << max(0, (leaves - 1).bit_length())
+        self.max_cpu = max_cpu
+        self.tree = [0] * (2 * self.size)  # OR of the free-vCPU bit masks below each node
+        self.cells: dict[tuple[int, int], dict[int, None]] = {}  # (memory units, vCPUs) -> hosts
+        self.key: dict[int, tuple[int, int]] = {}
+
+    def insert(self, host: int, key: tuple[int, int]) -> None:
+        self.key[host] = key
+        cell = self.cells.get(key)
+        if cell is None:
+            cell = self.cells[key] = {}
+        cell[host] = None
+        if len(cell) == 1:
+            self._set_leaf(key[0], self.tree[self.size + key[0]] | (1 << key[1]))
+
+    def remove(self, host: int) -> None:
+        key = self.key.pop(host)
+        cell = self.cells[key]
+        del cell[host]
+        if not cell:
+            del self.cells[key]
+            self._set_leaf(key[0], self.tree[self.size + key[0]] & ~(1 << key[1]))
+
+    def find(self, need_mem: int, need_cpu: int, best_fit: bool) -> int | None:
+        if best_fit:
+            leaf = self._first(1, 0, self.size - 1, need_mem, need_cpu)
+        else:
+            leaf = self._last(1, 0, self.size - 1, need_mem, need_cpu)
+        if leaf < 0:
+            return None
+        mask = self.tree[self.size + leaf] >> need_cpu
+        if best_fit:
+            cpu = (mask & -mask).bit_length() - 1 + need_cpu
+        else:
+            cpu = mask.bit_length() - 1 + need_cpu
+        return next(iter(self.cells[(leaf, cpu)]))
+
+    def _set_leaf(self, leaf: int, mask: int) -> None:
+        tree = self.tree
+        i = self.size + leaf
+        tree[i] = mask
+        i >>= 1
+        while i:
+            tree[i] = tree[2 * i] | tree[2 * i + 1]
+            i >>= 1
+
+    def _first(self, node: int, lo: int, hi: int, start: int, cpu: int) -> int:
+        """Leftmost leaf in ``[start, hi]`` under ``node`` with a free-vCPU count >= ``cpu``, or -1."""
+        if hi < start or not self.tree[node] >> cpu:
+            return -1
+        if lo == hi:
+            return lo
+        mid = (lo + hi) // 2
+        found = self._first(2 * node, lo, mid, start, cpu)
+        return found if found >= 0 else self._first(2 * node + 1, mid + 1, hi, start, cpu)
+
+    def _last(self, node: int, lo: int, hi: int, start: int, cpu: int) -> int:
+        """Rightmost leaf in ``[start, hi]`` under ``node`` with a free-vCPU count >= ``cpu``, or -1."""
+        if hi < start or not self.tree[node] >> cpu:
+            return -1
+        if lo == hi:
+            return lo
+        mid = (lo + hi) // 2
+        found = self._last(2 * node + 1, mid + 1, hi, start, cpu)
+        return found if found >= 0 else self._last(2 * node, lo, mid, start, cpu)
+
+
 class CapacityIndex:
     """Free capacity of every host, with O(log M) placement queries and updates.
 
@@ -66,16 +138,14 @@ class CapacityIndex:
         self.free_mem = [h.memory_mib for h in hosts]
         self.vms = [0] * len(hosts)
         self.in_flight = [0] * len(hosts)
-        self._held: dict[int, None] = {}  # hosts out of the tree while a transaction runs there
         self.hosts_used = 0
         self.max_cpu = max(h.vcpu_slots for h in hosts)
         leaves = top_mem // self.unit_mib + 1
-        self._size = 1 << max(0, (leaves - 1).bit_length())
-        self._tree = [0] * (2 * self._size)  # OR of the free-vCPU bit masks below each node
-        self._cells: dict[tuple[int, int], dict[int, None]] = {}  # (memory units, vCPUs) -> hosts
-        self._key: list[tuple[int, int]] = [(0, 0)] * len(hosts)
+        self._idle = _Tree(leaves, self.max_cpu)
+        self._held = _Tree(leaves, self.max_cpu)  # hosts with a transaction in flight (see busy)
+        self._size = self._idle.size
         for i in range(len(hosts)):
-            self._insert(i)
+            self._idle.insert(i, self._bucket(i))
 
     def __len__(self) -> int:
         return len(self.capacity)
@@ -87,18 +157,11 @@ class CapacityIndex:
         need_mem = -(-memory_mib // self.unit_mib)
         if need_cpu > self.max_cpu or need_mem >= self._size:
             return None
-        if self.policy is Policy.BEST_FIT:
-            leaf = self._first(1, 0, self._size - 1, need_mem, need_cpu)
-        else:
-            leaf = self._last(1, 0, self._size - 1, need_mem, need_cpu)
-        if leaf < 0:
-            return self._find_held(vcpus, memory_mib)
-        mask = self._tree[self._size + leaf] >> need_cpu
-        if self.policy is Policy.BEST_FIT:
-            cpu = (mask & -mask).bit_length() - 1 + need_cpu
-        else:
-            cpu = mask.bit_length() - 1 + need_cpu
-        return next(iter(self._cells[(leaf, cpu)]))
+        best_fit = self.policy is Policy.BEST_FIT
+        host = self._idle.find(need_mem, need_cpu, best_fit)
+        if host is None:
+            host = self._held.find(need_mem, need_cpu, best_fit)
+        return host
 
     def place(self, vcpus: int, memory_mib: int) -> int | None:
         """Choose a host for a VM and reserve its room there; None (nothing reserved) when none fits."""
@@ -108,106 +171,46 @@ class CapacityIndex:
         return host
 
     def reserve(self, host: int, vcpus: int, memory_mib: int) -> None:
-        held = host in self._held
-        if not held:
-            self._remove(host)
+        tree = self._tree_of(host)
+        tree.remove(host)
         self.free_cpu[host] -= vcpus
         self.free_mem[host] -= memory_mib
         self.vms[host] += 1
         if self.vms[host] == 1:
             self.hosts_used += 1
-        if not held:
-            self._insert(host)
+        tree.insert(host, self._bucket(host))
 
     def release(self, host: int, vcpus: int, memory_mib: int) -> None:
         if self.vms[host] < 1:
             raise InvalidArguments(f"host {host} holds no VM to release")
-        held = host in self._held
-        if not held:
-            self._remove(host)
+        tree = self._tree_of(host)
+        tree.remove(host)
         self.free_cpu[host] += vcpus
         self.free_mem[host] += memory_mib
         self.vms[host] -= 1
         if self.vms[host] == 0:
             self.hosts_used -= 1
-        if not held:
-            self._insert(host)
+        tree.insert(host, self._bucket(host))
 
     def busy(self, host: int) -> None:
         """A transaction on ``host`` is in flight: prefer other hosts until it is :meth:`idle`."""
         self.in_flight[host] += 1
         if self.in_flight[host] == 1:
-            self._remove(host)
-            self._held[host] = None
+            self._idle.remove(host)
+            self._held.insert(host, self._bucket(host))
 
     def idle(self, host: int) -> None:
         if self.in_flight[host] < 1:
             raise InvalidArguments(f"host {host} has no transaction in flight")
         self.in_flight[host] -= 1
         if self.in_flight[host] == 0:
-            del self._held[host]
-            self._insert(host)
-
-    def _find_held(self, vcpus: int, memory_mib: int) -> int | None:
-        best: int | None = None
-        best_key = (0, 0)
-        sign = 1 if self.policy is Policy.BEST_FIT else -1
-        free_cpu, free_mem = self.free_cpu, self.free_mem
-        for h in self._held:
-            if free_cpu[h] >= vcpus and free_mem[h] >= memory_mib:
-                key = (sign * free_mem[h], sign * free_cpu[h])
-                if best is None or key < best_key:
-                    best, best_key = h, key
-        return best
+            self._held.remove(host)
+            self._idle.insert(host, self._bucket(host))
 
     # --- the index ----------------------------------------------------------------------------------------
+    def _tree_of(self, host: int) -> _Tree:
+        return self._held if self.in_flight[host] else self._idle
+
     def _bucket(self, host: int) -> tuple[int, int]:
         mem = max(0, self.free_mem[host]) // self.unit_mib
         return min(mem, self._size - 1), max(0, min(self.free_cpu[host], self.max_cpu))
-
-    def _insert(self, host: int) -> None:
-        key = self._bucket(host)
-        self._key[host] = key
-        cell = self._cells.get(key)
-        if cell is None:
-            cell = self._cells[key] = {}
-        cell[host] = None
-        if len(cell) == 1:
-            self._set_leaf(key[0], self._tree[self._size + key[0]] | (1 << key[1]))
-
-    def _remove(self, host: int) -> None:
-        key = self._key[host]
-        cell = self._cells[key]
-        del cell[host]
-        if not cell:
-            del self._cells[key]
-            self._set_leaf(key[0], self._tree[self._size + key[0]] & ~(1 << key[1]))
-
-    def _set_leaf(self, leaf: int, mask: int) -> None:
-        tree = self._tree
-        i = self._size + leaf
-        tree[i] = mask
-        i >>= 1
-        while i:
-            tree[i] = tree[2 * i] | tree[2 * i + 1]
-            i >>= 1
-
-    def _first(self, node: int, lo: int, hi: int, start: int, cpu: int) -> int:
-        """Leftmost leaf in ``[start, hi]`` under ``node`` with a free-vCPU count >= ``cpu``, or -1."""
-        if hi < start or not self._tree[node] >> cpu:
-            return -1
-        if lo == hi:
-            return lo
-        mid = (lo + hi) // 2
-        found = self._first(2 * node, lo, mid, start, cpu)
-        return found if found >= 0 else self._first(2 * node + 1, mid + 1, hi, start, cpu)
-
-    def _last(self, node: int, lo: int, hi: int, start: int, cpu: int) -> int:
-        """Rightmost leaf in ``[start, hi]`` under ``node`` with a free-vCPU count >= ``cpu``, or -1."""
-        if hi < start or not self._tree[node] >> cpu:
-            return -1
-        if lo == hi:
-            return lo
-        mid = (lo + hi) // 2
-        found = self._last(2 * node + 1, mid + 1, hi, start, cpu)
-        return found if found >= 0 else self._last(2 * node, lo, mid, start, cpu)

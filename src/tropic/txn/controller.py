@@ -62,6 +62,7 @@ from tropic.txn.worker import Executor, LocalExecutor
 
 T = TypeVar("T")
 MAX_BATCH = 128  # new transactions simulated per batch before the group commit
+PROGRESS_SAVE_S = 0.05  # step outcomes of running transactions are saved at most this often
 Listener = Callable[[Transaction], None]
 
 DRIFT = 0  # the fence owner of drifted resources (transaction ids start at 1)
@@ -144,7 +145,13 @@ class Controller:
         self._submit_lock = threading.Lock()
         self._events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._pending: deque[Transaction] = deque()
-        self._deferred: list[Transaction] = []
+        # Deferred transactions in FIFO order, and who each waits for: a deferred transaction is looked
+        # at again only when the transaction blocking it releases or changes its locks or reservation
+        # (not at every release: a long queue would make every release cost the whole queue).
+        self._deferred: dict[int, Transaction] = {}
+        self._waiters: dict[int, list[Transaction]] = {}  # blocker id -> transactions it blocks
+        self._changed: set[int] = set()  # released or changed locks/reservations since the last retry
+        self._retry_all = False  # look at every deferred transaction (a kill, a fence lifted, a restart)
         self._dispatch: list[Transaction] = []
         self._notify: list[Transaction] = []
         self._in_flight = 0
@@ -154,6 +161,7 @@ class Controller:
         self.executor = executor or LocalExecutor(driver, workers)
         self.watchdog = watchdog  # seconds an in-flight transaction's worker may go without a heartbeat
         self._watched = 0.0
+        self._progress_saved = 0.0
         self._stopping = False
         self._listeners: list[Listener] = []
         self._settled = threading.Condition()  # notified after each batch is durable
@@ -224,14 +232,14 @@ class Controller:
             if t.state is State.SUBMITTED:
                 self._pending.append(t)
             elif t.state is State.DEFERRED:
-                self._deferred.append(t)
+                self._deferred[t.id] = t
             elif not t.final:
                 # It was executing: it still owns its locks (nothing else may touch its resources).
                 self.locks.force(t.id, LockSet(t.reads, t.writes).requests())
                 self._in_flight += 1
                 self._running[t.id] = t
                 self._dispatch.append(t)
-        for t in self._deferred:
+        for t in self._deferred.values():
             self._reserved.force(t.id, LockSet(t.reads, t.writes).requests())
         self._ids = itertools.count(top + 1)
 
@@ -422,6 +430,7 @@ class Controller:
                 self.store.put_fence(p, None)
             if gone:
                 self.store.commit()
+                self._retry_all = True
                 self._retry_deferred()
             return gone
 
@@ -458,6 +467,7 @@ class Controller:
                 del self.fenced[p]
                 self.store.put_fence(p, None)
             self.store.commit()
+            self._retry_all = True
             self._retry_deferred()
             return ChangeResult(delta=delta, unfenced=unfenced)
 
@@ -504,10 +514,10 @@ class Controller:
                     self._finish(ev[1])
                     released = True
                 elif kind == "progress":
-                    self.store.put_txn(ev[1])
-                    self._notify.append(ev[1])
+                    pass  # saved (and announced) with the running transactions' progress, below
                 elif kind in ("kill", "resume"):
                     released = True  # re-examine the queues; a running one is handled by its worker
+                    self._retry_all = True
                 elif kind == "call":
                     calls.append(ev[1])
                 elif kind == "stop":
@@ -521,11 +531,7 @@ class Controller:
                 self._schedule(released)
             if self._running and self.watchdog is not None:
                 self._watch()
-            for t in self._running.values():
-                n = len(t.steps)
-                if n != t.saved_steps:
-                    t.saved_steps = n
-                    self.store.put_txn(t)
+            self._save_progress()
             self.store.commit()
             self._announce()
             for c in calls:
@@ -536,6 +542,23 @@ class Controller:
                 c.done.set()
             if stop and self._in_flight == 0:
                 return
+
+    def _save_progress(self) -> None:
+        """Save the step outcomes of running transactions, at most every :data:`PROGRESS_SAVE_S`. Not
+        saving each step at once is safe: recovery redoes or undoes a step whose outcome it lacks (device
+        actions are idempotent); it only makes a short transaction cost two records, not one per step."""
+        if not self._running:
+            return
+        now = time.monotonic()
+        if now - self._progress_saved < PROGRESS_SAVE_S:
+            return
+        self._progress_saved = now
+        for t in self._running.values():
+            n = len(t.steps)
+            if n != t.saved_steps:
+                t.saved_steps = n
+                self.store.put_txn(t)
+                self._notify.append(t)
 
     def _announce(self) -> None:
         accepted, self._accepted = self._accepted, []
@@ -557,7 +580,7 @@ class Controller:
             submit(t)
 
     def _schedule(self, released: bool) -> None:
-        if released:
+        if self._changed or self._retry_all:
             self._retry_deferred()
         pending = self._pending
         budget = MAX_BATCH  # bound the time before this batch commits; the rest waits for the next loop
@@ -568,24 +591,47 @@ class Controller:
                 self._abort_killed(t)
                 continue
             if not self._try_start(t):
-                self._deferred.append(t)
+                self._deferred[t.id] = t
 
     def _retry_deferred(self) -> None:
-        still: list[Transaction] = []
-        for t in self._deferred:
-            if t.kill_requested:
-                self._reserved.release(t.id)
-                self._abort_killed(t)
-                continue
-            wanted = LockSet(t.reads, t.writes).requests()
-            if self._blocker(t.id, wanted) is not None:
-                still.append(t)  # still blocked on the same locks: no need to simulate again
-                continue
-            move(t, State.SUBMITTED)
-            self.store.put_txn(t)
-            if not self._try_start(t):
-                still.append(t)
-        self._deferred = still
+        """Retry, oldest first, the deferred transactions whose blocker released or changed its locks
+        (every deferred one after a kill, a lifted fence or a restart). Starting or deferring one may
+        unblock others: repeat until nothing changes."""
+        rounds = 0
+        while self._changed or self._retry_all:
+            rounds += 1
+            if self._retry_all or rounds > 100:  # (a cycle of changes is not expected; stay bounded)
+                self._retry_all = False
+                self._changed.clear()
+                self._waiters.clear()
+                candidates = list(self._deferred.values())
+            else:
+                changed, self._changed = self._changed, set()
+                seen: dict[int, Transaction] = {}
+                for b in changed:
+                    for t in self._waiters.pop(b, ()):
+                        seen[t.id] = t
+                candidates = [seen[i] for i in sorted(seen)]
+            for t in candidates:
+                if self._deferred.get(t.id) is not t:
+                    continue  # started or ended meanwhile (or listed under two blockers)
+                if t.kill_requested:
+                    del self._deferred[t.id]
+                    self._reserved.release(t.id)
+                    self._changed.add(t.id)
+                    self._abort_killed(t)
+                    continue
+                wanted = LockSet(t.reads, t.writes).requests()
+                blocker = self._blocker(t.id, wanted)
+                if blocker is not None:
+                    # Still blocked on the same locks: no need to simulate again.
+                    self._waiters.setdefault(blocker, []).append(t)
+                    continue
+                del self._deferred[t.id]
+                move(t, State.SUBMITTED)
+                self.store.put_txn(t)
+                if not self._try_start(t):
+                    self._deferred[t.id] = t
 
     def _blocker(self, txn: int, wanted: dict[str, int]) -> int | None:
         blocker = self.locks.conflict(txn, wanted)
@@ -629,12 +675,15 @@ class Controller:
             t.deferrals += 1
             t.blocked_by = blocker
             self.counters.deferred += 1
-            self._reserved.release(t.id)
+            if self._reserved.release(t.id) != wanted:
+                self._changed.add(t.id)  # transactions waiting on its old reservation may go now
             self._reserved.force(t.id, wanted)
+            self._waiters.setdefault(blocker, []).append(t)
             self.store.put_txn(t)
             self._notify.append(t)
             return False
-        self._reserved.release(t.id)
+        if self._reserved.release(t.id):
+            self._changed.add(t.id)
         self.locks.force(t.id, wanted)
         t.delta = self.model.apply(sim.view)
         self.store.put_delta(t.delta)
@@ -652,7 +701,8 @@ class Controller:
 
     def _abort(self, t: Transaction, error: TropicError) -> bool:
         t.error = error.to_dict()
-        self._reserved.release(t.id)
+        if self._reserved.release(t.id):
+            self._changed.add(t.id)
         move(t, State.ABORTED)
         self._final(t)
         return True
@@ -715,6 +765,7 @@ class Controller:
                 move(t, State.ABORTED)
                 self.counters.rolled_back += 1
         self.locks.release(t.id)
+        self._changed.add(t.id)
         self._final(t)
 
     def _final(self, t: Transaction) -> None:

@@ -141,9 +141,11 @@ class LockTable:
             counts[path][mode] += 1
             mine[path] = mode
 
-    def release(self, txn: int) -> None:
+    def release(self, txn: int) -> dict[str, int]:
+        """Drop every lock of ``txn``; returns what it held (empty if nothing)."""
         held, counts = self._held, self._counts
-        for path, mode in self._by_txn.pop(txn, {}).items():
+        mine = self._by_txn.pop(txn, {})
+        for path, mode in mine.items():
             holders = held.get(path)
             if holders is not None:
                 holders.pop(txn, None)
@@ -152,6 +154,7 @@ class LockTable:
                 else:
                     del held[path]
                     del counts[path]
+        return mine
 
     def holders(self) -> set[int]:
         return set(self._by_txn)
