@@ -77,10 +77,8 @@ class _Tree:
         if leaf < 0:
             return None
         mask = self.tree[self.size + leaf] >> need_cpu
-        if best_fit:
-            cpu = (mask & -mask).bit_length() - 1 + need_cpu
-        else:
-            cpu = mask.bit_length() - 1 + need_cpu
+        low = (mask & -mask) if best_fit else mask  # best fit: fewest free vCPUs; else the most
+        cpu = low.bit_length() - 1 + need_cpu
         return next(iter(self.cells[(leaf, cpu)]))
 
     def _set_leaf(self, leaf: int, mask: int) -> None:
