@@ -3,6 +3,10 @@ an embedded controller with a durable SQLite store, time-compressed, and print t
 
     python benchmarks/replay_trace.py [--speedup 500] [--max-bins N] [--store URI] [--report DIR]
     python benchmarks/replay_trace.py --sweep 100,250,500,1000 --max-bins 200 [--p99-bound-ms 100]
+    python benchmarks/replay_trace.py --zk-ensemble 3 --sweep 50,100,200 --max-bins 50
+
+``--zk-ensemble N`` starts a fresh N-server ZooKeeper ensemble on loopback (tests/zkharness.py, fsync on;
+ZooKeeper from scripts/install-zookeeper.sh) and replays against the ZooKeeper store, one chroot a run.
 
 The whole trace at 500x lasts about 16 minutes (491,400 trace seconds / 500) and runs ~800,000
 transactions. Figures made from the real trace must credit the Azure Public Dataset V1 (CC-BY 4.0) and
@@ -36,7 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--store", default=None, help="store URI (default: SQLite in a temporary folder)")
     ap.add_argument("--report", default=None, help="folder for the markdown report and plots")
     ap.add_argument("--data", default=str(REAL), help="trace directory (default: the real trace)")
+    ap.add_argument("--zk-ensemble", type=int, default=0, help="start an N-server ZooKeeper ensemble")
     args = ap.parse_args(argv)
+    if args.zk_ensemble:
+        return _with_ensemble(args.zk_ensemble, argv if argv is not None else sys.argv[1:])
     directory = Path(args.data)
     files = (
         TraceFiles.in_directory(directory) if (directory / "arrivals.txt").is_file() else TraceFiles.sample()
@@ -71,6 +78,29 @@ def main(argv: list[str] | None = None) -> int:
     json.dump(out, sys.stdout, indent=2, sort_keys=True, default=str)
     sys.stdout.write("\n")
     return 0
+
+
+def _with_ensemble(servers: int, argv: list[str]) -> int:
+    """Run ``main`` again with ``--store`` pointing at a fresh loopback ensemble of ``servers`` servers."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from zkharness import ZooKeeperEnsemble, find_zookeeper
+
+    install = find_zookeeper()
+    if install is None:
+        print("ZooKeeper is not installed: run scripts/install-zookeeper.sh", file=sys.stderr)
+        return 2
+    rest: list[str] = []
+    skip = False
+    for i, a in enumerate(argv):
+        if skip:
+            skip = False
+        elif a == "--zk-ensemble" or a == "--store":
+            skip = True
+        elif not (a.startswith("--zk-ensemble=") or a.startswith("--store=")):
+            rest.append(argv[i])
+    with ZooKeeperEnsemble(size=servers, install=install, heap_mb=512) as ensemble:
+        ensemble.start_all(timeout=120)
+        return main([*rest, "--store", ensemble.uri("/replay")])
 
 
 if __name__ == "__main__":

@@ -253,3 +253,39 @@ def test_a_dead_logical_thread_fails_callers_fast(model: Model, sim: SimDriver) 
     with pytest.raises(ControllerStopped, match="disk full"):
         c.check()
     c.stop()
+
+
+def test_a_release_looks_only_at_the_transactions_it_blocked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long queue deferred behind one busy host must not be re-examined at every release elsewhere: each
+    release costs the transactions it blocked, not the whole queue (and FIFO order still holds)."""
+    m = small_dc(hosts=3, memory_mib=10**6)
+    sim = SimDriver()
+    sim.load(project(m))
+    checks: list[int] = []
+    real = Controller._blocker
+
+    def counting(self: Controller, txn: int, wanted: dict[str, int]) -> int | None:
+        checks.append(txn)
+        return real(self, txn, wanted)
+
+    monkeypatch.setattr(Controller, "_blocker", counting)
+    with Controller(m, sim, workers=4) as c:
+        hang = sim.hang("/compute/r1/host-01", action="create_vm", timeout=60)
+        first = c.submit("spawn_vm", spawn("r1", 1, "first"))
+        assert hang.entered.wait(10)
+        queued = [c.submit("spawn_vm", spawn("r1", 1, f"q{i}")) for i in range(40)]
+        deadline = time.monotonic() + 10
+        while not all(t.state is State.DEFERRED for t in queued) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert all(t.state is State.DEFERRED for t in queued)
+        checks.clear()
+        others = [c.wait(c.submit("spawn_vm", spawn("r1", 2, f"o{i}")), 10) for i in range(30)]
+        assert all(t.state is State.COMMITTED for t in others)
+        queued_ids = {t.id for t in queued}
+        assert not queued_ids & set(checks), "releases on host-02 re-examined the queue on host-01"
+        sim.release(hang)
+        c.drain(30)
+        assert first.state is State.COMMITTED and all(t.state is State.COMMITTED for t in queued)
+        starts = [t.times[State.STARTED.value] for t in queued]
+        assert starts == sorted(starts), "the queue must start in submission order"
+        assert_invariants(c)
