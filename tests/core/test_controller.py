@@ -289,3 +289,34 @@ def test_a_release_looks_only_at_the_transactions_it_blocked(monkeypatch: pytest
         starts = [t.times[State.STARTED.value] for t in queued]
         assert starts == sorted(starts), "the queue must start in submission order"
         assert_invariants(c)
+
+
+def test_a_destroy_submitted_behind_its_deferred_spawn_waits_for_it() -> None:
+    """Conflicting transactions see each other's effects in submission order: a destroy submitted while
+    its VM's spawn is still deferred is not simulated against a model without the VM (it would abort with
+    unknown_resource); it waits behind the spawn and then destroys the VM."""
+    m = small_dc(hosts=3, memory_mib=10**6)
+    sim = SimDriver()
+    sim.load(project(m))
+    with Controller(m, sim, workers=4) as c:
+        hang = sim.hang("/compute/r1/host-01", action="create_vm", timeout=60)
+        first = c.submit("spawn_vm", spawn("r1", 1, "first"))
+        assert hang.entered.wait(10)
+        spawned = c.submit("spawn_vm", spawn("r1", 1, "later"))
+        destroy = c.submit("destroy_vm", {"vm": vm("r1", 1, "later")})
+        elsewhere = c.submit("destroy_vm", {"vm": vm("r1", 2, "never-spawned")})
+        c.wait(elsewhere, 10)  # nothing older and deferred touches host-02: it aborts at once
+        assert elsewhere.state is State.ABORTED and elsewhere.error is not None
+        assert elsewhere.error["code"] == "unknown_resource"
+        never = c.submit("destroy_vm", {"vm": vm("r1", 1, "never-spawned")})
+        time.sleep(0.2)
+        assert destroy.state is State.DEFERRED and spawned.state is State.DEFERRED
+        assert never.state is State.DEFERRED  # the older spawn on host-01 could have made it
+        sim.release(hang)
+        c.drain(30)
+        assert [first.state, spawned.state, destroy.state] == [State.COMMITTED] * 3, destroy.error
+        assert never.state is State.ABORTED and never.error is not None
+        assert never.error["code"] == "unknown_resource"
+        assert destroy.times[State.STARTED.value] > spawned.times[State.COMMITTED.value]
+        assert "/compute/r1/host-01/later" not in c.model.nodes
+        assert_invariants(c)

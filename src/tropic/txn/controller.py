@@ -157,6 +157,7 @@ class Controller:
         self._in_flight = 0
         self._running: dict[int, Transaction] = {}  # handed to workers, not yet final
         self._accepted: list[Transaction] = []
+        self._stored: list[threading.Event] = []  # workers waiting for a rollback record to be durable
         self._thread: threading.Thread | None = None
         self.executor = executor or LocalExecutor(driver, workers)
         self.watchdog = watchdog  # seconds an in-flight transaction's worker may go without a heartbeat
@@ -249,13 +250,20 @@ class Controller:
             return self
         self._stopping = False
         events = self._events
-        self.executor.start(
-            finished=lambda t: events.put(("finished", t)), progress=lambda t: events.put(("progress", t))
-        )
+        self.executor.start(finished=lambda t: events.put(("finished", t)), progress=self._rollback_starts)
         self._thread = threading.Thread(target=self._run, name="tropic-logical", daemon=True)
         self._thread.start()
         self._events.put(("resume",))  # retry restored deferred work, dispatch restored in-flight work
         return self
+
+    def _rollback_starts(self, t: Transaction) -> None:
+        """A worker is about to undo ``t``'s steps: store "rolling back" first, so that a recovery never
+        redoes forward steps that were undone (it resumes the rollback instead)."""
+        stored = threading.Event()
+        self._events.put(("progress", t, stored))
+        while not stored.wait(0.5):
+            if self._fatal is not None or self._thread is None or not self._thread.is_alive():
+                return  # the controller is gone: nothing will be stored, the recovery decides
 
     def stop(self) -> None:
         """Stop taking work, let in-flight transactions finish, and stop the threads. Queued
@@ -513,8 +521,10 @@ class Controller:
                 elif kind == "finished":
                     self._finish(ev[1])
                     released = True
-                elif kind == "progress":
-                    pass  # saved (and announced) with the running transactions' progress, below
+                elif kind == "progress":  # a rollback starts: store it before the worker's first undo
+                    self.store.put_txn(ev[1])
+                    self._notify.append(ev[1])
+                    self._stored.append(ev[2])
                 elif kind in ("kill", "resume"):
                     released = True  # re-examine the queues; a running one is handled by its worker
                     self._retry_all = True
@@ -561,6 +571,9 @@ class Controller:
                 self._notify.append(t)
 
     def _announce(self) -> None:
+        stored, self._stored = self._stored, []
+        for ev in stored:
+            ev.set()
         accepted, self._accepted = self._accepted, []
         for t in accepted:
             t.accepted = True
@@ -647,6 +660,8 @@ class Controller:
             return self._abort(t, e)
         sim = simulate(self.model, proc, t.args)
         t.actions = sim.actions
+        if not sim.ok and self._waits_for_older(t, sim):
+            return False
         if sim.error is not None:
             return self._abort(t, sim.error)
         if sim.violations:
@@ -671,16 +686,7 @@ class Controller:
         wanted = locks.requests()
         blocker = self._blocker(t.id, wanted)
         if blocker is not None:
-            move(t, State.DEFERRED)
-            t.deferrals += 1
-            t.blocked_by = blocker
-            self.counters.deferred += 1
-            if self._reserved.release(t.id) != wanted:
-                self._changed.add(t.id)  # transactions waiting on its old reservation may go now
-            self._reserved.force(t.id, wanted)
-            self._waiters.setdefault(blocker, []).append(t)
-            self.store.put_txn(t)
-            self._notify.append(t)
+            self._defer(t, wanted, blocker)
             return False
         if self._reserved.release(t.id):
             self._changed.add(t.id)
@@ -697,6 +703,39 @@ class Controller:
         else:
             move(t, State.COMMITTED)
             self._final(t)
+        return True
+
+    def _defer(self, t: Transaction, wanted: dict[str, int], blocker: int) -> None:
+        move(t, State.DEFERRED)
+        t.deferrals += 1
+        t.blocked_by = blocker
+        self.counters.deferred += 1
+        if self._reserved.release(t.id) != wanted:
+            self._changed.add(t.id)  # transactions waiting on its old reservation may go now
+        self._reserved.force(t.id, wanted)
+        self._waiters.setdefault(blocker, []).append(t)
+        self.store.put_txn(t)
+        self._notify.append(t)
+
+    def _waits_for_older(self, t: Transaction, sim: Simulation) -> bool:
+        """A simulation that failed (an error, a violated constraint) on resources an older *deferred*
+        transaction will change did not see that change yet: e.g. a destroy of a VM whose spawn waits for
+        its host. Defer it behind that transaction instead of aborting it, so conflicting transactions see
+        each other's effects in submission order; it is simulated again once the older one is through."""
+        if not self._deferred:
+            return False
+        reads = set(sim.view.reads)
+        missing = sim.error.path if sim.error is not None else None
+        if missing:
+            reads.add(missing)  # the resource it did not find (a lookup is not a recorded read)
+        locks = LockSet.from_sets(reads, sim.view.writes)
+        wanted = locks.requests()
+        blocker = self._reserved.conflict(t.id, wanted, before=t.id)
+        if blocker is None:
+            return False
+        t.actions = []
+        t.reads, t.writes = locks.reads, locks.writes
+        self._defer(t, wanted, blocker)
         return True
 
     def _abort(self, t: Transaction, error: TropicError) -> bool:
@@ -778,6 +817,7 @@ class Controller:
             c.aborted += 1
         if State.KILLED.value in t.times:
             c.killed += 1
+        t.delta = None  # only a running transaction's rollback needs it: final records keep none
         self.store.put_txn(t)
         self._notify.append(t)
 
