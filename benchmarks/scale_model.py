@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--vms", type=int, default=1_800_000)
     ap.add_argument("--baseline-vms", type=int, default=1_000)
     ap.add_argument("--txns", type=int, default=5_000)
+    ap.add_argument("--rounds", type=int, default=5, help="throughput rounds per model, alternating")
     ap.add_argument("--latency-txns", type=int, default=2_000)
     ap.add_argument("--rate", type=float, default=500.0)
     ap.add_argument("--no-durability", action="store_true")
@@ -31,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         vms=args.vms,
         baseline_vms=args.baseline_vms,
         txns=args.txns,
+        rounds=args.rounds,
         latency_txns=args.latency_txns,
         rate=args.rate,
         durable=not args.no_durability,

@@ -40,7 +40,8 @@ def scale(
     hosts: int = typer.Option(225_000, "--hosts", min=1, help="Hosts in the big model."),
     vms: int = typer.Option(1_800_000, "--vms", min=0, help="VMs in the big model (each with its volume)."),
     baseline: int = typer.Option(1000, "--baseline-vms", min=1, help="VMs in the comparison model."),
-    txns: int = typer.Option(5000, "--txns", min=1, help="spawn_vm transactions per throughput phase."),
+    txns: int = typer.Option(5000, "--txns", min=1, help="spawn_vm transactions per model, all rounds."),
+    rounds: int = typer.Option(5, "--rounds", min=1, help="Throughput rounds per model, alternating."),
     rate: float = typer.Option(500.0, "--rate", min=1e-3, help="Offered txn/s of the paced latency phase."),
     memory: bool = typer.Option(False, "--no-durability", help="Keep the store in memory (no fsync)."),
     no_freeze: bool = typer.Option(False, "--no-gc-freeze", help="Leave the model to the full GC passes."),
@@ -55,6 +56,7 @@ def scale(
         vms=vms,
         baseline_vms=baseline,
         txns=txns,
+        rounds=rounds,
         rate=rate,
         durable=not memory,
         freeze_gc=not no_freeze,
@@ -68,6 +70,6 @@ def scale(
     output.console.print(
         f"{hosts:,} hosts / {vms:,} VMs: built in {big['build_s']} s (+{big['store_init_s']} s store), "
         f"{big['rss_gib']} GiB resident; {big['throughput_txn_s']} txn/s vs {base['throughput_txn_s']} txn/s "
-        f"at {baseline:,} VMs (ratio {result['ratio']}); paced p50 {big['paced_latency_ms']['p50']} ms vs "
-        f"{base['paced_latency_ms']['p50']} ms"
+        f"at {baseline:,} VMs (ratio of medians {result['ratio']}); paced p50 "
+        f"{big['paced_latency_ms']['p50']} ms vs {base['paced_latency_ms']['p50']} ms"
     )

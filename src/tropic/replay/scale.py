@@ -1,6 +1,8 @@
 """Datacenter-scale benchmark: build a logical model of H hosts and V VMs (each VM with its volume on a
 SAN), open a durable controller on it, and compare transaction throughput and latency with a 1K-VM model
-of the same density, in the same process and with the same transactions.
+of the same density, in the same process and with the same transactions. Both controllers stay open and
+the throughput rounds alternate between them, so that the shared machine's changing load is spread over
+both sides; the ratio compares the medians.
 
 The model is written straight into the node table (the way a store restores it), not through
 transactions. After each build the collector freezes what exists: millions of long-lived model nodes
@@ -14,6 +16,7 @@ from __future__ import annotations
 import gc
 import math
 import sqlite3
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -55,7 +58,8 @@ class ScaleSpec:
     hosts: int = 225_000
     vms: int = 1_800_000
     baseline_vms: int = 1_000
-    txns: int = 5_000  # spawns per throughput phase (as fast as possible)
+    txns: int = 5_000  # spawns in all throughput rounds together (as fast as possible)
+    rounds: int = 5  # throughput rounds per model, alternating between the two models
     latency_txns: int = 2_000  # spawns per latency phase (paced)
     rate: float = 500.0  # offered txn/s of the latency phase
     durable: bool = True
@@ -65,8 +69,8 @@ class ScaleSpec:
     def __post_init__(self) -> None:
         if self.hosts < 1 or self.vms < 0 or self.baseline_vms < 1:
             raise InvalidArguments("hosts and baseline VMs must be at least 1, VMs not negative")
-        if self.txns < 1 or self.latency_txns < 1 or not self.rate > 0:
-            raise InvalidArguments("txns, latency_txns and rate must be positive")
+        if self.txns < 1 or self.latency_txns < 1 or not self.rate > 0 or self.rounds < 1:
+            raise InvalidArguments("txns, latency_txns, rate and rounds must be positive")
 
 
 def region_of(host: int) -> str:
@@ -132,21 +136,44 @@ class _Phase:
 
 
 def run_scale_bench(spec: ScaleSpec, *, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Measure the baseline model, then the big one; return both and their ratios (plain data)."""
+    """Build the baseline model and the big one, open a controller on each, and measure both side by
+    side: ``spec.rounds`` throughput rounds alternate between them (so a change in the machine's load
+    hits both alike) and ``ratio`` compares their medians; then one paced latency phase each."""
     density = spec.vms / spec.hosts if spec.vms else 8.0
     base_hosts = max(1, math.ceil(spec.baseline_vms / density))
     # The same transactions on both models: spawns over as many hosts as the baseline has.
     targets = base_hosts
     say = progress or (lambda _message: None)
-    say(f"baseline: {base_hosts} hosts, {spec.baseline_vms} VMs")
-    baseline = _measure(base_hosts, spec.baseline_vms, targets, spec)
+    per_round = max(1, spec.txns // spec.rounds)
+    with tempfile.TemporaryDirectory(prefix="tropic-scale-") as tmp:
+        say(f"baseline: {base_hosts} hosts, {spec.baseline_vms} VMs")
+        base = _Opened.build(base_hosts, spec.baseline_vms, targets, spec, Path(tmp) / "baseline.db")
+        try:
+            say(f"scale: {spec.hosts} hosts, {spec.vms} VMs")
+            big = _Opened.build(spec.hosts, spec.vms, targets, spec, Path(tmp) / "scale.db")
+            try:
+                for r in range(spec.rounds):
+                    say(f"throughput round {r + 1} of {spec.rounds}")
+                    pair = (base, big) if r % 2 == 0 else (big, base)
+                    for side in pair:
+                        side.rounds.append(_spawns(side.c, side.paths, f"f{r}-", per_round, None))
+                say("paced latency")
+                for side in (base, big):
+                    side.paced = _spawns(side.c, side.paths, "p", spec.latency_txns, spec.rate)
+            finally:
+                big.close()
+        finally:
+            base.close()
+        baseline, scale = base.figures(), big.figures()
     _release(spec)
-    say(f"scale: {spec.hosts} hosts, {spec.vms} VMs")
-    big = _measure(spec.hosts, spec.vms, targets, spec)
-    _release(spec)
-    ratio = big["throughput_txn_s"] / baseline["throughput_txn_s"] if baseline["throughput_txn_s"] else None
+    ratio = scale["throughput_txn_s"] / baseline["throughput_txn_s"] if baseline["throughput_txn_s"] else None
+    pairs = [
+        b.throughput_txn_s / a.throughput_txn_s
+        for a, b in zip(base.rounds, big.rounds, strict=True)
+        if a.throughput_txn_s
+    ]
     p50_ratio = (
-        big["paced_latency_ms"]["p50"] / baseline["paced_latency_ms"]["p50"]
+        scale["paced_latency_ms"]["p50"] / baseline["paced_latency_ms"]["p50"]
         if baseline["paced_latency_ms"]["p50"]
         else None
     )
@@ -156,70 +183,91 @@ def run_scale_bench(spec: ScaleSpec, *, progress: Callable[[str], None] | None =
         "durable": spec.durable,
         "workers": spec.workers,
         "freeze_gc": spec.freeze_gc,
-        "txns": spec.txns,
+        "txns": per_round * spec.rounds,
+        "rounds": spec.rounds,
         "paced_rate_txn_s": spec.rate,
         "target_hosts": targets,
-        "scale": big,
+        "scale": scale,
         "baseline": baseline,
         "ratio": round(ratio, 3) if ratio is not None else None,
+        "round_ratios": [round(x, 3) for x in pairs],
         "p50_ratio": round(p50_ratio, 3) if p50_ratio is not None else None,
         "peak_rss_gib": memory_status()["peak_rss_gib"],
     }
 
 
 def _release(spec: ScaleSpec) -> None:
-    """Hand the last model back to the collector (it was frozen after its build)."""
+    """Hand the models back to the collector (they were frozen after their build)."""
     if spec.freeze_gc:
         gc.unfreeze()
     gc.collect()
 
 
-def _measure(hosts: int, vms: int, targets: int, spec: ScaleSpec) -> dict[str, Any]:
-    gc.collect()
-    before = memory_status()["rss_gib"]
-    t0 = time.perf_counter()
-    model = build_scale_model(hosts, vms)
-    build_s = time.perf_counter() - t0
-    if spec.freeze_gc:
-        gc.freeze()
-    built = memory_status()["rss_gib"]
-    resources = len(model.nodes)
-    stride = max(1, hosts // targets)
-    paths = [host_path(i * stride) for i in range(targets)]
-    sim = SimDriver()
-    sim.hosts = {p: {"vms": {}, "configs": set(), "volumes": set()} for p in paths}
-    sim.sans = {
-        f"/storage/r{r}/san-1": {"images": {"img"}, "volumes": {}}
-        for r in range(math.ceil(hosts / HOSTS_PER_REGION))
-    }
-    with tempfile.TemporaryDirectory(prefix="tropic-scale-") as tmp:
-        store: Store = SQLiteStore(Path(tmp) / "scale.db") if spec.durable else MemoryStore()
+@dataclass
+class _Opened:
+    """One model with its controller open on a store, and what was measured on it."""
+
+    c: Controller
+    store: Store
+    paths: list[str]
+    load: dict[str, Any]
+    rounds: list[_Phase]
+    paced: _Phase | None = None
+
+    @staticmethod
+    def build(hosts: int, vms: int, targets: int, spec: ScaleSpec, db: Path) -> _Opened:
+        gc.collect()
+        before = memory_status()["rss_gib"]
+        t0 = time.perf_counter()
+        model = build_scale_model(hosts, vms)
+        build_s = time.perf_counter() - t0
+        if spec.freeze_gc:
+            gc.freeze()
+        built = memory_status()["rss_gib"]
+        stride = max(1, hosts // targets)
+        paths = [host_path(i * stride) for i in range(targets)]
+        sim = SimDriver()
+        sim.hosts = {p: {"vms": {}, "configs": set(), "volumes": set()} for p in paths}
+        sim.sans = {
+            f"/storage/r{r}/san-1": {"images": {"img"}, "volumes": {}}
+            for r in range(math.ceil(hosts / HOSTS_PER_REGION))
+        }
+        store: Store = SQLiteStore(db) if spec.durable else MemoryStore()
         t1 = time.perf_counter()
         c = Controller.open(store, sim, initial=lambda: model, workers=spec.workers)
         if isinstance(store, SQLiteStore):
             _checkpoint(store.path)
         store_s = time.perf_counter() - t1
         c.start()
+        load = {
+            "hosts": hosts,
+            "vms": vms,
+            "resources": len(model.nodes),
+            "build_s": round(build_s, 3),
+            "store_init_s": round(store_s, 3),
+            "load_s": round(build_s + store_s, 3),
+            "model_rss_gib": round(built - before, 3),
+            "rss_gib": built,
+        }
+        return _Opened(c, store, paths, load, [])
+
+    def close(self) -> None:
         try:
-            fast = _spawns(c, paths, "f", spec.txns, None)
-            paced = _spawns(c, paths, "p", spec.latency_txns, spec.rate)
+            self.c.stop()
         finally:
-            c.stop()
-            store.close()
-    return {
-        "hosts": hosts,
-        "vms": vms,
-        "resources": resources,
-        "build_s": round(build_s, 3),
-        "store_init_s": round(store_s, 3),
-        "load_s": round(build_s + store_s, 3),
-        "model_rss_gib": round(built - before, 3),
-        "rss_gib": built,
-        "throughput_txn_s": fast.throughput_txn_s,
-        "committed": fast.committed + paced.committed,
-        "latency_ms": fast.latency_ms,
-        "paced_latency_ms": paced.latency_ms,
-    }
+            self.store.close()
+
+    def figures(self) -> dict[str, Any]:
+        throughputs = [r.throughput_txn_s for r in self.rounds]
+        paced = self.paced
+        return {
+            **self.load,
+            "throughput_txn_s": round(statistics.median(throughputs), 1) if throughputs else 0.0,
+            "round_throughputs_txn_s": throughputs,
+            "committed": sum(r.committed for r in self.rounds) + (paced.committed if paced else 0),
+            "latency_ms": self.rounds[-1].latency_ms if self.rounds else {},
+            "paced_latency_ms": paced.latency_ms if paced else {},
+        }
 
 
 def _checkpoint(path: Path) -> None:
