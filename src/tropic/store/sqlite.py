@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS fences (path TEXT PRIMARY KEY, txn INTEGER NOT NULL);
 """
 
 
-CHECKPOINT_EVERY_S = 0.2  # how often the checkpointer copies the write-ahead log into the database
+CHECKPOINT_EVERY_S = 1.0  # how often the checkpointer copies the write-ahead log into the database
 AUTOCHECKPOINT_PAGES = 16_384  # a commit checkpoints itself only past this WAL size (a stalled checkpointer)
 
 
