@@ -89,15 +89,15 @@ def _with_ensemble(servers: int, argv: list[str]) -> int:
     if install is None:
         print("ZooKeeper is not installed: run scripts/install-zookeeper.sh", file=sys.stderr)
         return 2
-    rest: list[str] = []
+    rest: list[str] = []  # argv without --zk-ensemble and --store (and their values)
     skip = False
-    for i, a in enumerate(argv):
+    for a in argv:
         if skip:
             skip = False
-        elif a == "--zk-ensemble" or a == "--store":
+        elif a in ("--zk-ensemble", "--store"):
             skip = True
-        elif not (a.startswith("--zk-ensemble=") or a.startswith("--store=")):
-            rest.append(argv[i])
+        elif not a.startswith(("--zk-ensemble=", "--store=")):
+            rest.append(a)
     with ZooKeeperEnsemble(size=servers, install=install, heap_mb=512) as ensemble:
         ensemble.start_all(timeout=120)
         return main([*rest, "--store", ensemble.uri("/replay")])

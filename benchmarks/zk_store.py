@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from tropic.drivers.sim import SimDriver
 from tropic.drivers.sim_shared import SharedSimDriver
 from tropic.model import Model, project
-from tropic.scenario.bench import bench_model, percentile
+from tropic.scenario.bench import bench_model, percentile, spawn_args
 from tropic.store.zk import ZooKeeperStore
 from tropic.store.zkclient import open_client
 from tropic.txn import Controller, State, Transaction
@@ -51,16 +51,7 @@ def _submit_all(c: Controller, model: Model, count: int, offset: int = 0) -> lis
     hosts = _hosts(model)
     out = []
     for i in range(offset, offset + count):
-        host = hosts[i % len(hosts)]
-        region = host.split("/")[2]
-        args = {
-            "host": host,
-            "name": f"b{i}",
-            "image": f"/storage/{region}/san-1/img",
-            "vcpus": 1,
-            "memory_mib": 256,
-        }
-        out.append(c.submit("spawn_vm", args, submitter="bench"))
+        out.append(c.submit("spawn_vm", spawn_args(hosts[i % len(hosts)], f"b{i}"), submitter="bench"))
     return out
 
 
@@ -84,6 +75,22 @@ def _summary(txns: list[Transaction], elapsed: float, store: ZooKeeperStore) -> 
     }
 
 
+def _measured(c: Controller, model: Model, store: ZooKeeperStore, count: int) -> dict[str, Any]:
+    """Warm up (and wait for any workers), then ``count`` spawns as fast as possible: their figures."""
+    _submit_all(c, model, 300, offset=10**6)
+    assert c.drain(300)
+    commits = store.commits
+    cpu = _cpu(resource.RUSAGE_SELF)
+    started = time.perf_counter()
+    txns = _submit_all(c, model, count)
+    assert c.drain(600)
+    elapsed = time.perf_counter() - started
+    store.commits -= commits
+    out = _summary(txns, elapsed, store)
+    out["controller_cpu_s"] = round(_cpu(resource.RUSAGE_SELF) - cpu, 1)
+    return out
+
+
 def bench_local(uri: str, count: int, regions: int) -> dict[str, Any]:
     model = bench_model(regions * 2, 0, regions=regions)
     sim = SimDriver()
@@ -91,18 +98,7 @@ def bench_local(uri: str, count: int, regions: int) -> dict[str, Any]:
     store = ZooKeeperStore(uri)
     c = Controller.open(store, sim, initial=lambda: model, workers=8).start()
     try:
-        _submit_all(c, model, 300, offset=10**6)  # warm up
-        c.drain(300)
-        commits = store.commits
-        cpu = _cpu(resource.RUSAGE_SELF)
-        started = time.perf_counter()
-        txns = _submit_all(c, model, count)
-        assert c.drain(600)
-        elapsed = time.perf_counter() - started
-        store.commits -= commits
-        out = _summary(txns, elapsed, store)
-        out["controller_cpu_s"] = round(_cpu(resource.RUSAGE_SELF) - cpu, 1)
-        return out
+        return _measured(c, model, store, count)
     finally:
         c.stop()
         store.close()
@@ -132,17 +128,7 @@ def bench_workers(uri: str, count: int, regions: int, workers: int, folder: Path
         for i in range(workers)
     ]
     try:
-        _submit_all(c, model, 300, offset=10**6)  # warm up (and wait for the workers)
-        assert c.drain(300)
-        commits = store.commits
-        cpu = _cpu(resource.RUSAGE_SELF)
-        started = time.perf_counter()
-        txns = _submit_all(c, model, count)
-        assert c.drain(600)
-        elapsed = time.perf_counter() - started
-        store.commits -= commits
-        out = _summary(txns, elapsed, store)
-        out["controller_cpu_s"] = round(_cpu(resource.RUSAGE_SELF) - cpu, 1)
+        out = _measured(c, model, store, count)
         out["workers"] = workers
         out["consistent"] = bool(c.check()["consistent"])
         return out

@@ -166,8 +166,6 @@ class DurableKeys(IdempotencyCache):
             seen = self.store.lookup_key(kid)
             if seen is not None:
                 return seen
-            if self.store.lookup_pending_key(kid) is None:  # dropped with a lost store: nothing stored
-                return self.store.lookup_key(kid)
             time.sleep(0.01)
         raise ZooKeeperUnavailable(
             f"transaction {pending[0]}, made for this Idempotency-Key, is not stored yet: ZooKeeper at "

@@ -42,6 +42,7 @@ from tropic.model import (
     Volume,
 )
 from tropic.replay.metrics import latency_figures, memory_status
+from tropic.scenario.bench import spawn_args
 from tropic.store.base import MemoryStore, Store
 from tropic.store.sqlite import SQLiteStore
 from tropic.txn import Controller, State, Transaction
@@ -291,15 +292,7 @@ def _spawns(c: Controller, hosts: list[str], prefix: str, count: int, rate: floa
             now = time.perf_counter()
             if due > now:
                 time.sleep(due - now)
-        region = host.split("/")[2]
-        args = {
-            "host": host,
-            "name": f"{prefix}{i}",
-            "image": f"/storage/{region}/san-1/img",
-            "vcpus": 1,
-            "memory_mib": 512,
-        }
-        txns.append(c.submit("spawn_vm", args, submitter="scale"))
+        txns.append(c.submit("spawn_vm", spawn_args(host, f"{prefix}{i}", memory_mib=512), submitter="scale"))
     c.drain(600)
     elapsed = time.perf_counter() - start
     lat = np.array([t.latency_s for t in txns if t.state is State.COMMITTED and t.latency_s is not None])

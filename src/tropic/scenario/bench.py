@@ -21,6 +21,7 @@ from tropic.model import (
     Region,
     StorageHost,
     StorageRoot,
+    Value,
 )
 from tropic.store.base import MemoryStore, Store
 from tropic.store.sqlite import SQLiteStore
@@ -72,6 +73,19 @@ def bench_model(hosts: int, preload_vms: int, regions: int = 4) -> Model:
     return m
 
 
+def spawn_args(host: str, name: str, *, memory_mib: int = 256) -> dict[str, Value]:
+    """The arguments of a one-vCPU ``spawn_vm`` on ``host`` from its region's ``san-1/img`` image (the
+    benchmark models' layout: ``/compute/<region>/<host>``, ``/storage/<region>/san-1``)."""
+    region = host.split("/")[2]
+    return {
+        "host": host,
+        "name": name,
+        "image": f"/storage/{region}/san-1/img",
+        "vcpus": 1,
+        "memory_mib": memory_mib,
+    }
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return 0.0
@@ -107,15 +121,7 @@ def run_txn_bench(spec: BenchSpec, workdir: Path | None = None) -> dict[str, Any
         start = time.perf_counter()
         interval = None if spec.rate is None else 1.0 / spec.rate
         for i in range(spec.count):
-            host = hosts[i % len(hosts)]
-            region = host.split("/")[2]
-            args = {
-                "host": host,
-                "name": f"b{i}",
-                "image": f"/storage/{region}/san-1/img",
-                "vcpus": 1,
-                "memory_mib": 256,
-            }
+            args = spawn_args(hosts[i % len(hosts)], f"b{i}")
             if interval is not None:
                 due = start + i * interval
                 now = time.perf_counter()
