@@ -4,11 +4,17 @@ The controller's logical thread is the only writer. It reports every change (:me
 :meth:`Store.put_delta`) and calls :meth:`Store.commit` once per batch of events: everything reported since
 the previous commit becomes durable together (group commit), and only then are results announced and
 physical steps dispatched.
+
+A *pipelined* store splits the commit in two so that the logical thread never waits for the disk:
+:meth:`Store.seal` (on the logical thread) snapshots what was reported into an immutable batch, and
+:meth:`Store.write` (on the controller's writer thread) makes batches durable, in order, several at once
+when they queued up. The controller still announces a batch only once it is written.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from tropic.model import Delta, Model, Schema
@@ -26,6 +32,7 @@ class Restored:
 
 class Store(ABC):
     uri = "memory://"
+    pipelined = False  # implements seal() and write(): the controller commits on a writer thread
 
     @abstractmethod
     def restore(self, schema: Schema) -> Restored | None:
@@ -49,6 +56,16 @@ class Store(ABC):
     @abstractmethod
     def commit(self) -> None:
         """Make every change reported since the last commit durable, atomically."""
+
+    def seal(self) -> object | None:
+        """Pipelined stores: take every change reported since the last seal as an immutable batch (None
+        if there is none). Called on the logical thread; later changes to the records do not affect it."""
+        raise NotImplementedError(f"{type(self).__name__} is not pipelined")
+
+    def write(self, batches: Sequence[object]) -> None:
+        """Pipelined stores: make ``batches`` (from :meth:`seal`, in order) durable, atomically together.
+        Called on one writer thread, never concurrently with itself."""
+        raise NotImplementedError(f"{type(self).__name__} is not pipelined")
 
     def close(self) -> None:  # noqa: B027 - optional hook: stores without resources need nothing
         """Release the store."""

@@ -59,6 +59,7 @@ from tropic.txn.record import Transaction
 from tropic.txn.simulate import Simulation, simulate
 from tropic.txn.states import FINAL, State, move
 from tropic.txn.worker import Executor, LocalExecutor
+from tropic.txn.writer import StoreWriter
 
 T = TypeVar("T")
 MAX_BATCH = 128  # new transactions simulated per batch before the group commit
@@ -110,6 +111,20 @@ class Counters:
 
 
 @dataclass(slots=True)
+class _Announcement:
+    """What a batch makes known once it is durable: stored rollback starts (their workers wait), accepted
+    submissions, state changes for listeners, and transactions to hand to workers."""
+
+    stored: list[threading.Event]
+    accepted: list[Transaction]
+    notify: list[Transaction]
+    dispatch: list[Transaction]
+
+    def __bool__(self) -> bool:
+        return bool(self.stored or self.accepted or self.notify or self.dispatch)
+
+
+@dataclass(slots=True)
 class _Call:
     fn: Callable[[], Any]
     done: threading.Event = field(default_factory=threading.Event)
@@ -158,6 +173,8 @@ class Controller:
         self._running: dict[int, Transaction] = {}  # handed to workers, not yet final
         self._accepted: list[Transaction] = []
         self._stored: list[threading.Event] = []  # workers waiting for a rollback record to be durable
+        self._writer: StoreWriter | None = None  # pipelined stores: commits run on this thread
+        self._unannounced: deque[tuple[int, _Announcement]] = deque()  # (batch number, what it announces)
         self._thread: threading.Thread | None = None
         self.executor = executor or LocalExecutor(driver, workers)
         self.watchdog = watchdog  # seconds an in-flight transaction's worker may go without a heartbeat
@@ -250,6 +267,8 @@ class Controller:
             return self
         self._stopping = False
         events = self._events
+        if self.store.pipelined:
+            self._writer = StoreWriter(self.store, lambda: events.put(("durable",)))
         self.executor.start(finished=lambda t: events.put(("finished", t)), progress=self._rollback_starts)
         self._thread = threading.Thread(target=self._run, name="tropic-logical", daemon=True)
         self._thread.start()
@@ -275,6 +294,9 @@ class Controller:
         self._events.put(("stop",))
         thread.join()
         self.executor.stop()
+        if self._writer is not None:
+            self._writer.stop()
+            self._writer = None
         self._thread = None
 
     def __enter__(self) -> Controller:
@@ -421,7 +443,7 @@ class Controller:
                 self.fenced[p] = owner
                 self.store.put_fence(p, owner)
             if new:
-                self.store.commit()
+                self._persist(wait=True)
             return new
 
         return self.call(run)
@@ -437,7 +459,7 @@ class Controller:
                 del self.fenced[p]
                 self.store.put_fence(p, None)
             if gone:
-                self.store.commit()
+                self._persist(wait=True)
                 self._retry_all = True
                 self._retry_deferred()
             return gone
@@ -474,7 +496,7 @@ class Controller:
             for p in unfenced:
                 del self.fenced[p]
                 self.store.put_fence(p, None)
-            self.store.commit()
+            self._persist(wait=True)
             self._retry_all = True
             self._retry_deferred()
             return ChangeResult(delta=delta, unfenced=unfenced)
@@ -510,6 +532,7 @@ class Controller:
                     break
             released = False
             calls: list[_Call] = []
+            self._announce_durable()  # results first: they should not wait for the new work below
             for ev in batch:
                 kind = ev[0]
                 if kind == "submit":
@@ -534,16 +557,14 @@ class Controller:
                     stop = True
             if released and self._notify:
                 # Settle finished transactions before simulating new work: their latency should not
-                # include the next batch's simulations.
-                self.store.commit()
-                self._announce()
+                # include the next batch's simulations (a pipelined store writes them meanwhile).
+                self._persist()
             if not stop:
                 self._schedule(released)
             if self._running and self.watchdog is not None:
                 self._watch()
             self._save_progress()
-            self.store.commit()
-            self._announce()
+            self._persist()
             for c in calls:
                 try:
                     c.result = c.fn()
@@ -551,6 +572,7 @@ class Controller:
                     c.error = e
                 c.done.set()
             if stop and self._in_flight == 0:
+                self._persist(wait=True)
                 return
 
     def _save_progress(self) -> None:
@@ -570,26 +592,54 @@ class Controller:
                 self.store.put_txn(t)
                 self._notify.append(t)
 
-    def _announce(self) -> None:
-        stored, self._stored = self._stored, []
-        for ev in stored:
+    def _persist(self, *, wait: bool = False) -> None:
+        """Make what this batch reported durable, then announce it. With a pipelined store the batch is
+        handed to the writer thread and announced later, when the writer says it is written (``wait``:
+        block until then)."""
+        ann = _Announcement(self._stored, self._accepted, self._notify, self._dispatch)
+        self._stored, self._accepted, self._notify, self._dispatch = [], [], [], []
+        w = self._writer
+        if w is None:
+            self.store.commit()
+            self._announce(ann)
+            return
+        batch = self.store.seal()
+        seq = w.put(batch) if batch is not None else w.queued
+        if ann:
+            self._unannounced.append((seq, ann))
+        if wait:
+            w.wait(seq)
+        self._announce_durable()
+
+    def _announce_durable(self) -> None:
+        """Announce, in order, every batch the writer has made durable; its failure stops the controller."""
+        w = self._writer
+        if w is None:
+            return
+        if w.error is not None:
+            raise w.error
+        durable = w.durable
+        q = self._unannounced
+        while q and q[0][0] <= durable:
+            self._announce(q.popleft()[1])
+
+    def _announce(self, ann: _Announcement) -> None:
+        for ev in ann.stored:
             ev.set()
-        accepted, self._accepted = self._accepted, []
-        for t in accepted:
+        for t in ann.accepted:
             t.accepted = True
-        notify, self._notify = self._notify, []
+        notify = ann.notify
         for t in notify:
             if t.final:
                 t.settled = True
-        if accepted or notify:
+        if ann.accepted or notify:
             with self._settled:
                 self._settled.notify_all()
         for t in notify:
             for listener in self._listeners:
                 listener(t)
-        dispatch, self._dispatch = self._dispatch, []
         submit = self.executor.submit
-        for t in dispatch:
+        for t in ann.dispatch:
             submit(t)
 
     def _schedule(self, released: bool) -> None:

@@ -1,0 +1,138 @@
+"""Group commit on the store writer thread: the logical thread never waits for the disk, yet nothing is
+announced or reaches a device before the store has it, batches that queue up during a slow write go out
+in one write, and a failed write stops the controller without announcing anything."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from core.helpers import assert_invariants, small_dc, spawn, vm
+from tropic.drivers import SimDriver
+from tropic.errors import ControllerStopped, StoreError
+from tropic.model import STANDARD, project
+from tropic.scenario import host_path
+from tropic.store.sqlite import SQLiteStore
+from tropic.txn import Controller, State
+
+
+class GatedStore(SQLiteStore):
+    """A SQLite store whose writes wait at a gate (a slow or stuck disk) and can be made to fail."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.gate = threading.Event()
+        self.gate.set()
+        self.waiting = threading.Event()  # a write is held at the gate
+        self.fail: StoreError | None = None
+        self.sizes: list[int] = []  # batches per write
+
+    def write(self, batches: Sequence[object]) -> None:
+        if not self.gate.is_set():
+            self.waiting.set()
+        self.gate.wait(20)
+        if self.fail is not None:
+            raise self.fail
+        self.sizes.append(len(batches))
+        super().write(batches)
+
+
+def on_device(sim: SimDriver, host: int, name: str) -> bool:
+    return name in sim.inventory()["hosts"][host_path("r1", host)]["vms"]
+
+
+def stored_ids(path: Path) -> set[int]:
+    conn = sqlite3.connect(path)
+    try:
+        return {r[0] for r in conn.execute("SELECT id FROM txns")}
+    finally:
+        conn.close()
+
+
+def open_controller(tmp_path: Path) -> tuple[Controller, GatedStore, SimDriver]:
+    model = small_dc()
+    sim = SimDriver()
+    sim.load(project(model))
+    store = GatedStore(tmp_path / "s.db")
+    c = Controller.open(store, sim, initial=lambda: model).start()
+    return c, store, sim
+
+
+def test_nothing_is_announced_or_sent_to_a_device_before_it_is_written(tmp_path: Path) -> None:
+    c, store, sim = open_controller(tmp_path)
+    try:
+        store.gate.clear()  # the disk stalls
+        t = c.submit("spawn_vm", spawn("r1", 1, "a"))
+        assert store.waiting.wait(5)
+        time.sleep(0.3)
+        # The logical thread went on: it simulated, locked and applied the spawn in memory ...
+        assert t.state is State.STARTED
+        assert vm("r1", 1, "a") in c.model
+        # ... and still answers (a dry run runs on the logical thread) while the write is stuck.
+        started = time.monotonic()
+        assert c.plan("spawn_vm", spawn("r1", 2, "b")).ok
+        assert time.monotonic() - started < 2
+        # But nothing is announced, stored or on a device.
+        assert not t.accepted
+        assert t.id not in stored_ids(store.path)
+        assert not on_device(sim, 1, "a")
+        store.gate.set()
+        assert c.wait(t, 10).state is State.COMMITTED
+        assert on_device(sim, 1, "a")
+        assert_invariants(c)
+    finally:
+        store.gate.set()
+        c.stop()
+
+
+def test_batches_queued_behind_a_slow_write_are_written_together(tmp_path: Path) -> None:
+    c, store, sim = open_controller(tmp_path)
+    try:
+        store.gate.clear()
+        txns = [c.submit("spawn_vm", spawn("r1", 1, "first"))]
+        assert store.waiting.wait(5)
+        for i, host in enumerate((2, 3), start=1):
+            time.sleep(0.1)  # separate loop iterations: separate sealed batches
+            txns.append(c.submit("spawn_vm", spawn("r1", host, f"vm{i}")))
+        time.sleep(0.2)
+        store.gate.set()
+        for t in txns:
+            assert c.wait(t, 10).state is State.COMMITTED
+        assert max(store.sizes) >= 2, store.sizes  # the two later batches went out in one write
+        assert_invariants(c)
+    finally:
+        store.gate.set()
+        c.stop()
+    restored = SQLiteStore(store.path).restore(STANDARD)
+    assert restored is not None
+    assert {t.id: t.state for t in restored.txns} == {t.id: State.COMMITTED for t in txns}
+    assert all(vm("r1", h, n) in restored.model for h, n in ((1, "first"), (2, "vm1"), (3, "vm2")))
+
+
+def test_a_failed_write_stops_the_controller_and_announces_nothing(tmp_path: Path) -> None:
+    c, store, sim = open_controller(tmp_path)
+    try:
+        store.fail = StoreError(f"cannot write store {store.path}: disk I/O error", path=str(store.path))
+        t = c.submit("spawn_vm", spawn("r1", 1, "a"))
+        with pytest.raises(ControllerStopped, match="disk I/O error"):
+            c.wait(t, 10)
+        assert c.fatal is not None and str(store.path) in c.fatal.message
+        assert not t.accepted and not t.settled
+        assert not on_device(sim, 1, "a")
+        with pytest.raises(ControllerStopped):
+            c.submit("spawn_vm", spawn("r1", 2, "b"))
+    finally:
+        c.stop()
+    # Nothing of it is in the store; the store opens again and takes work.
+    assert t.id not in stored_ids(store.path)
+    c2 = Controller.open(SQLiteStore(store.path), sim).start()
+    try:
+        t2 = c2.wait(c2.submit("spawn_vm", spawn("r1", 1, "a")), 10)
+        assert t2.state is State.COMMITTED
+    finally:
+        c2.stop()
