@@ -62,7 +62,7 @@ from tropic.txn.worker import Executor, LocalExecutor
 from tropic.txn.writer import StoreWriter
 
 T = TypeVar("T")
-MAX_BATCH = 128  # new transactions simulated per batch before the group commit
+MAX_BATCH = 32  # new transactions simulated per loop before their batch is sealed (announcements wait for it)
 PROGRESS_SAVE_S = 0.05  # step outcomes of running transactions are saved at most this often
 Listener = Callable[[Transaction], None]
 
