@@ -91,7 +91,7 @@ def test_nothing_is_announced_or_sent_to_a_device_before_it_is_written(tmp_path:
 
 
 def test_batches_queued_behind_a_slow_write_are_written_together(tmp_path: Path) -> None:
-    c, store, sim = open_controller(tmp_path)
+    c, store, _sim = open_controller(tmp_path)
     try:
         store.gate.clear()
         txns = [c.submit("spawn_vm", spawn("r1", 1, "first"))]
