@@ -77,6 +77,19 @@ def test_cli_sweep_over_a_store_uri(tmp_path: Path) -> None:
     assert valid_png(tmp_path / "sw" / "sweep.png") and (tmp_path / "sw" / "s4000" / "report.md").exists()
 
 
+def test_cli_sweep_in_zookeeper_mode(zk_uri: str, tmp_path: Path) -> None:
+    """The same sweep against the real ZooKeeper ensemble: one fresh chroot per speedup."""
+    args = ["replay", "--sweep", "1000,2000", "--max-bins", "2", "--p99-bound-ms", "60000", "--store", zk_uri]
+    result = runner.invoke(app, [*args, "--json", "--report", str(tmp_path / "zk")])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["best_speedup"] == 2000 and [r["speedup"] for r in data["runs"]] == [1000, 2000]
+    for run in data["runs"]:
+        detail = run["detail"]
+        assert detail["store"].startswith("zk://") and detail["store"].endswith(f"-s{run['speedup']:g}")
+        assert detail["all_final"] and detail["consistent"] and detail["committed"] == detail["submitted"] > 0
+
+
 def clean(text: str) -> str:
     return " ".join(text.split())
 
