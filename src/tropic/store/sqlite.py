@@ -122,7 +122,10 @@ def _validate(path: Path) -> bool:
 
 
 class SQLiteStore(Store):
-    """``sqlite:///path/to/store.db``."""
+    """``sqlite:///path/to/store.db``. Pipelined: :meth:`seal` runs on the logical thread, :meth:`write` on
+    the controller's writer thread (:mod:`tropic.txn.writer`); :meth:`commit` does both at once."""
+
+    pipelined = True
 
     def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL") -> None:
         self.path = Path(path)
@@ -208,8 +211,6 @@ class SQLiteStore(Store):
 
     def put_fence(self, path: str, txn: int | None) -> None:
         self._fences[path] = txn
-
-    pipelined = True
 
     def commit(self) -> None:
         batch = self.seal()
