@@ -7,7 +7,7 @@ before any device is touched, isolated by hierarchical locks, executed with per-
 from tropic.drivers import Driver, Fault, SimDriver
 from tropic.errors import TropicError
 from tropic.model import STANDARD, Model, Resource, action, constraint, project, query, undo, undo_at
-from tropic.scenario import DatacenterSpec, build_datacenter
+from tropic.model.generate import DatacenterSpec, build_datacenter
 from tropic.txn import Controller, State, Transaction, procedure
 
 __version__ = "0.1.0"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from distributed.cluster import Cluster, FailoverClient, HeadWatcher, request, verify, wait_all_final
-from tropic.scenario.datacenter import DEFAULT_REGIONS
+from tropic.model.generate import DEFAULT_REGIONS
 
 REQUESTS = 2000
 CLIENTS = 12

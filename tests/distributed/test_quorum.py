@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from distributed.cluster import TOKEN, Cluster, FailoverClient, HeadWatcher, request, verify, wait_all_final
-from tropic.scenario.datacenter import DEFAULT_REGIONS
+from tropic.model.generate import DEFAULT_REGIONS
 from zkharness import ZooKeeperEnsemble
 
 REGIONS = list(DEFAULT_REGIONS)

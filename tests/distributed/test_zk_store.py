@@ -180,8 +180,8 @@ def test_a_retry_during_a_lost_quorum_gets_the_first_transaction_not_a_second(
 ) -> None:
     """A submission refused with 503 while the quorum is away is still queued for the store: its retry
     with the same key must wait for it and get it back, not make the procedure twice."""
-    from tropic.ha.gate import DurableKeys
-    from tropic.store.zk import key_id
+    from tropic.cluster.gate import DurableKeys
+    from tropic.records import key_id
     from tropic.store.zkclient import ZooKeeperUnavailable
 
     store = ZooKeeperStore(zk_uri, session_timeout=30)

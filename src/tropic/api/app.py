@@ -55,6 +55,7 @@ from tropic.api.models import (
 )
 from tropic.errors import ConstraintViolation, InvalidArguments, TropicError
 from tropic.model import Value
+from tropic.procedures import Procedure
 from tropic.reconcile import (
     DeviceUnreachable,
     NotRepairable,
@@ -63,9 +64,8 @@ from tropic.reconcile import (
     Reconciliation,
     ScopeBusy,
 )
+from tropic.records.record import Transaction
 from tropic.txn.controller import Controller
-from tropic.txn.procedures import Procedure
-from tropic.txn.record import Transaction
 
 log = logging.getLogger(__name__)
 
@@ -329,10 +329,10 @@ def create_app(
             audit.record(who, "submit", "refused", details={"procedure": call.procedure, "error": e.code})
             raise
 
-        def create() -> int:
+        def create(binding: tuple[str, str] | None = None) -> int:
             try:
                 # durable: a 202 means the submission is in the store and survives a crash.
-                t = controller.submit(proc.name, args, submitter=who.name, durable=True)
+                t = controller.submit(proc.name, args, submitter=who.name, durable=True, key=binding)
             except TropicError as e:
                 audit.record(who, "submit", "refused", details={"procedure": proc.name, "error": e.code})
                 raise

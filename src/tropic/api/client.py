@@ -19,7 +19,7 @@ import httpx
 
 from tropic.api.defaults import DEFAULT_URL
 from tropic.errors import TropicError
-from tropic.txn.states import FINAL
+from tropic.records.states import FINAL
 
 FINAL_STATES = frozenset(s.value for s in FINAL)
 

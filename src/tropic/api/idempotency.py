@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tropic.records import key_id
+
 MAX_KEY_LENGTH = 200
 
 
@@ -44,9 +46,12 @@ class IdempotencyCache:
         self._map: OrderedDict[tuple[str, str], Remembered] = OrderedDict()
         self._lock = threading.Lock()
 
-    def run(self, owner: str, key: str, fp: str, create: Callable[[], int]) -> tuple[int, bool]:
+    def run(
+        self, owner: str, key: str, fp: str, create: Callable[[tuple[str, str]], int]
+    ) -> tuple[int, bool]:
         """The transaction for ``(owner, key)``: the remembered one (``replayed`` True) or a new one made
-        by ``create``. Holding the lock across ``create`` makes two concurrent retries create one."""
+        by ``create(binding)`` (``binding``: the key's id and the fingerprint, for the store). Holding the
+        lock across ``create`` makes two concurrent retries create one."""
         k = (owner, key)
         with self._lock:
             seen = self._map.get(k)
@@ -55,7 +60,7 @@ class IdempotencyCache:
                     raise KeyReused(seen.txn_id)
                 self._map.move_to_end(k)
                 return seen.txn_id, True
-            txn_id = create()
+            txn_id = create((key_id(owner, key), fp))
             self._map[k] = Remembered(txn_id, fp)
             while len(self._map) > self.capacity:
                 self._map.popitem(last=False)

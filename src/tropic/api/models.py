@@ -10,8 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tropic.txn.procedures import Registry
-from tropic.txn.states import State
+from tropic.procedures import Registry
+from tropic.records.states import State
 
 StateName = Literal[
     "SUBMITTED", "DEFERRED", "STARTED", "ROLLING_BACK", "COMMITTED", "ABORTED", "FAILED", "KILLED"

@@ -11,8 +11,8 @@ from typing import Any
 from tropic.errors import UnknownResource
 from tropic.model import ROOT, Model
 from tropic.model.tree import check_path
-from tropic.txn.record import Transaction
-from tropic.txn.states import State
+from tropic.records.record import Transaction
+from tropic.records.states import State
 
 MAX_NODES = 5000  # one resource response never carries more nodes than this
 

@@ -25,7 +25,7 @@ from rich.tree import Tree
 from tropic.api.defaults import DEFAULT_URL, default_token_file
 from tropic.cli import output
 from tropic.errors import TropicError
-from tropic.txn.states import FINAL
+from tropic.records.states import FINAL
 
 if TYPE_CHECKING:
     from tropic.api.client import Client

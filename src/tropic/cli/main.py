@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tropic.cli import bench, distributed, embedded, optimize, output, reconcile, replay
+from tropic.cli import bench, embedded, optimize, output, reconcile, replay, worker
 from tropic.cli.client import client_app
 from tropic.cli.serve import serve_app
 from tropic.errors import TropicError
@@ -30,7 +30,7 @@ app.command("run-workload")(embedded.run_workload_cmd)
 app.command("check")(embedded.check_cmd)
 app.add_typer(bench.app, name="bench")
 app.add_typer(optimize.app, name="optimize")
-app.command("worker")(distributed.worker_cmd)  # distributed mode: a worker process
+app.command("worker")(worker.worker_cmd)  # distributed mode: a worker process
 app.add_typer(reconcile.app)  # drift, reload, repair
 app.command("replay")(replay.replay_cmd)  # trace replay, --sweep
 

@@ -23,7 +23,6 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from tropic import runtime
 from tropic.cli import output
 from tropic.errors import ConfigError, InvalidArguments, TropicError
 from tropic.optimize import (
@@ -49,6 +48,8 @@ from tropic.optimize.overlay_bruteforce import MAX_CANDIDATES
 from tropic.optimize.placement_solve import STRATEGIES
 from tropic.optimize.plan import PlannedStep
 from tropic.optimize.workloads import AZURE_TRACE_DIR, HOST_MEMORY_MIB, HOST_VCPUS, TENANT_MAX_PER_HOST
+from tropic.service.embedded import open_embedded
+from tropic.store.registry import parse_store_uri
 from tropic.txn import Controller
 
 app = typer.Typer(
@@ -281,10 +282,10 @@ def rebalance(
     """Consolidate the VMs of a store's model onto fewer hosts: show the plan of migrations, and with
     --execute submit each step as a transaction (each still checked by the transaction layer)."""
     with _user_errors():
-        path = runtime.store_path(store)
+        path = parse_store_uri(store).path
         if path is not None and not path.exists():
             raise ConfigError(f"{path}: no such store", path=str(path))
-        emb = runtime.open_embedded(store)
+        emb = open_embedded(store)
         controller = emb.controller
         controller.start()
         try:

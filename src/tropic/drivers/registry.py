@@ -1,7 +1,9 @@
-"""Driver URIs: one place resolves a URI to a driver backend.
+"""Driver URIs: the one place that resolves a URI to a driver backend.
 
 * ``sim://`` (or ``sim``), with optional ``?seed=N&latency=SECONDS``: the in-repo simulated datacenter;
-  ``sim:///path/to/devices.db`` keeps its devices in that file;
+  ``sim:///path/to/devices.db`` keeps its devices in that file. An embedded store passes its own devices
+  file as ``default_state`` (``store.db.devices``); distributed mode asks for ``shared`` devices, which
+  several processes act on at once through that file (:mod:`tropic.drivers.sim_shared`);
 * ``libvirt+<libvirt URI>``: the libvirt driver, e.g. ``libvirt+test:///default`` (a private built-in test
   hypervisor per host, no daemon needed) or ``libvirt+qemu+ssh://root@kvm-1/system``. Query parameters
   named ``tropic.*`` are the driver's own and are not passed to libvirt: ``tropic.migration`` (auto, live,
@@ -12,6 +14,9 @@ Backends are imported only when asked for, so tropic works without libvirt-pytho
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tropic.drivers.base import Driver
@@ -20,14 +25,20 @@ from tropic.errors import ConfigError
 KNOWN = "sim://[PATH][?seed=N&latency=SECONDS], libvirt+<libvirt URI> (e.g. libvirt+test:///default)"
 
 
-def open_driver(uri: str) -> Driver:
-    """The driver a URI names; :class:`~tropic.errors.ConfigError` for an unknown or malformed URI."""
+def open_driver(
+    uri: str, *, default_state: str | os.PathLike[str] | None = None, shared: bool = False
+) -> Driver:
+    """The driver a URI names; :class:`~tropic.errors.ConfigError` for an unknown or malformed URI.
+
+    ``default_state``: the devices file of a ``sim://`` URI that names none (an embedded store's own).
+    ``shared``: the devices must be reachable from several processes (distributed mode): a ``sim`` URI must
+    name its file, and the sim opens it for concurrent use."""
     if not isinstance(uri, str) or not uri.strip():
         raise ConfigError(f"empty driver URI; expected one of: {KNOWN}")
     uri = uri.strip()
     scheme = uri.split(":", 1)[0] if ":" in uri else uri
     if scheme == "sim":
-        return _sim(uri)
+        return _sim(parse_sim_uri(uri), default_state=default_state, shared=shared)
     if scheme.startswith("libvirt+") and len(scheme) > len("libvirt+"):
         return _libvirt(uri)
     if scheme == "libvirt":
@@ -62,12 +73,23 @@ def _number(uri: str, key: str, value: str, kind: type[int] | type[float]) -> fl
     return n
 
 
-def _sim(uri: str) -> Driver:
-    from tropic.drivers.sim import SimDriver
+@dataclass(frozen=True, slots=True)
+class SimURI:
+    """A parsed ``sim`` URI: seed and latency of the simulated devices, and their file if it names one."""
 
-    if uri == "sim":
-        return SimDriver()
+    uri: str
+    seed: int = 0
+    latency: float = 0.0
+    state: Path | None = None
+
+
+def parse_sim_uri(uri: str) -> SimURI:
+    """``sim``, ``sim:``, ``sim://`` or ``sim:///path``, with optional ``?seed=N&latency=SECONDS``."""
+    if uri in ("sim", "sim:"):
+        return SimURI(uri)
     parts = urlsplit(uri)
+    if parts.scheme != "sim":
+        raise ConfigError(f"not a sim driver URI: {uri!r}")
     if parts.netloc or parts.fragment:
         raise ConfigError(f"driver URI {uri!r}: the sim driver takes no host (write sim:// or sim:///path)")
     params = _params(uri, parts.query)
@@ -78,8 +100,26 @@ def _sim(uri: str) -> Driver:
         )
     seed = int(_number(uri, "seed", params.get("seed", "0"), int))
     latency = float(_number(uri, "latency", params.get("latency", "0"), float))
-    state = parts.path if parts.path not in ("", "/") else None
-    return SimDriver(seed=seed, latency=latency, state_file=state)
+    state = Path(parts.path) if parts.path not in ("", "/") else None
+    return SimURI(uri, seed, latency, state)
+
+
+def _sim(
+    spec: SimURI, *, default_state: str | os.PathLike[str] | None = None, shared: bool = False
+) -> Driver:
+    state = spec.state or (Path(default_state) if default_state is not None else None)
+    if shared:
+        from tropic.drivers.sim_shared import SharedSimDriver
+
+        if spec.state is None:
+            raise ConfigError(
+                f"sim driver URI {spec.uri!r} names no devices file; controllers and workers share one: "
+                "sim:///path/to/devices.db"
+            )
+        return SharedSimDriver(spec.state, seed=spec.seed, latency=spec.latency)
+    from tropic.drivers.sim import SimDriver
+
+    return SimDriver(seed=spec.seed, latency=spec.latency, state_file=state)
 
 
 def _libvirt(uri: str) -> Driver:

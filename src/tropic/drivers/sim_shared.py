@@ -15,14 +15,13 @@ import sqlite3
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from tropic.drivers.base import Args, Step
 from tropic.drivers.sim import Fault, SimDriver
-from tropic.errors import ConfigError, CorruptStore, DriverError
+from tropic.errors import CorruptStore, DriverError
 from tropic.model import Inventory
 
-__all__ = ["SharedSimDriver", "open_shared_sim"]
+__all__ = ["SharedSimDriver"]
 
 BUSY_TIMEOUT_MS = 60_000
 
@@ -163,22 +162,3 @@ class SharedSimDriver(SimDriver):
             raise
         finally:
             self._fresh.clear()
-
-
-def open_shared_sim(uri: str) -> SharedSimDriver:
-    """``sim:///path/devices.db[?seed=N&latency=S]``: the shared devices file must be named."""
-    parts = urlsplit(uri)
-    if parts.scheme != "sim":
-        raise ConfigError(f"not a sim driver URI: {uri!r}")
-    if parts.path in ("", "/"):
-        raise ConfigError(
-            f"sim driver URI {uri!r} names no devices file; worker processes share one: "
-            "sim:///path/to/devices.db"
-        )
-    q = parse_qs(parts.query)
-    try:
-        seed = int(q.get("seed", ["0"])[0])
-        latency = float(q.get("latency", ["0"])[0])
-    except ValueError:
-        raise ConfigError(f"bad seed or latency in driver URI {uri!r}") from None
-    return SharedSimDriver(Path(parts.path), seed=seed, latency=latency)

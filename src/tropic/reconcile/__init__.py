@@ -2,7 +2,8 @@
 
 :class:`Reconciler` compares the logical model with what the drivers report, per device, on demand and
 periodically; drifted resources are fenced until reloaded or repaired, and a policy per resource kind
-resolves drift on its own. Importing this package registers the repair procedures in the default registry.
+resolves drift on its own.
+The repair procedures themselves live in :mod:`tropic.procedures.repair`.
 """
 
 from tropic.reconcile.base import (
@@ -17,7 +18,7 @@ from tropic.reconcile.base import (
     RepairResult,
     ScopeBusy,
 )
-from tropic.reconcile.procedures import REPAIRS, plan, repair_procedure
+from tropic.reconcile.plan import REPAIRS, plan
 from tropic.reconcile.reconciler import Reconciler
 
 __all__ = [
@@ -34,5 +35,4 @@ __all__ = [
     "RepairResult",
     "ScopeBusy",
     "plan",
-    "repair_procedure",
 ]

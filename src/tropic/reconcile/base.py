@@ -69,6 +69,12 @@ class Policies:
     def to_dict(self) -> dict[str, str]:
         return {"*": self.default.value, **{k: v.value for k, v in self.rules.items()}}
 
+    def __str__(self) -> str:
+        """The form :meth:`parse` reads: ``vm=repair,*=report``."""
+        return ",".join(f"{k}={v.value}" for k, v in self.rules.items()) + (
+            f"{',' if self.rules else ''}*={self.default.value}"
+        )
+
 
 # --- records -----------------------------------------------------------------------------------------------
 @dataclass(slots=True)

@@ -53,7 +53,7 @@ from tropic.reconcile.compare import (
     same,
     unreachable,
 )
-from tropic.reconcile.procedures import plan
+from tropic.reconcile.plan import plan
 from tropic.reconcile.reload import reload_view
 from tropic.txn.controller import DRIFT, Controller, LogicalChange
 

@@ -39,7 +39,7 @@ from tropic.replay.datacenter import (
 from tropic.replay.metrics import DESTROY, SPAWN, Recorder, Series, memory_status
 from tropic.replay.placement import CapacityIndex, Policy, memory_unit
 from tropic.replay.schedule import Arrivals, Lifetimes, TimedEvent, timed_events
-from tropic.runtime import open_store
+from tropic.store.registry import open_store
 from tropic.trace import AzureTrace, EventKind
 from tropic.txn import Controller, State, Transaction
 
@@ -55,7 +55,7 @@ class ReplaySpec:
     hosts: int | None = None  # None: sized from the trace's peak demand at ``fill``
     host: HostProfile = field(default_factory=HostProfile)
     fill: float = DEFAULT_FILL
-    store: str | None = None  # any store URI tropic.runtime opens; None: SQLite in a temporary folder
+    store: str | None = None  # any store URI tropic.store.registry opens; None: SQLite in a temporary folder
     workers: int = 4
     policy: Policy = Policy.BEST_FIT
     prefer_idle: bool = True  # place on hosts with no transaction in flight when one fits

@@ -1,5 +1,5 @@
-"""Generated datacenters and the scenarios the demo and workloads run on them."""
+"""The scenarios the demo, the crash-safe workload and the engine benchmarks run on generated datacenters."""
 
-from tropic.scenario.datacenter import DatacenterSpec, build_datacenter, host_path, image_path
+from tropic.model.generate import DatacenterSpec, build_datacenter, host_path, image_path
 
 __all__ = ["DatacenterSpec", "build_datacenter", "host_path", "image_path"]

@@ -13,8 +13,8 @@ from rich.table import Table
 from tropic.drivers.base import Driver
 from tropic.drivers.sim import Fault, SimDriver
 from tropic.model import Model, project
+from tropic.model.generate import DatacenterSpec, build_datacenter, host_path, image_path
 from tropic.reconcile import Policies, Policy, Reconciler
-from tropic.scenario.datacenter import DatacenterSpec, build_datacenter, host_path, image_path
 from tropic.txn import Controller, Simulation, State, Transaction
 from tropic.txn.worker import Deadlines, LocalExecutor
 

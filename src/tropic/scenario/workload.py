@@ -15,8 +15,9 @@ from typing import Any
 from tropic.drivers.sim import Fault, SimDriver
 from tropic.errors import ConfigError
 from tropic.model import VM, Host
-from tropic.runtime import open_embedded, store_path
-from tropic.scenario.datacenter import DatacenterSpec, build_datacenter
+from tropic.model.generate import DatacenterSpec, build_datacenter
+from tropic.service.embedded import open_embedded
+from tropic.store.registry import parse_store_uri
 from tropic.txn import FINAL, Controller, Transaction
 
 PREFIX = "workload/"
@@ -128,7 +129,7 @@ def run_workload(store: str, spec: WorkloadSpec, progress: Progress | None = Non
 
 def check_store(store: str) -> dict[str, Any]:
     """Recover the store (finishing whatever was queued or executing) and report its health."""
-    path = store_path(store)
+    path = parse_store_uri(store).path
     if path is not None and not path.exists():
         raise ConfigError(f"no tropic store at {path}", path=str(path))
     emb = open_embedded(store, initial=datacenter)

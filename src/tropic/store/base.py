@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from tropic.model import Delta, Model, Schema
-from tropic.txn.record import Transaction
+from tropic.records.record import Transaction
 
 
 @dataclass(slots=True)
@@ -56,6 +56,11 @@ class Store(ABC):
     @abstractmethod
     def commit(self) -> None:
         """Make every change reported since the last commit durable, atomically."""
+
+    def bind_key(self, txn_id: int, kid: str, fingerprint: str) -> None:  # noqa: B027 - optional
+        """Stores that keep idempotency keys: store key ``kid`` (used for a request with ``fingerprint``)
+        with transaction ``txn_id``'s first record, in the same commit. Called on the submitting thread
+        before that transaction is queued, so it is bound before the record is reported."""
 
     def seal(self) -> object | None:
         """Pipelined stores: take every change reported since the last seal as an immutable batch (None

@@ -24,8 +24,8 @@ import orjson
 
 from tropic.errors import CorruptStore, StoreError
 from tropic.model import Delta, Model, Node, Schema, parent_of
+from tropic.records.record import Transaction
 from tropic.store.base import Restored, Store
-from tropic.txn.record import Transaction
 
 FORMAT = "tropic-store"
 VERSION = 1

@@ -38,7 +38,6 @@ Layout under the chroot::
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import itertools
 import threading
 import time
@@ -62,16 +61,15 @@ from kazoo.exceptions import (
 
 from tropic.errors import CorruptStore, StoreError
 from tropic.model import Delta, Model, Node, Schema, parent_of
+from tropic.records.record import Transaction
 from tropic.store.base import Restored, Store
 from tropic.store.zkclient import ZkAddress, bounded_call, open_client, parse_zk_uri
-from tropic.txn.record import Transaction
 
 __all__ = [
     "FORMAT",
     "LeadershipLost",
     "Paths",
     "ZooKeeperStore",
-    "key_id",
 ]
 
 FORMAT = "tropic-zk"
@@ -117,11 +115,6 @@ class LeadershipLost(StoreError):
     """This store may no longer write: another controller took over, or the election session ended."""
 
     code = "leadership_lost"
-
-
-def key_id(owner: str, key: str) -> str:
-    """The stored name of an idempotency key (scoped to its owner; the key itself is not stored)."""
-    return hashlib.sha256(f"{owner}\0{key}".encode()).hexdigest()[:40]
 
 
 def _dumps(value: Any) -> bytes:

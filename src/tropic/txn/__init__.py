@@ -1,12 +1,10 @@
 """Transactions: states, records, procedures, simulation, locks and the controller."""
 
-from tropic.txn import stdprocs as stdprocs  # registers the standard procedures
+from tropic.procedures import REGISTRY, Procedure, Registry, procedure
+from tropic.records import FINAL, TRANSITIONS, State, StepOutcome, Transaction, move
 from tropic.txn.controller import Controller, Counters
 from tropic.txn.locks import LockSet, LockTable
-from tropic.txn.procedures import REGISTRY, Procedure, Registry, procedure
-from tropic.txn.record import StepOutcome, Transaction
 from tropic.txn.simulate import Simulation, simulate
-from tropic.txn.states import FINAL, TRANSITIONS, State, move
 from tropic.txn.worker import Executor, LocalExecutor, replay, rollback, run_step
 
 __all__ = [

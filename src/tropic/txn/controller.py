@@ -23,7 +23,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -37,6 +37,7 @@ from tropic.errors import (
     TropicError,
     UnknownProcedure,
     UnknownTransaction,
+    UserError,
 )
 from tropic.model import (
     STANDARD,
@@ -52,12 +53,12 @@ from tropic.model import (
     project,
     without,
 )
+from tropic.procedures import REGISTRY, Registry
+from tropic.records.record import Transaction
+from tropic.records.states import FINAL, State, move
 from tropic.store.base import MemoryStore, Restored, Store
 from tropic.txn.locks import LockSet, LockTable
-from tropic.txn.procedures import REGISTRY, Procedure, Registry
-from tropic.txn.record import Transaction
 from tropic.txn.simulate import Simulation, simulate
-from tropic.txn.states import FINAL, State, move
 from tropic.txn.worker import Executor, LocalExecutor
 from tropic.txn.writer import StoreWriter
 
@@ -65,15 +66,9 @@ T = TypeVar("T")
 MAX_BATCH = 32  # new transactions simulated per loop before their batch is sealed (announcements wait for it)
 PROGRESS_SAVE_S = 0.05  # step outcomes of running transactions are saved at most this often
 Listener = Callable[[Transaction], None]
+KeyBinding = tuple[str, str]  # (idempotency key id, fingerprint of the request it was used for)
 
 DRIFT = 0  # the fence owner of drifted resources (transaction ids start at 1)
-REPAIR_MARK = "__tropic_repair__"  # set on a procedure's function: it may act on fenced resources
-
-
-def repairs_fences(proc: Procedure) -> bool:
-    """Repair procedures (see :mod:`tropic.reconcile`) may act on fenced resources: that is how a fence is
-    lifted. They are simulated, checked and locked like any other procedure."""
-    return bool(getattr(proc.fn, REPAIR_MARK, False))
 
 
 @dataclass(slots=True)
@@ -329,23 +324,65 @@ class Controller:
         submitter: str = "local",
         durable: bool = False,
         timeout: float = 30.0,
+        key: KeyBinding | None = None,
     ) -> Transaction:
         """Queue a transaction. Unknown procedures and ill-typed arguments are refused here, before any
         record exists (:class:`~tropic.errors.UserError`). With ``durable``, return only once the
-        submission is in the store (it survives a crash from then on)."""
-        proc = self.registry.get(procedure)
-        clean = proc.validate(args or {})
+        submission is in the store (it survives a crash from then on). ``key`` (an idempotency key id and
+        the request's fingerprint) is stored with the transaction's first record by stores that keep keys
+        (:meth:`~tropic.store.base.Store.bind_key`)."""
+        return self.submit_many(
+            [(procedure, args or {})],
+            submitter=submitter,
+            durable=durable,
+            timeout=timeout,
+            keys=None if key is None else [key],
+        )[0]
+
+    def submit_many(
+        self,
+        calls: Sequence[tuple[str, Mapping[str, Value]]],
+        *,
+        submitter: str = "local",
+        durable: bool = False,
+        timeout: float = 30.0,
+        keys: Sequence[KeyBinding | None] | None = None,
+    ) -> list[Transaction]:
+        """Queue several transactions at once, in order, after checking every call: one bad call refuses
+        them all (:class:`~tropic.errors.UserError` naming its index), and nothing is recorded. With
+        ``durable``, return once every submission is in the store; they share group commits."""
+        if keys is not None and len(keys) != len(calls):
+            raise ValueError("keys must match calls one to one")
+        checked: list[tuple[str, dict[str, Value]]] = []
+        for i, (procedure, args) in enumerate(calls):
+            try:
+                proc = self.registry.get(procedure)
+                checked.append((proc.name, proc.validate(args)))
+            except UserError as e:
+                if len(calls) == 1:
+                    raise
+                e.message = f"call {i}: {e.message}"
+                e.args = (e.message,)
+                raise
         self._check_alive()
         if not self.running:
             raise ControllerStopped("the controller is not running; start it before submitting")
+        out: list[Transaction] = []
         with self._submit_lock:
-            t = Transaction(next(self._ids), proc.name, clean, submitter)
-            t.times[State.SUBMITTED.value] = time.time()
-            self._txns[t.id] = t
-            self._events.put(("submit", t))
-        if durable and not self._wait_until(lambda: t.accepted, timeout):
-            raise StoreError(f"transaction {t.id} was not stored within {timeout} s")
-        return t
+            now = time.time()
+            for i, (name, clean) in enumerate(checked):
+                t = Transaction(next(self._ids), name, clean, submitter)
+                t.times[State.SUBMITTED.value] = now
+                key = keys[i] if keys is not None else None
+                if key is not None:
+                    self.store.bind_key(t.id, *key)  # before the record is queued (see Store.bind_key)
+                self._txns[t.id] = t
+                self._events.put(("submit", t))
+                out.append(t)
+        if durable and not self._wait_until(lambda: all(t.accepted for t in out), timeout):
+            missing = [t.id for t in out if not t.accepted]
+            raise StoreError(f"transaction(s) {missing} were not stored within {timeout} s")
+        return out
 
     def plan(self, procedure: str, args: Mapping[str, Value] | None = None) -> Simulation:
         """Dry-run: simulate and check, showing the action log apply would run. Nothing is changed."""
@@ -722,7 +759,7 @@ class Controller:
             )
         locks = sim.locks()
         t.reads, t.writes = locks.reads, locks.writes
-        fenced = None if repairs_fences(proc) else self._fenced_overlap(locks)
+        fenced = None if proc.repairs_fences else self._fenced_overlap(locks)
         if fenced is not None:
             owner = self.fenced[fenced]
             why = (

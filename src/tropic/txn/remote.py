@@ -47,9 +47,9 @@ from kazoo.recipe.watchers import ChildrenWatch
 
 from tropic.drivers.base import Args, Driver, Step
 from tropic.model import ActionRecord, Inventory
+from tropic.records.record import StepOutcome, Transaction
+from tropic.records.states import FINAL, State, move
 from tropic.store.zk import MAX_ENTRY, Paths
-from tropic.txn.record import StepOutcome, Transaction
-from tropic.txn.states import FINAL, State, move
 from tropic.txn.worker import Executor, Report, replay
 
 __all__ = ["RemoteExecutor", "Worker", "WorkerStats"]

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 from tropic.errors import ModelError, TropicError
 from tropic.model import ActionRecord, Model, Value, View, Violation
+from tropic.procedures import Procedure
 from tropic.txn.locks import LockSet
-from tropic.txn.procedures import Procedure
 
 
 @dataclass(slots=True)

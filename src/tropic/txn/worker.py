@@ -26,8 +26,8 @@ from typing import Any
 
 from tropic.drivers.base import Driver, Step
 from tropic.errors import DeviceTimeout, DriverError, TransactionKilled, TropicError
-from tropic.txn.record import StepOutcome, Transaction
-from tropic.txn.states import State, move
+from tropic.records.record import StepOutcome, Transaction
+from tropic.records.states import State, move
 
 Report = Callable[[Transaction], None]
 log = logging.getLogger(__name__)

@@ -1,4 +1,5 @@
-"""Stored procedures: plain Python functions over a model view, registered by name.
+"""The procedure contract: a plain Python function over a model view, its typed parameters, and the
+registry that names the procedures a controller may run.
 
 Only registered procedures can run; a request names one and gives plain-data arguments, which are checked
 against the function's annotations before a transaction is created (nothing in a request is code).
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,9 @@ class Procedure:
     fn: ProcedureFn
     params: tuple[Param, ...]
     doc: str = ""
+    # A repair (see tropic.reconcile) may act on fenced resources: that is how a fence is lifted. It is
+    # simulated, checked and locked like any other procedure.
+    repairs_fences: bool = False
 
     def validate(self, args: Mapping[str, Value]) -> dict[str, Value]:
         """Check names and types; return the arguments with defaults filled in."""
@@ -82,8 +86,23 @@ class Registry:
 
     procedures: dict[str, Procedure] = field(default_factory=dict)
 
-    def register(self, fn: ProcedureFn, name: str | None = None) -> Procedure:
+    @classmethod
+    def of(cls, *groups: Iterable[ProcedureFn], repairs: Iterable[ProcedureFn] = ()) -> Registry:
+        """A registry holding the procedures of ``groups``, and ``repairs`` marked as repairs."""
+        reg = cls()
+        for group in groups:
+            for fn in group:
+                reg.register(fn)
+        for fn in repairs:
+            reg.register(fn, repairs_fences=True)
+        return reg
+
+    def register(
+        self, fn: ProcedureFn, name: str | None = None, *, repairs_fences: bool = False
+    ) -> Procedure:
         proc_name = name or fn.__name__
+        if proc_name in self.procedures and self.procedures[proc_name].fn is not fn:
+            raise ValueError(f"procedure {proc_name!r} is already registered")
         hints = typing.get_type_hints(fn)
         params: list[Param] = []
         for i, (pname, p) in enumerate(inspect.signature(fn).parameters.items()):
@@ -96,7 +115,7 @@ class Registry:
                 raise TypeError(f"procedure {proc_name}: argument {pname} must be int, str, float or bool")
             required = p.default is inspect.Parameter.empty
             params.append(Param(pname, t, required, None if required else p.default))
-        proc = Procedure(proc_name, fn, tuple(params), inspect.getdoc(fn) or "")
+        proc = Procedure(proc_name, fn, tuple(params), inspect.getdoc(fn) or "", repairs_fences)
         self.procedures[proc_name] = proc
         return proc
 
@@ -110,12 +129,3 @@ class Registry:
 
     def names(self) -> list[str]:
         return sorted(self.procedures)
-
-
-REGISTRY = Registry()
-
-
-def procedure(fn: ProcedureFn) -> ProcedureFn:
-    """Register a stored procedure in the default registry: ``def name(view, *, arg: type, ...)``."""
-    REGISTRY.register(fn)
-    return fn

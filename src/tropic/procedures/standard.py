@@ -1,17 +1,17 @@
-"""The standard stored procedures over the standard schema."""
+"""The standard procedures over the standard schema: spawn, start, stop, destroy, migrate and resize a VM,
+and set a router's next hop."""
 
 from __future__ import annotations
 
 from tropic.errors import ModelError
 from tropic.model import VM, Host, Image, Router, StorageHost, View, Volume
-from tropic.txn.procedures import procedure
+from tropic.procedures.base import ProcedureFn
 
 
 def volume_name(vm_name: str) -> str:
     return f"vol-{vm_name}"
 
 
-@procedure
 def spawn_vm(view: View, *, host: str, name: str, image: str, vcpus: int, memory_mib: int) -> None:
     """Clone the image into a volume, export it, import it on the host, then create and start the VM."""
     h = view.get(host, Host)
@@ -29,19 +29,16 @@ def spawn_vm(view: View, *, host: str, name: str, image: str, vcpus: int, memory
     h.create_vm(name=name, vcpus=vcpus, memory_mib=memory_mib, image=img.path, volume=vol.path)
 
 
-@procedure
 def start_vm(view: View, *, vm: str) -> None:
     """Boot a stopped VM."""
     view.get(vm, VM).start()
 
 
-@procedure
 def stop_vm(view: View, *, vm: str) -> None:
     """Shut a running VM down."""
     view.get(vm, VM).stop()
 
 
-@procedure
 def destroy_vm(view: View, *, vm: str) -> None:
     """Stop and undefine the VM, then release and delete its volume."""
     v = view.get(vm, VM)
@@ -56,7 +53,6 @@ def destroy_vm(view: View, *, vm: str) -> None:
         san.delete_volume(volume=vol.name)
 
 
-@procedure
 def migrate_vm(view: View, *, vm: str, dest: str) -> None:
     """Create the VM's configuration on ``dest``, live-migrate, delete the configuration on the source."""
     v = view.get(vm, VM)
@@ -69,13 +65,22 @@ def migrate_vm(view: View, *, vm: str, dest: str) -> None:
     src.delete_config(name=v.name)
 
 
-@procedure
 def resize_vm(view: View, *, vm: str, vcpus: int, memory_mib: int) -> None:
     """Change a VM's vCPUs and memory (checked against its host's capacity)."""
     view.get(vm, VM).resize(vcpus=vcpus, memory_mib=memory_mib)
 
 
-@procedure
 def set_next_hop(view: View, *, router: str, next_hop: str) -> None:
     """Point a router's next hop at another router (empty string: no next hop)."""
     view.get(router, Router).set_next_hop(next_hop=next_hop)
+
+
+STANDARD_PROCEDURES: tuple[ProcedureFn, ...] = (
+    spawn_vm,
+    start_vm,
+    stop_vm,
+    destroy_vm,
+    migrate_vm,
+    resize_vm,
+    set_next_hop,
+)

@@ -24,6 +24,8 @@ class State(StrEnum):
 
 
 FINAL = frozenset({State.COMMITTED, State.ABORTED, State.FAILED})
+# Not final: queued, waiting for locks, on the devices, being undone, or killed and about to be undone.
+LIVE = frozenset(set(State) - FINAL)
 
 TRANSITIONS: frozenset[tuple[State, State]] = frozenset(
     {

@@ -5,10 +5,10 @@ logical layer on the distributed store, the others stand by and take over (resto
 store) when its session ends. Worker processes (:mod:`tropic.txn.remote`) run the physical steps.
 """
 
-from tropic.ha.controller import ReplicatedController
-from tropic.ha.election import Election, LeaderInfo
-from tropic.ha.gate import DurableKeys, LeaderGate
-from tropic.ha.replica import Replica, ReplicaConfig
+from tropic.cluster.controller import ReplicatedController
+from tropic.cluster.election import Election, LeaderInfo
+from tropic.cluster.gate import DurableKeys, LeaderGate
+from tropic.cluster.replica import Replica, ReplicaConfig
 
 __all__ = [
     "DurableKeys",

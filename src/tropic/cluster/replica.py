@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import CancelledError, KazooException
 
+from tropic.cluster.controller import ReplicatedController
+from tropic.cluster.election import Election, LeaderInfo
 from tropic.drivers.base import Driver
 from tropic.errors import TropicError, UnknownTransaction
-from tropic.ha.controller import ReplicatedController
-from tropic.ha.election import Election, LeaderInfo
 from tropic.model import Model, project
 from tropic.store.zk import ZooKeeperStore
 from tropic.store.zkclient import ZooKeeperUnavailable, open_client, parse_zk_uri

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from tropic.model import ActionRecord, Delta, Value, Violation
-from tropic.txn.states import FINAL, State
+from tropic.records.states import FINAL, State
 
 
 @dataclass(slots=True)
@@ -128,3 +129,8 @@ class Transaction:
         t.accepted = True
         t.settled = t.final
         return t
+
+
+def key_id(owner: str, key: str) -> str:
+    """The stored name of an idempotency key (scoped to its owner; the key itself is not stored)."""
+    return hashlib.sha256(f"{owner}\0{key}".encode()).hexdigest()[:40]

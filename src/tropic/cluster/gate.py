@@ -18,8 +18,8 @@ from typing import Any
 import orjson
 
 from tropic.api.idempotency import IdempotencyCache, KeyReused
-from tropic.ha.controller import KEY_BINDING
-from tropic.store.zk import ZooKeeperStore, key_id
+from tropic.records import key_id
+from tropic.store.zk import ZooKeeperStore
 from tropic.store.zkclient import ZooKeeperUnavailable
 
 Scope = MutableMapping[str, Any]
@@ -174,7 +174,9 @@ class DurableKeys(IdempotencyCache):
             hosts=self.store.hosts,
         )
 
-    def run(self, owner: str, key: str, fp: str, create: Callable[[], int]) -> tuple[int, bool]:
+    def run(
+        self, owner: str, key: str, fp: str, create: Callable[[tuple[str, str]], int]
+    ) -> tuple[int, bool]:
         kid = key_id(owner, key)
         with self._guard:
             lock, users = self._locks.get(kid, (threading.Lock(), 0))
@@ -186,11 +188,7 @@ class DurableKeys(IdempotencyCache):
                     if seen[1] != fp:
                         raise KeyReused(seen[0])
                     return seen[0], True
-                token = KEY_BINDING.set((kid, fp))
-                try:
-                    return create(), False
-                finally:
-                    KEY_BINDING.reset(token)
+                return create((kid, fp)), False
         finally:
             with self._guard:
                 lock, users = self._locks[kid]

@@ -1,0 +1,30 @@
+"""Procedures: what a transaction runs. Each is a plain function over a model view with typed keyword
+arguments; a :class:`Registry` names the ones a controller may run.
+
+:data:`REGISTRY`, the default, holds the standard procedures (:mod:`tropic.procedures.standard`) and the
+repairs (:mod:`tropic.procedures.repair`), listed explicitly. :func:`procedure` adds one of your own.
+"""
+
+from tropic.procedures.base import Param, Procedure, ProcedureFn, Registry
+from tropic.procedures.repair import REPAIR_PROCEDURES
+from tropic.procedures.standard import STANDARD_PROCEDURES
+
+REGISTRY = Registry.of(STANDARD_PROCEDURES, repairs=REPAIR_PROCEDURES)
+
+
+def procedure(fn: ProcedureFn) -> ProcedureFn:
+    """Add a procedure to the default registry: ``def name(view, *, arg: type, ...)``."""
+    REGISTRY.register(fn)
+    return fn
+
+
+__all__ = [
+    "REGISTRY",
+    "REPAIR_PROCEDURES",
+    "STANDARD_PROCEDURES",
+    "Param",
+    "Procedure",
+    "ProcedureFn",
+    "Registry",
+    "procedure",
+]

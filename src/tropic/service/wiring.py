@@ -1,0 +1,299 @@
+"""The one place the service is put together, for the embedded and the ZooKeeper modes alike.
+
+:func:`build_service` opens everything a ``tropic serve`` process runs (store, driver, controller,
+reconciler, REST API) from a :class:`ServiceConfig`, and fails with a clear error before anything is
+served; :meth:`Service.run` serves until SIGTERM or SIGINT, then stops in order.
+
+* **embedded** (``sqlite://`` or ``memory://``): one controller on the store, the reconciler's periodic
+  passes, the API;
+* **replicated** (``zk://``): a controller replica (:mod:`tropic.cluster`) that serves the API, and runs
+  the reconciler, only while it leads; a standby answers 503 naming the leader.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import ssl
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from tropic.api.audit import AuditLog
+from tropic.api.auth import TokenStore
+from tropic.api.defaults import DEFAULT_HOST, DEFAULT_PORT
+from tropic.drivers.base import Driver
+from tropic.errors import ConfigError, TropicError
+from tropic.reconcile import Policies, Reconciler
+from tropic.service.embedded import DEFAULT_STORE, Embedded, default_datacenter, open_embedded
+from tropic.store.registry import StoreURI, parse_store_uri
+
+if TYPE_CHECKING:
+    import uvicorn
+
+    from tropic.cluster import Replica
+
+log = logging.getLogger("tropic.service")
+
+
+@dataclass(slots=True)
+class ServiceConfig:
+    """Everything ``tropic serve`` takes. ``name`` and ``session_timeout`` matter only with ``zk://``."""
+
+    tokens: TokenStore
+    audit: AuditLog
+    store: str = DEFAULT_STORE
+    driver: str | None = None
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    log_level: str = "info"
+    reconcile_interval: float = 30.0  # 0: drift is detected only on demand
+    policies: Policies = field(default_factory=lambda: Policies.parse("*=report"))
+    name: str | None = None
+    session_timeout: float = 3.0
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.tls_cert else "http"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}"
+
+    def uvicorn_options(self) -> dict[str, Any]:
+        tls = {"ssl_certfile": str(self.tls_cert), "ssl_keyfile": str(self.tls_key)} if self.tls_cert else {}
+        return {
+            "host": self.host,
+            "port": self.port,
+            "log_level": self.log_level.lower(),
+            "timeout_graceful_shutdown": 5,
+            "server_header": False,
+            **tls,
+        }
+
+
+def check_tls(cert: Path | None, key: Path | None) -> None:
+    """Refuse a half-given or unloadable certificate before anything is served."""
+    if (cert is None) != (key is None):
+        raise ConfigError("--tls-cert and --tls-key go together")
+    if cert is None or key is None:
+        return
+    for what, path in (("certificate", cert), ("private key", key)):
+        if not path.is_file():
+            raise ConfigError(f"TLS {what} {path} does not exist or is not a file", path=str(path))
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (ssl.SSLError, OSError) as e:
+        raise ConfigError(f"cannot load TLS certificate {cert} with key {key}: {e}", path=str(cert)) from None
+
+
+def make_server(config: uvicorn.Config, *, on_exit: Callable[[], None]) -> uvicorn.Server:
+    """uvicorn's server, calling ``on_exit`` on SIGTERM/SIGINT, which end the service with status 0."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            on_exit()
+            super().handle_exit(sig, frame)
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # Like uvicorn's, minus re-raising the signal afterwards: that would kill the process before
+            # the controller is stopped cleanly. SIGTERM/SIGINT end the service with status 0.
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            handled = (signal.SIGINT, signal.SIGTERM)
+            original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+            try:
+                yield
+            finally:
+                for sig, handler in original.items():
+                    signal.signal(sig, handler)
+
+    return Server(config)
+
+
+class Service(ABC):
+    """A built service, ready to serve: :meth:`describe` says what it is, :meth:`run` serves."""
+
+    def __init__(self, config: ServiceConfig) -> None:
+        self.config = config
+
+    @abstractmethod
+    def describe(self) -> list[str]:
+        """Lines for the start-up banner (never a secret)."""
+
+    @abstractmethod
+    def run(self) -> None:
+        """Serve until SIGTERM or SIGINT, then stop everything in order."""
+
+    def drift_note(self) -> str:
+        c = self.config
+        if c.reconcile_interval <= 0:
+            return "on demand"
+        return f"every {c.reconcile_interval:g} s, policy {c.policies}"
+
+
+class EmbeddedService(Service):
+    """One controller on an embedded store, with periodic drift detection and the API."""
+
+    def __init__(self, config: ServiceConfig, spec: StoreURI) -> None:
+        super().__init__(config)
+        from tropic.api.app import create_app
+
+        self.embedded: Embedded = open_embedded(config.store, config.driver)
+        try:
+            self.controller = self.embedded.controller.start()
+            self.reconciler = Reconciler(
+                self.controller, interval=config.reconcile_interval or 30.0, policies=config.policies
+            )
+            if config.reconcile_interval > 0:
+                self.reconciler.start()
+            self.app = create_app(self.controller, config.tokens, config.audit, reconciler=self.reconciler)
+        except BaseException:
+            self.embedded.close()
+            raise
+
+    def describe(self) -> list[str]:
+        return [
+            f"tropic serving on {self.config.url}  (dashboard /, API /v1, OpenAPI /openapi.json)",
+            f"  store: {self.embedded.store.uri}",
+            f"  drift detection: {self.drift_note()}",
+        ]
+
+    def run(self) -> None:
+        import uvicorn
+
+        events = self.app.state.events
+        config = uvicorn.Config(self.app, **self.config.uvicorn_options())
+        try:
+            # End the event streams on exit, or open dashboards would hold the shutdown.
+            make_server(config, on_exit=events.close).run()
+        finally:
+            self.reconciler.stop()
+            self.embedded.close()
+            self.config.audit.close()
+
+
+class ReplicatedService(Service):
+    """A controller replica on a ZooKeeper store: it serves the API and runs the reconciler only while
+    it leads (a standby answers 503 naming the leader); SIGTERM steps down so a standby takes over."""
+
+    def __init__(self, config: ServiceConfig, spec: StoreURI) -> None:
+        super().__init__(config)
+        import socket
+
+        from tropic.cluster import LeaderGate, Replica, ReplicaConfig
+
+        self.store_uri = spec.uri
+        self.name = config.name or f"{socket.gethostname()}:{config.port}"
+        self.devices = open_distributed_driver(config.driver)
+        self._reconciler: Reconciler | None = None
+        self._lock = threading.Lock()
+        self.replica: Replica = Replica(
+            ReplicaConfig(spec.uri, self.name, config.url, session_timeout=config.session_timeout),
+            self.devices,
+            initial=default_datacenter,
+            on_lead=self._lead,
+            on_step_down=self._step_down,
+        )
+        self.gate = LeaderGate(self.replica.describe_standby)
+
+    def _lead(self, controller: Any) -> None:
+        from tropic.api.app import create_app
+        from tropic.cluster import DurableKeys
+        from tropic.store.zk import ZooKeeperStore
+
+        assert isinstance(controller.store, ZooKeeperStore)
+        c = self.config
+        reconciler = Reconciler(controller, interval=c.reconcile_interval or 30.0, policies=c.policies)
+        with self._lock:
+            self._reconciler = reconciler
+        if c.reconcile_interval > 0:
+            reconciler.start()
+        app = create_app(
+            controller, c.tokens, c.audit, idempotency=DurableKeys(controller.store), reconciler=reconciler
+        )
+        self.gate.lead(app)
+
+    def _step_down(self) -> None:
+        self.gate.step_down()
+        with self._lock:
+            reconciler, self._reconciler = self._reconciler, None
+        if reconciler is not None:
+            reconciler.stop()
+
+    @property
+    def reconciler(self) -> Reconciler | None:
+        """The reconciler of the current term (None while standing by)."""
+        return self._reconciler
+
+    def describe(self) -> list[str]:
+        return [
+            f"tropic controller replica {self.name} on {self.config.url} (store {self.store_uri}): "
+            "the API answers while it leads",
+            f"  drift detection while leading: {self.drift_note()}",
+        ]
+
+    def run(self) -> None:
+        import uvicorn
+
+        runner = threading.Thread(target=self._run_replica, name="tropic-replica", daemon=True)
+        config = uvicorn.Config(self.gate, **self.config.uvicorn_options())
+        server = make_server(config, on_exit=self.replica.stop)
+        runner.start()
+        try:
+            server.run()
+        finally:
+            self.replica.stop()
+            runner.join(60)
+            self.devices.close()
+            self.config.audit.close()
+
+    def _run_replica(self) -> None:
+        try:
+            self.replica.run()
+        except TropicError as e:
+            log.error("replica stopped: %s", e.message)
+        except Exception:
+            log.exception("replica stopped")
+
+
+def open_distributed_driver(uri: str | None) -> Driver:
+    """The driver of a distributed-mode process: devices every controller and worker reaches."""
+    from tropic.drivers.registry import open_driver
+
+    if uri is None or uri in ("sim://", "sim:", "sim"):
+        raise ConfigError(
+            "distributed mode needs devices every controller and worker reaches: "
+            "--driver sim:///PATH/devices.db (simulated, one machine) or a real driver URI"
+        )
+    return open_driver(uri, shared=True)
+
+
+def build_service(config: ServiceConfig) -> Service:
+    """Open everything the service runs; a :class:`~tropic.errors.TropicError` names what is wrong, and
+    nothing has been served by then."""
+    check_tls(config.tls_cert, config.tls_key)
+    spec = parse_store_uri(config.store)
+    if spec.scheme == "zk":
+        return ReplicatedService(config, spec)
+    return EmbeddedService(config, spec)
+
+
+__all__ = [
+    "EmbeddedService",
+    "ReplicatedService",
+    "Service",
+    "ServiceConfig",
+    "build_service",
+    "check_tls",
+    "make_server",
+    "open_distributed_driver",
+]
