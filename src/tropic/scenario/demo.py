@@ -415,20 +415,17 @@ def _resolved(rec: Reconciler, paths: list[str]) -> bool:
 
 
 def open_demo_driver(uri: str, latency: float) -> tuple[Model, Driver]:
-    """The generated datacenter and a driver provisioned with it (``sim`` or any registered driver URI)."""
-    model = build_datacenter(DatacenterSpec())
-    if uri in ("sim", "sim://"):
-        sim = SimDriver(seed=7, latency=latency)
-        sim.load(project(model))
-        return model, sim
+    """The generated datacenter and a driver provisioned with it: ``sim`` (seeded, with ``latency``),
+    ``libvirt`` (its test hypervisor) or any driver URI the registry resolves."""
     from tropic.drivers.registry import open_driver
+    from tropic.errors import ConfigError
 
-    name = "libvirt+test:///default" if uri == "libvirt" else uri
+    model = build_datacenter(DatacenterSpec())
+    aliases = {"sim": f"sim://?seed=7&latency={latency}", "sim://": f"sim://?seed=7&latency={latency}"}
+    name = aliases.get(uri, "libvirt+test:///default" if uri == "libvirt" else uri)
     driver = open_driver(name)
     load = getattr(driver, "load", None)
     if load is None:
-        from tropic.errors import ConfigError
-
         raise ConfigError(f"driver {name} cannot be provisioned with a generated datacenter")
     load(project(model))
     return model, driver
