@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -28,6 +29,7 @@ from kazoo.exceptions import (
 )
 
 from tropic.errors import StoreError
+from tropic.retry import RetryPolicy
 from tropic.store.zk_layout import Head, Paths
 from tropic.store.zkclient import bounded_call
 
@@ -38,6 +40,14 @@ class LeadershipLost(StoreError):
     """This store may no longer write: another controller took over, or the election session ended."""
 
     code = "leadership_lost"
+
+
+# Contenders for the head retry at once, then back off (jittered) so that they stop colliding; the
+# store's timeout is the deadline.
+TAKEOVER_RETRY = RetryPolicy(attempts=None, backoff_s=0.005, max_backoff_s=0.2, jitter=0.5)
+# A commit (or the read that tells whether it went through) waits for the quorum to come back for as long
+# as the session lives: nothing reported is dropped. Pauses stay short so that recovery is noticed soon.
+QUORUM_WAIT = RetryPolicy(attempts=None, backoff_s=0.05, max_backoff_s=0.2, jitter=0.25, deadline_s=None)
 
 
 def _rolled_back(e: Exception) -> bool:
@@ -87,28 +97,36 @@ class LogWriter:
         if self.head is not None:
             return self.head
         self._ensure_layout()
-        while True:
+
+        def attempt() -> Head:
             head = self.read_head()
             now = time.time()
-            try:
-                if head is None:
-                    new = Head(1, self.name, 0, None, now)
-                    self.call(
-                        partial(self.client.create_async, Paths.HEAD, new.encode()), f"create {Paths.HEAD}"
-                    )
-                    new.version = 0
-                else:
-                    new = Head(head.epoch + 1, self.name, head.seq, head.snap, now)
-                    stat = self.call(
-                        partial(self.client.set_async, Paths.HEAD, new.encode(), head.version),
-                        f"take over {Paths.HEAD}",
-                    )
-                    new.version = stat.version
-            except (NodeExistsError, BadVersionError):
-                continue  # another writer moved first: read again and depose it
-            self.head = new
-            self.session = self.client.client_id[0] if self.client.client_id else None
+            if head is None:
+                new = Head(1, self.name, 0, None, now)
+                self.call(partial(self.client.create_async, Paths.HEAD, new.encode()), f"create {Paths.HEAD}")
+                new.version = 0
+            else:
+                new = Head(head.epoch + 1, self.name, head.seq, head.snap, now)
+                stat = self.call(
+                    partial(self.client.set_async, Paths.HEAD, new.encode(), head.version),
+                    f"take over {Paths.HEAD}",
+                )
+                new.version = stat.version
             return new
+
+        try:
+            # Another writer moved first: read again and depose it.
+            new = replace(TAKEOVER_RETRY, deadline_s=self.timeout).call(
+                attempt, retry_on=(NodeExistsError, BadVersionError)
+            )
+        except (NodeExistsError, BadVersionError):
+            raise StoreError(
+                f"{self.where}: could not take over: other writers kept moving its head "
+                f"for {self.timeout:g} s"
+            ) from None
+        self.head = new
+        self.session = self.client.client_id[0] if self.client.client_id else None
+        return new
 
     def check_writable(self) -> Head:
         if self.dead is not None:
@@ -159,10 +177,16 @@ class LogWriter:
         head.commits = new.commits
         return len(body) if chunk else 0
 
+    def _unknown_outcome(self) -> tuple[type[BaseException], ...]:
+        """What kazoo raises when a request may or may not have been applied (no answer came back)."""
+        return (ConnectionLoss, OperationTimeoutError, self.client.handler.timeout_exception)
+
     def _run_multi(self, start: Callable[[], Any], head: Head, new: Head) -> None:
         """Commit one multi; when its outcome is unknown (connection lost), find out from the head and
         resend if it did not happen. Waits out a lost quorum for as long as the session lives."""
-        while True:
+        unknown = self._unknown_outcome()
+
+        def attempt() -> list[Any] | None:
             if (
                 self.session is not None
                 and self.client.client_id
@@ -170,40 +194,44 @@ class LogWriter:
             ):
                 raise self.lost("the ZooKeeper session expired (another controller may have taken over)")
             try:
-                results = start().get(timeout=max(self.timeout, 5.0))
+                return list(start().get(timeout=max(self.timeout, 5.0)))
             except SessionExpiredError:
                 raise self.lost("the ZooKeeper session expired") from None
             except ConnectionClosedError:
                 raise self.lost("the ZooKeeper client was closed") from None
-            except (ConnectionLoss, OperationTimeoutError, self.client.handler.timeout_exception):
+            except unknown:
                 if self._applied(head, new):
-                    return
-                time.sleep(0.05)
-                continue
-            failure = next((r for r in results if isinstance(r, Exception) and not _rolled_back(r)), None)
-            if failure is None:
-                return
-            if isinstance(failure, NoNodeError) and self.lock_node is not None:
-                raise self.lost(f"its election node {self.lock_node} is gone")
-            if isinstance(failure, BadVersionError | NodeExistsError):
-                if self._applied(head, new):
-                    return  # an earlier attempt of this very commit went through
-                raise self.lost("another controller took over the store (the head moved on)")
-            raise self.lost(f"the commit failed: {type(failure).__name__}")
+                    return None
+                raise
+
+        results = QUORUM_WAIT.call(attempt, retry_on=unknown)
+        if results is None:
+            return  # it went through before the answer was lost
+        failure = next((r for r in results if isinstance(r, Exception) and not _rolled_back(r)), None)
+        if failure is None:
+            return
+        if isinstance(failure, NoNodeError) and self.lock_node is not None:
+            raise self.lost(f"its election node {self.lock_node} is gone")
+        if isinstance(failure, BadVersionError | NodeExistsError):
+            if self._applied(head, new):
+                return  # an earlier attempt of this very commit went through
+            raise self.lost("another controller took over the store (the head moved on)")
+        raise self.lost(f"the commit failed: {type(failure).__name__}")
 
     def _applied(self, head: Head, new: Head) -> bool:
         """After an unknown outcome: True if ``new`` is the head (our multi went through), False if the
         head is unchanged; LeadershipLost if someone else moved it. Waits for a quorum."""
-        while True:
+
+        def read() -> tuple[bytes, Any]:
             try:
                 data, stat = self.client.get_async(Paths.HEAD).get(timeout=max(self.timeout, 5.0))
-                break
             except SessionExpiredError:
                 raise self.lost("the ZooKeeper session expired") from None
-            except (ConnectionLoss, OperationTimeoutError, self.client.handler.timeout_exception):
-                time.sleep(0.1)
             except ConnectionClosedError:
                 raise self.lost("the ZooKeeper client was closed") from None
+            return data, stat
+
+        data, stat = QUORUM_WAIT.call(read, retry_on=self._unknown_outcome())
         current = Head.decode(data, stat.version, self.where)
         if stat.version == head.version:
             return False
