@@ -57,7 +57,7 @@ def test_a_takeover_that_never_wins_gives_up_at_the_timeout(
 ) -> None:
     first = ZooKeeperStore(zk_uri)
     first.init_model(small_dc())
-    stuck = ZooKeeperStore(zk_uri, client=zk_client, timeout=3.0)
+    stuck = ZooKeeperStore(zk_uri, client=zk_client, timeout=5.0)
     stale = stuck._writer.read_head()
     other = ZooKeeperStore(zk_uri)
     other.restore(STANDARD)  # the head moves on; ``stuck`` keeps reading the old one
