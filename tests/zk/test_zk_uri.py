@@ -7,7 +7,8 @@ import pytest
 pytest.importorskip("kazoo", reason="kazoo is not installed")
 
 from tropic.errors import ConfigError, TropicError
-from tropic.store.zkclient import ZkAddress, ZkRetryPolicy, parse_zk_uri
+from tropic.retry import RetryPolicy
+from tropic.store.zkclient import CONNECTION_RETRY, ZkAddress, kazoo_retry, parse_zk_uri
 
 
 @pytest.mark.parametrize(
@@ -81,26 +82,10 @@ def test_malformed_uris_are_config_errors(uri: str, says: str) -> None:
     assert info.value.to_dict()["code"] == "config_error"
 
 
-@pytest.mark.parametrize(
-    "kwargs",
-    [
-        {"max_tries": 0},
-        {"max_tries": -2},
-        {"delay": -1.0},
-        {"backoff": 0.5},
-        {"max_jitter": 2.0},
-        {"deadline": 0},
-    ],
-)
-def test_bad_retry_policies_are_config_errors(kwargs: dict[str, float]) -> None:
-    with pytest.raises(ConfigError):
-        ZkRetryPolicy(**kwargs)  # type: ignore[arg-type]
-
-
 def test_retry_policy_maps_to_kazoo() -> None:
-    retry = ZkRetryPolicy(
-        max_tries=7, delay=0.2, backoff=3, max_jitter=0.1, max_delay=2.0, deadline=9
-    ).to_kazoo()
+    retry = kazoo_retry(
+        RetryPolicy(attempts=7, backoff_s=0.2, multiplier=3, jitter=0.1, max_backoff_s=2.0, deadline_s=9)
+    )
     assert (
         retry.max_tries,
         retry.delay,
@@ -108,11 +93,9 @@ def test_retry_policy_maps_to_kazoo() -> None:
         retry.max_jitter,
         retry.max_delay,
         retry.deadline,
-    ) == (
-        7,
-        0.2,
-        3,
-        0.1,
-        2.0,
-        9,
-    )
+    ) == (7, 0.2, 3, 0.1, 2.0, 9)
+
+
+def test_an_unlimited_policy_retries_forever_in_kazoo() -> None:
+    assert kazoo_retry(RetryPolicy(attempts=None, deadline_s=None)).max_tries == -1
+    assert kazoo_retry(CONNECTION_RETRY).max_tries == -1

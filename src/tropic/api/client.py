@@ -7,7 +7,6 @@ submission whose answer was lost (timeout, dropped connection): the server retur
 from __future__ import annotations
 
 import json
-import random
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -20,8 +19,12 @@ import httpx
 from tropic.api.defaults import DEFAULT_URL
 from tropic.errors import TropicError
 from tropic.records.states import FINAL
+from tropic.retry import NO_RETRY as NO_RETRY
+from tropic.retry import RetryPolicy as RetryPolicy
 
 FINAL_STATES = frozenset(s.value for s in FINAL)
+# Transport failures only (see Client._send): a few quick attempts within 30 s.
+DEFAULT_RETRY = RetryPolicy(attempts=3, backoff_s=0.2, max_backoff_s=2.0, jitter=0.25, deadline_s=30.0)
 
 
 class ApiError(TropicError):
@@ -42,25 +45,6 @@ class ServerUnreachable(TropicError):
     code = "unreachable"
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Retry transient transport failures: ``attempts`` in all, exponential backoff with jitter, an
-    overall ``deadline`` in seconds (None: no deadline). HTTP error answers are never retried."""
-
-    attempts: int = 3
-    backoff_s: float = 0.2
-    max_backoff_s: float = 2.0
-    jitter: float = 0.25
-    deadline_s: float | None = 30.0
-
-    def delay(self, attempt: int) -> float:
-        base = min(self.max_backoff_s, self.backoff_s * 2.0**attempt)
-        return base * (1 + random.uniform(-self.jitter, self.jitter))
-
-
-NO_RETRY = RetryPolicy(attempts=1)
-
-
 @dataclass(slots=True)
 class Event:
     kind: str
@@ -78,7 +62,7 @@ class Client:
         token: str | None = None,
         *,
         timeout: float = 10.0,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy = DEFAULT_RETRY,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url = url.rstrip("/")
@@ -110,21 +94,18 @@ class Client:
     ) -> httpx.Response:
         policy = retry or self.retry
         clean = {k: v for k, v in (params or {}).items() if v is not None}
-        start = time.monotonic()
-        attempt = 0
-        while True:
-            try:
-                r = self._http.request(method, path, json=body, params=clean, headers=headers)
-            except httpx.TransportError as e:
-                attempt += 1
-                late = policy.deadline_s is not None and time.monotonic() - start > policy.deadline_s
-                if attempt >= policy.attempts or late:
-                    raise ServerUnreachable(f"no answer from {self.url}: {_describe(e)}") from None
-                time.sleep(policy.delay(attempt - 1))
-                continue
-            if r.status_code >= 400:
-                raise ApiError(r.status_code, _error_of(r))
-            return r
+
+        def attempt() -> httpx.Response:
+            return self._http.request(method, path, json=body, params=clean, headers=headers)
+
+        try:
+            # Only transport failures are retried: an HTTP error is the server's answer.
+            r = policy.call(attempt, retry_on=(httpx.TransportError,))
+        except httpx.TransportError as e:
+            raise ServerUnreachable(f"no answer from {self.url}: {_describe(e)}") from None
+        if r.status_code >= 400:
+            raise ApiError(r.status_code, _error_of(r))
+        return r
 
     def _json(self, method: str, path: str, **kw: Any) -> Any:
         r = self._send(method, path, **kw)

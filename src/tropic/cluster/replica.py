@@ -25,6 +25,7 @@ from tropic.cluster.election import Election, LeaderInfo
 from tropic.drivers.base import Driver
 from tropic.errors import TropicError, UnknownTransaction
 from tropic.model import Model, project
+from tropic.retry import RetryPolicy
 from tropic.store.zk import ZooKeeperStore
 from tropic.store.zkclient import ZooKeeperUnavailable, open_client, parse_zk_uri
 from tropic.txn.remote import RemoteExecutor
@@ -32,6 +33,10 @@ from tropic.txn.remote import RemoteExecutor
 log = logging.getLogger(__name__)
 
 Listener = Callable[[ReplicatedController], None]
+
+# A replica waits for its ensemble for as long as it runs: every attempt already waits connect_timeout
+# for a quorum, so the pauses between attempts stay short.
+CONNECT_RETRY = RetryPolicy(attempts=None, backoff_s=0.5, max_backoff_s=2.0, deadline_s=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,22 +116,29 @@ class Replica:
 
     # --- internals ---
     def _connect(self) -> KazooClient | None:
-        while not self._stop.is_set():
-            try:
-                client = open_client(
-                    self.address,
-                    connect_timeout=self.config.connect_timeout,
-                    session_timeout=self.config.session_timeout,
-                )
-            except ZooKeeperUnavailable as e:
-                log.warning("%s; retrying", e.message)
-                self._stop.wait(1.0)
-                continue
+        """Connect to the ensemble, trying until it answers or :meth:`stop` (None then)."""
+
+        def attempt() -> KazooClient | None:
+            if self._stop.is_set():
+                return None
+            return open_client(
+                self.address,
+                connect_timeout=self.config.connect_timeout,
+                session_timeout=self.config.session_timeout,
+            )
+
+        def tell(error: BaseException, pause: float) -> None:
+            log.warning("%s; retrying in %.1f s", error, pause)
+
+        # A stop ends the pause at once (the event's wait returns) and the next attempt sees it.
+        client = CONNECT_RETRY.call(
+            attempt, retry_on=(ZooKeeperUnavailable,), sleep=self._stop.wait, on_retry=tell
+        )
+        if client is not None:
             self.client = client
             self._connected.set()
             client.add_listener(self._on_state)
-            return client
-        return None
+        return client
 
     def _on_state(self, state: str) -> None:
         if state == KazooState.LOST:

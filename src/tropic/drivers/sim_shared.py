@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +19,17 @@ from tropic.drivers.base import Args, Step
 from tropic.drivers.sim import Fault, SimDriver
 from tropic.errors import CorruptStore, DriverError
 from tropic.model import Inventory
+from tropic.retry import RetryPolicy
 
 __all__ = ["SharedSimDriver"]
 
 BUSY_TIMEOUT_MS = 60_000
+# How long to wait for another process to finish creating the devices file.
+CREATION_WAIT = RetryPolicy(attempts=None, backoff_s=0.02, max_backoff_s=0.2, deadline_s=10.0)
+
+
+class _BeingCreated(CorruptStore):
+    """The devices file exists but has no tables yet."""
 
 
 class SharedSimDriver(SimDriver):
@@ -41,18 +47,23 @@ class SharedSimDriver(SimDriver):
     ) -> None:
         self._fresh: set[str] = set()  # objects read from the file in the current SQLite transaction
         path = Path(state_file)
-        for _ in range(100):
+
+        def open_file() -> None:
             try:
-                super().__init__(seed=seed, latency=latency, faults=faults, state_file=path)
-                break
-            except CorruptStore:
+                super(SharedSimDriver, self).__init__(
+                    seed=seed, latency=latency, faults=faults, state_file=path
+                )
+            except CorruptStore as e:
                 # Another process may be creating the file right now (SQLite has made it, not yet its
                 # tables): wait for it. A foreign file is larger than one page and is refused at once.
-                if not path.exists() or path.stat().st_size > 4096:
-                    raise
-                time.sleep(0.1)
-        else:
-            raise CorruptStore(f"{path} stays empty: not a sim device file", path=str(path))
+                if path.exists() and path.stat().st_size <= 4096:
+                    raise _BeingCreated(e.message, path=str(path)) from e
+                raise
+
+        try:
+            CREATION_WAIT.call(open_file, retry_on=(_BeingCreated,))
+        except _BeingCreated:
+            raise CorruptStore(f"{path} stays empty: not a sim device file", path=str(path)) from None
         db = self._db
         assert db is not None
         db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")

@@ -25,7 +25,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tropic.drivers.base import covers
@@ -55,6 +55,7 @@ from tropic.reconcile.compare import (
 )
 from tropic.reconcile.plan import plan
 from tropic.reconcile.reload import reload_view
+from tropic.retry import RetryPolicy
 from tropic.txn.controller import DRIFT, Controller, LogicalChange
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,13 @@ class _Look:
 
 
 class _Stale(Exception):
-    """The model changed under a device between its read and the change built from it."""
+    """The model changed under a device between its read and the change built from it (or a
+    transaction held the scope): read again."""
+
+
+# A reload whose reads went stale reads the devices again after a short pause (growing, jittered, so it
+# stops colliding with busy transactions); it gives up after the caller's number of attempts.
+RELOAD_RETRY = RetryPolicy(attempts=5, backoff_s=0.005, max_backoff_s=0.1, deadline_s=None)
 
 
 @dataclass(slots=True)
@@ -448,18 +455,16 @@ class Reconciler(Reconciliation):
         devices = sorted({d.device for d in drifts})
         wanted = {d.key: d for d in drifts}
         c = self.controller
-        for _ in range(attempts):
+
+        def attempt() -> ReloadResult:
             snaps = c.call(lambda: {d: (kind_of(c.model, d), identity(c.model, d)) for d in devices})
             reads = self._read({d: kind for d, (kind, _) in snaps.items()})
             outcome = _ReloadBuild(self, snaps, reads, wanted, lift)
-            try:
-                done = c.apply_change(outcome.build)
-            except _Stale:
-                continue
+            done = c.apply_change(outcome.build)  # _Stale: the model moved under a read
             if done.blocked_by is not None:
                 with contextlib.suppress(TimeoutError):
                     c.wait(done.blocked_by, self.repair_timeout)
-                continue
+                raise _Stale(f"transaction {done.blocked_by} held the scope")
             if done.violations:
                 v = done.violations[0]
                 raise ConstraintViolation(
@@ -468,7 +473,13 @@ class Reconciler(Reconciliation):
                     constraint=v.constraint,
                 )
             return self._reloaded(outcome, lift, done.unfenced)
-        raise ScopeBusy(f"transactions kept changing {lift or devices}; reload again when they are done")
+
+        try:
+            return replace(RELOAD_RETRY, attempts=attempts).call(attempt, retry_on=(_Stale,))
+        except _Stale:
+            raise ScopeBusy(
+                f"transactions kept changing {lift or devices}; reload again when they are done"
+            ) from None
 
     def _reloaded(self, outcome: _ReloadBuild, lift: str | None, unfenced: list[str]) -> ReloadResult:
         result = ReloadResult(lift or "/", unfenced=unfenced)

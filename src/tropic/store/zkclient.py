@@ -1,4 +1,4 @@
-"""ZooKeeper connection layer of the distributed store: ``zk://`` URIs, retry policies, started clients.
+"""ZooKeeper connection layer of the distributed store: ``zk://`` URIs, retries, started clients.
 
 Everything above this module talks tropic errors: a malformed URI is a :class:`~tropic.errors.ConfigError`,
 an ensemble that cannot be reached (or has lost its quorum) is :class:`ZooKeeperUnavailable`. kazoo's own
@@ -11,7 +11,7 @@ import re
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 from kazoo.client import KazooClient
@@ -21,18 +21,20 @@ from kazoo.exceptions import (
     OperationTimeoutError,
     SessionExpiredError,
 )
-from kazoo.retry import KazooRetry, RetryFailedError
+from kazoo.retry import KazooRetry
 
 from tropic.errors import ConfigError, StoreError
+from tropic.retry import RetryPolicy
 
 __all__ = [
+    "CALL_RETRY",
     "COMMAND_RETRY",
     "CONNECTION_RETRY",
     "DEFAULT_PORT",
     "ZkAddress",
-    "ZkRetryPolicy",
     "ZooKeeperUnavailable",
     "bounded_call",
+    "kazoo_retry",
     "open_client",
     "parse_zk_uri",
 ]
@@ -46,6 +48,9 @@ _HOSTNAME = re.compile(
 _IPV6 = re.compile(r"^[0-9A-Fa-f:.]+(%[A-Za-z0-9_.-]+)?$")
 # What kazoo raises when the ensemble cannot answer (as opposed to answering "no").
 _UNREACHABLE = (ConnectionLoss, ConnectionClosedError, OperationTimeoutError, SessionExpiredError)
+# ... of which these are worth another attempt (kazoo reconnects, with a new session if need be); a
+# closed client is not.
+_TRANSIENT = (ConnectionLoss, OperationTimeoutError, SessionExpiredError)
 
 
 class ZooKeeperUnavailable(StoreError):
@@ -160,48 +165,28 @@ def _parse_chroot(path: str, bad: Callable[[str], ConfigError]) -> str:
     return path
 
 
-@dataclass(frozen=True)
-class ZkRetryPolicy:
-    """How often and how patiently to retry, in kazoo's terms (see ``kazoo.retry.KazooRetry``).
-
-    ``max_tries=-1`` retries forever (then ``deadline`` or the caller's timeout is the bound). Only
-    "could not reach the ensemble" errors are retried, never answers such as ``NodeExistsError``.
-    """
-
-    max_tries: int = 5
-    delay: float = 0.1
-    backoff: float = 2.0
-    max_jitter: float = 0.4
-    max_delay: float = 1.0
-    deadline: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.max_tries == 0 or self.max_tries < -1:
-            raise ConfigError(f"retry max_tries must be -1 (forever) or >= 1, not {self.max_tries}")
-        if self.delay < 0 or self.max_delay < 0 or self.backoff < 1:
-            raise ConfigError("retry delays must be >= 0 and the backoff factor >= 1")
-        if not 0.0 <= self.max_jitter <= 1.0:
-            raise ConfigError(f"retry max_jitter must be within 0..1, not {self.max_jitter}")
-        if self.deadline is not None and self.deadline <= 0:
-            raise ConfigError(f"retry deadline must be positive, not {self.deadline}")
-
-    def to_kazoo(self) -> KazooRetry:
-        return KazooRetry(
-            max_tries=self.max_tries,
-            delay=self.delay,
-            backoff=self.backoff,
-            max_jitter=self.max_jitter,
-            max_delay=self.max_delay,
-            deadline=self.deadline,
-        )
+def kazoo_retry(policy: RetryPolicy) -> KazooRetry:
+    """``policy`` in kazoo's terms, for the retries kazoo runs itself (reconnecting, ``client.retry``).
+    kazoo retries its own set of errors (a lost connection, an operation timeout), whatever
+    ``policy.retry_on`` says."""
+    return KazooRetry(
+        max_tries=-1 if policy.attempts is None else policy.attempts,
+        delay=policy.backoff_s,
+        backoff=policy.multiplier,
+        max_jitter=policy.jitter,
+        max_delay=policy.max_backoff_s,
+        deadline=policy.deadline_s,
+    )
 
 
 # Reconnect forever (a controller must come back when the ensemble does), but never wait more than a
 # second between rounds so that recovery is noticed quickly; the first connection is bounded by
 # ``open_client``'s ``connect_timeout``.
-CONNECTION_RETRY = ZkRetryPolicy(max_tries=-1, delay=0.1, max_delay=1.0)
+CONNECTION_RETRY = RetryPolicy(attempts=None, backoff_s=0.1, max_backoff_s=1.0, jitter=0.4, deadline_s=None)
 # ``client.retry(...)``: a few quick retries of an operation interrupted by a lost connection.
-COMMAND_RETRY = ZkRetryPolicy(max_tries=5, delay=0.1, max_delay=1.0, deadline=10.0)
+COMMAND_RETRY = RetryPolicy(attempts=5, backoff_s=0.1, max_backoff_s=1.0, jitter=0.4, deadline_s=10.0)
+# ``bounded_call``: resend until the call's own timeout (which replaces the deadline).
+CALL_RETRY = RetryPolicy(attempts=None, backoff_s=0.1, max_backoff_s=1.0, jitter=0.4, deadline_s=None)
 
 
 def open_client(
@@ -209,8 +194,8 @@ def open_client(
     *,
     connect_timeout: float = 10.0,
     session_timeout: float = 10.0,
-    connection_retry: ZkRetryPolicy = CONNECTION_RETRY,
-    command_retry: ZkRetryPolicy = COMMAND_RETRY,
+    connection_retry: RetryPolicy = CONNECTION_RETRY,
+    command_retry: RetryPolicy = COMMAND_RETRY,
     create_chroot: bool = True,
 ) -> KazooClient:
     """Return a started ``KazooClient`` for ``target`` (a ``zk://`` URI or a parsed address).
@@ -246,15 +231,15 @@ def _start(
     hosts: str,
     connect_timeout: float,
     session_timeout: float,
-    connection_retry: ZkRetryPolicy,
-    command_retry: ZkRetryPolicy,
+    connection_retry: RetryPolicy,
+    command_retry: RetryPolicy,
 ) -> KazooClient:
     client = KazooClient(
         hosts=hosts,
         timeout=session_timeout,
-        connection_retry=connection_retry.to_kazoo(),
+        connection_retry=kazoo_retry(connection_retry),
         # kazoo copies this policy for every client.retry(...) call
-        command_retry=command_retry.to_kazoo(),
+        command_retry=kazoo_retry(command_retry),
     )
     try:
         with warnings.catch_warnings():
@@ -274,8 +259,8 @@ def _ensure_chroot(
     address: ZkAddress,
     connect_timeout: float,
     session_timeout: float,
-    connection_retry: ZkRetryPolicy,
-    command_retry: ZkRetryPolicy,
+    connection_retry: RetryPolicy,
+    command_retry: RetryPolicy,
 ) -> None:
     # kazoo cannot create the ancestors of its own chroot, so a short-lived root client makes the path.
     root = _start(
@@ -303,20 +288,19 @@ def bounded_call(
     *,
     what: str,
     timeout: float,
-    retry: ZkRetryPolicy | None = None,
+    retry: RetryPolicy = CALL_RETRY,
 ) -> Any:
     """Run one kazoo operation and return its result, failing within ``timeout`` seconds.
 
     ``start`` begins the operation and returns kazoo's async result (e.g.
-    ``lambda: client.create_async(path, data)``); it is started again, under ``retry``, when the connection
-    is lost before an answer. kazoo's blocking calls wait forever while the ensemble has no quorum; this
-    raises :class:`ZooKeeperUnavailable` instead. The outcome of a write that timed out is unknown: kazoo
-    may still send it once the ensemble recovers.
+    ``lambda: client.create_async(path, data)``); it is started again, under ``retry`` (whose deadline
+    ``timeout`` replaces), when the connection is lost before an answer. kazoo's blocking calls wait
+    forever while the ensemble has no quorum; this raises :class:`ZooKeeperUnavailable` instead. The
+    outcome of a write that timed out is unknown: kazoo may still send it once the ensemble recovers.
     """
     if timeout <= 0:
         raise ConfigError(f"timeout of {what} must be positive, not {timeout}")
-    policy = (retry or ZkRetryPolicy(max_tries=-1)).to_kazoo()
-    policy.deadline = timeout
+    policy = replace(retry, deadline_s=timeout)
     stop_at = time.monotonic() + timeout
     timeout_exception = client.handler.timeout_exception
 
@@ -325,14 +309,14 @@ def bounded_call(
 
     hosts = ZkAddress(tuple(client.hosts), "/").connect_string
     try:
-        return policy(attempt)
+        return policy.call(attempt, retry_on=_TRANSIENT)
     except timeout_exception as exc:
         raise ZooKeeperUnavailable(
             f"ZooKeeper at {hosts} did not answer {what} within {timeout:g} s (quorum lost or servers "
             "down); the outcome is unknown",
             hosts=hosts,
         ) from exc
-    except (RetryFailedError, *_UNREACHABLE) as exc:
+    except _UNREACHABLE as exc:
         raise ZooKeeperUnavailable(
             f"lost the connection to ZooKeeper at {hosts} during {what} and could not get it back "
             f"within {timeout:g} s ({type(exc).__name__}); the outcome is unknown",
