@@ -15,6 +15,7 @@ import uvicorn
 
 from tropic.api import AuditLog, TokenStore, create_app
 from tropic.api.events import EventBroker
+from tropic.api.server import HttpLimits, server_options
 from tropic.drivers import SimDriver
 from tropic.model import Model, project
 from tropic.scenario import build_datacenter
@@ -75,7 +76,14 @@ class Server:
         self.audit.close()
 
 
-def start_server(audit_path: Path | None = None, latency: float = 0.01, **app_kw: Any) -> Server:
+def start_server(
+    audit_path: Path | None = None,
+    latency: float = 0.01,
+    *,
+    limits: HttpLimits = HttpLimits(),
+    log_level: str = "warning",
+    **app_kw: Any,
+) -> Server:
     model = build_datacenter()
     driver = SimDriver(latency=latency)
     driver.load(project(model))
@@ -88,7 +96,9 @@ def start_server(audit_path: Path | None = None, latency: float = 0.01, **app_kw
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2, lifespan="on")
+    # The options `tropic serve` runs with (timeouts, access-log redaction), on this socket.
+    options = {**server_options(limits), "log_level": log_level}
+    config = uvicorn.Config(app, timeout_graceful_shutdown=2, lifespan="on", **options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="uvicorn", daemon=True)
     thread.start()

@@ -19,6 +19,7 @@ import httpx
 
 from tropic.api.defaults import DEFAULT_URL
 from tropic.errors import TropicError
+from tropic.model.names import check_path
 from tropic.records.states import FINAL
 
 FINAL_STATES = frozenset(s.value for s in FINAL)
@@ -180,6 +181,8 @@ class Client:
         return dict(self._json("POST", f"/v1/transactions/{int(txn_id)}/kill", retry=NO_RETRY))
 
     def resources(self, path: str = "/", *, depth: int = 1) -> dict[str, Any]:
+        # Checked here: the URL would resolve a ".." segment into another resource, or off the API.
+        check_path("/" + path.strip("/"))
         tail = quote(path.strip("/"), safe="/")
         return dict(
             self._json("GET", f"/v1/resources/{tail}" if tail else "/v1/resources", params={"depth": depth})
