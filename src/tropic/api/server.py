@@ -19,9 +19,10 @@ import asyncio
 import copy
 import json
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl, quote
+from urllib.parse import unquote_plus
 
 import h11
 from uvicorn.config import LOGGING_CONFIG
@@ -32,6 +33,7 @@ from tropic.api.errors import body
 # The query parameters the API documents (tropic.api.app): their values are plain filters, never secrets.
 LOGGED_QUERY_PARAMETERS = frozenset({"before", "depth", "limit", "path", "procedure", "scan", "state", "txn"})
 REDACTED = "[redacted]"
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,19}")
 READ_TIMEOUT_S = 10.0
 
 
@@ -131,10 +133,21 @@ class RedactQuery(logging.Filter):
 
 
 def redact_target(target: str) -> str:
-    """``target`` (a path with its query string) with every undocumented parameter's value redacted."""
-    path, _, query = target.partition("?")
-    pairs = parse_qsl(query, keep_blank_values=True)
-    shown = [f"{quote(k)}={quote(v) if k in LOGGED_QUERY_PARAMETERS else REDACTED}" for k, v in pairs]
+    """``target`` (a path with its query string) with the value of every undocumented parameter redacted,
+    and its name too unless it is a short plain word (a bare ``?<token>`` is a secret as a name)."""
+    path, sep, query = target.partition("?")
+    if not sep:
+        return target
+    shown: list[str] = []
+    for item in query.split("&"):
+        raw_name, eq, _ = item.partition("=")
+        name = unquote_plus(raw_name)
+        if eq and name in LOGGED_QUERY_PARAMETERS:
+            shown.append(item)
+        elif eq and _PLAIN_NAME.fullmatch(name):
+            shown.append(f"{raw_name}={REDACTED}")
+        elif item:
+            shown.append(REDACTED)
     return f"{path}?{'&'.join(shown)}"
 
 
