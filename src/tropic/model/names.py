@@ -57,11 +57,11 @@ def name_error(name: object, max_length: int = MAX_NAME_LENGTH) -> str | None:
     return None
 
 
-def check_name(name: object, *, where: str, max_length: int = MAX_NAME_LENGTH) -> None:
-    """Refuse a name that breaks the rule (:class:`InvalidArguments`, naming ``where`` it was to go)."""
+def check_name(name: object, *, parent: str, max_length: int = MAX_NAME_LENGTH) -> None:
+    """Refuse a new resource name under ``parent`` that breaks the rule (:class:`InvalidArguments`)."""
     problem = name_error(name, max_length)
     if problem is not None:
-        raise InvalidArguments(f"{where}: {problem}", path=where)
+        raise InvalidArguments(f"cannot add a resource under {shown(parent)}: {problem}", path=parent)
 
 
 def _bad_character(segment: str) -> bool:

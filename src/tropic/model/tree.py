@@ -82,9 +82,9 @@ class Model:
 
     # --- building (direct, no transaction: used to load a datacenter or restore from a store) ---------
     def add(self, path: str, cls: type[Resource], **attrs: Value) -> str:
-        check_path(path)
         parent = parent_of(path)
-        check_name(path.rsplit("/", 1)[1], where=path)
+        check_name(path.rsplit("/", 1)[1], parent=parent)
+        check_path(path)
         if parent not in self.nodes:
             raise UnknownResource(f"cannot add {path}: parent {parent} does not exist", path=parent)
         if path in self.nodes:
@@ -301,7 +301,7 @@ class View:
         if not (removed and name in removed):
             # A new name must follow the rule; one this view removed here (a VM recreated by a repair)
             # was already in the model, and stays reachable whatever it was named before the rule.
-            check_name(name, where=path)
+            check_name(name, parent=parent)
         self.overlay[path] = Node(cls.kind, cls.initial_attrs(attrs, path))
         self._touches[path] = None
         if removed and name in removed:

@@ -140,7 +140,7 @@ def _create(view: View, path: str, cls: type[Resource], attrs: dict[str, Value])
     if _current(view, parent) is None:
         raise _Skip(f"cannot add {path}: {parent} is not in the model")
     if path not in view.base.nodes:
-        check_name(path.rsplit("/", 1)[1], where=path)  # a device's own name enters the model here
+        check_name(path.rsplit("/", 1)[1], parent=parent)  # a device's own name enters the model here
     view.overlay[path] = Node(cls.kind, cls.initial_attrs(attrs, path))
     view.writes.add(path)
     name = path.rsplit("/", 1)[1]
