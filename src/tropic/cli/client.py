@@ -433,7 +433,7 @@ def txn_list(
     token: Token = None,
     as_json: Json = False,
 ) -> None:
-    """Transactions, newest first."""
+    """Transactions, newest first, filtered by state and procedure; --before pages through older ones."""
     with _client(url, token) as c:
         page = c.transactions(
             state=state.upper() if state else None, procedure=procedure, limit=limit, before=before
