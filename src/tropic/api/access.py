@@ -50,15 +50,29 @@ class Gate:
         self.action = action
         self.then = then
 
-    def __call__(self, credentials: Credentials, request: Request) -> Principal:
+    async def __call__(self, credentials: Credentials, request: Request) -> Principal:
         """As a dependency: the principal :class:`GatedRoute` established (checked here when the route is
         of another class)."""
         who = request.scope.get(_PRINCIPAL)
         if isinstance(who, Principal):
             return who
-        return self.check(credentials, request)
+        return await self.check(credentials, request)
 
-    def check(self, credentials: HTTPAuthorizationCredentials | None, request: Request) -> Principal:
+    async def check(self, credentials: HTTPAuthorizationCredentials | None, request: Request) -> Principal:
+        """Authenticate and authorise on the event loop (digests and comparisons: microseconds); only a
+        denial, which writes the audit log, goes to the thread pool."""
+        try:
+            who = self.decide(credentials, request)
+        except _Denied as denied:
+            if self.action is not None:
+                await run_in_threadpool(
+                    self.audit.record, denied.who, self.action, "denied", details={"needed": self.role.value}
+                )
+            raise denied.problem from None
+        request.scope[_PRINCIPAL] = who
+        return who
+
+    def decide(self, credentials: HTTPAuthorizationCredentials | None, request: Request) -> Principal:
         if credentials is None:
             raise ApiProblem(
                 401,
@@ -75,17 +89,26 @@ class Gate:
                 headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
             )
         if not who.role.allows(self.role):
-            if self.action is not None:
-                self.audit.record(who, self.action, "denied", details={"needed": self.role.value})
-            raise ApiProblem(
-                403,
-                "forbidden",
-                f"token {who.name!r} has role {who.role.value}; this needs {self.role.value} or higher",
+            raise _Denied(
+                who,
+                ApiProblem(
+                    403,
+                    "forbidden",
+                    f"token {who.name!r} has role {who.role.value}; this needs {self.role.value} or higher",
+                ),
             )
         if self.then is not None:
             self.then(request)
-        request.scope[_PRINCIPAL] = who
         return who
+
+
+class _Denied(Exception):
+    """A valid token whose role is too low: the 403 to answer, once the denial is audited."""
+
+    def __init__(self, who: Principal, problem: ApiProblem) -> None:
+        super().__init__(problem.message)
+        self.who = who
+        self.problem = problem
 
 
 class GatedRoute(APIRoute):
@@ -98,9 +121,7 @@ class GatedRoute(APIRoute):
             return handler
 
         async def gated(request: Request) -> Response:
-            credentials = await bearer(request)
-            # In the thread pool, like FastAPI runs a plain-def dependency: a denial writes the audit log.
-            await run_in_threadpool(gate.check, credentials, request)
+            await gate.check(await bearer(request), request)
             return await handler(request)
 
         return gated
