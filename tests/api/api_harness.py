@@ -3,6 +3,7 @@ serving a controller on a generated datacenter with the sim driver (dependency i
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -15,6 +16,7 @@ import uvicorn
 
 from tropic.api import AuditLog, TokenStore, create_app
 from tropic.api.events import EventBroker
+from tropic.api.server import HttpLimits, server_options
 from tropic.drivers import SimDriver
 from tropic.model import Model, project
 from tropic.scenario import build_datacenter
@@ -75,7 +77,14 @@ class Server:
         self.audit.close()
 
 
-def start_server(audit_path: Path | None = None, latency: float = 0.01, **app_kw: Any) -> Server:
+def start_server(
+    audit_path: Path | None = None,
+    latency: float = 0.01,
+    *,
+    limits: HttpLimits | None = None,
+    log_level: str = "warning",
+    **app_kw: Any,
+) -> Server:
     model = build_datacenter()
     driver = SimDriver(latency=latency)
     driver.load(project(model))
@@ -88,7 +97,9 @@ def start_server(audit_path: Path | None = None, latency: float = 0.01, **app_kw
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2, lifespan="on")
+    # The options `tropic serve` runs with (timeouts, access-log redaction), on this socket.
+    options = {**server_options(limits or HttpLimits()), "log_level": log_level}
+    config = uvicorn.Config(app, timeout_graceful_shutdown=2, lifespan="on", **options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="uvicorn", daemon=True)
     thread.start()
@@ -104,3 +115,54 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+# --- raw HTTP/1.1, for what an HTTP client library would not send (bad bytes, half requests) ----------------
+@dataclass
+class RawResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def raw_connection(url: str, timeout: float = 30.0) -> socket.socket:
+    """A plain TCP connection to the server at ``url`` (generous timeout: a wait, never an ordering)."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    return socket.create_connection((host, int(port)), timeout=timeout)
+
+
+def read_response(sock: socket.socket) -> RawResponse:
+    """One response (head and Content-Length body) from ``sock``."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise AssertionError(f"the server closed the connection before answering; got {buf!r}")
+        buf += chunk
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    length = int(headers.get("content-length", "0"))
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise AssertionError("the server closed the connection in the middle of a body")
+        rest += chunk
+    return RawResponse(int(lines[0].split()[1]), headers, rest[:length])
+
+
+def closed_by_server(sock: socket.socket) -> bytes:
+    """Everything the server still sends until it closes the connection (fails if it never does within
+    the socket's timeout)."""
+    out = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            return out
+        if not chunk:
+            return out
+        out += chunk

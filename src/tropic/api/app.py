@@ -11,7 +11,7 @@ on the controller's logical thread, the model's only owner; nothing here blocks 
 import asyncio
 import logging
 import math
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,10 +20,10 @@ from fastapi import Depends, FastAPI, Header, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, StreamingResponse
 from fastapi.routing import APIRoute
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 
 from tropic.api import views
+from tropic.api.access import Gate, GatedRoute
 from tropic.api.audit import AuditLog
 from tropic.api.auth import Principal, Role, TokenStore
 from tropic.api.errors import ApiProblem, error_responses, install
@@ -71,13 +71,6 @@ log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 API_VERSION = "1"
-
-_bearer = HTTPBearer(
-    auto_error=False,
-    scheme_name="bearer",
-    description="A token from the server's tokens file: `Authorization: Bearer <token>`.",
-)
-Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
 def checked_args(proc: Procedure, args: Mapping[str, Value]) -> dict[str, Value]:
@@ -155,6 +148,8 @@ def create_app(
         redoc_url=None,
         lifespan=lifespan,
     )
+    # Every route authenticates and authorises before FastAPI reads its body (see tropic.api.access).
+    app.router.route_class = GatedRoute
     app.state.controller = controller
     app.state.events = broker
     app.state.audit = audit
@@ -184,35 +179,9 @@ def create_app(
                 422, "invalid_request", f"unknown query parameter(s) {unknown}; this endpoint takes: {takes}"
             )
 
-    def require(role: Role, action: str | None = None) -> Callable[..., Principal]:
-        def check(credentials: Credentials, request: Request) -> Principal:
-            if credentials is None:
-                raise ApiProblem(
-                    401,
-                    "unauthenticated",
-                    "this endpoint needs a bearer token (Authorization: Bearer <token>)",
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
-            who = tokens.authenticate(credentials.credentials)
-            if who is None:
-                raise ApiProblem(
-                    401,
-                    "invalid_token",
-                    "the bearer token is not valid",
-                    headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-                )
-            if not who.role.allows(role):
-                if action is not None:
-                    audit.record(who, action, "denied", details={"needed": role.value})
-                raise ApiProblem(
-                    403,
-                    "forbidden",
-                    f"token {who.name!r} has role {who.role.value}; this needs {role.value} or higher",
-                )
-            known_query(request)
-            return who
-
-        return check
+    def require(role: Role, action: str | None = None) -> Gate:
+        """The gate of a route: who may call it (checked before its body is read, see GatedRoute)."""
+        return Gate(tokens, audit, role, action, then=known_query)
 
     Viewer = Annotated[Principal, Depends(require(Role.VIEWER))]
     Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
@@ -450,11 +419,19 @@ def create_app(
     async def event_stream(
         who: Viewer,
         txn: Annotated[int | None, Query(description="only events of this transaction")] = None,
-        last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=40)] = None,
+        last_event_id: Annotated[
+            str | None,
+            Header(
+                alias="Last-Event-ID",
+                max_length=20,
+                pattern="^[0-9]+$",
+                description="the id of the last event received: the stream resumes after it",
+            ),
+        ] = None,
     ) -> StreamingResponse:
         """Server-sent events: one ``transaction`` event (the transaction's summary and the model version)
         at each durable state change; ``resync`` when events were missed (reload your view)."""
-        last = int(last_event_id) if last_event_id is not None and last_event_id.isdigit() else None
+        last = int(last_event_id) if last_event_id is not None else None
         sub = broker.subscribe(last_id=last, txn=txn)
         return StreamingResponse(
             broker.stream(sub),

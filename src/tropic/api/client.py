@@ -17,7 +17,8 @@ from urllib.parse import quote
 import httpx
 
 from tropic.api.defaults import DEFAULT_URL
-from tropic.errors import TropicError
+from tropic.errors import ConfigError, TropicError
+from tropic.model.names import check_path
 from tropic.records.states import FINAL
 from tropic.retry import NO_RETRY as NO_RETRY
 from tropic.retry import RetryPolicy as RetryPolicy
@@ -65,7 +66,7 @@ class Client:
         retry: RetryPolicy = DEFAULT_RETRY,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.url = url.rstrip("/")
+        self.url = server_url(url)
         headers = {"Accept": "application/json", "User-Agent": "tropic-client"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -161,6 +162,8 @@ class Client:
         return dict(self._json("POST", f"/v1/transactions/{int(txn_id)}/kill", retry=NO_RETRY))
 
     def resources(self, path: str = "/", *, depth: int = 1) -> dict[str, Any]:
+        # Checked here: the URL would resolve a ".." segment into another resource, or off the API.
+        check_path("/" + path.strip("/"))
         tail = quote(path.strip("/"), safe="/")
         return dict(
             self._json("GET", f"/v1/resources/{tail}" if tail else "/v1/resources", params={"depth": depth})
@@ -213,6 +216,20 @@ class Client:
                 yield from parse_sse(r.iter_lines())
         except httpx.TransportError as e:
             raise ServerUnreachable(f"event stream from {self.url} ended: {_describe(e)}") from None
+
+
+def server_url(url: str) -> str:
+    """``url`` checked to be an http(s) server address (ConfigError naming it otherwise), without a
+    trailing slash."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as e:
+        raise ConfigError(f"{url!r} is not a valid URL ({e})") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ConfigError(f"{url!r} is not a server URL: expected http://HOST:PORT or https://HOST:PORT")
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise ConfigError(f"{url!r} is not a server URL: port {parsed.port} is outside 1..65535")
+    return url.rstrip("/")
 
 
 def parse_sse(lines: Iterator[str]) -> Iterator[Event]:

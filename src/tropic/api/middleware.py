@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tropic.api.errors import ApiProblem, body
+from tropic.api.errors import body
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -15,7 +16,9 @@ CSP = (
 
 
 class BodyLimit:
-    """Refuse request bodies over ``max_bytes`` (413) before they are read into memory."""
+    """Refuse request bodies over ``max_bytes`` (413) before they are read into memory: at once when the
+    declared ``Content-Length`` is over, else as soon as the bytes streamed in (a chunked body) are. The
+    answer closes the connection, so the rest of a large body is not read and thrown away."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -42,7 +45,11 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise ApiProblem(413, "too_large", f"request body over {self.max_bytes} bytes")
+                    # An HTTPException is what FastAPI lets through from a body read (anything else
+                    # becomes its generic 400); the API's handler turns it into the JSON 413.
+                    raise HTTPException(
+                        413, f"request body over {self.max_bytes} bytes", headers={"Connection": "close"}
+                    )
             return message
 
         await self.app(scope, limited, send)
@@ -56,6 +63,7 @@ class BodyLimit:
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(payload)).encode()),
+                    (b"connection", b"close"),
                 ],
             }
         )

@@ -162,6 +162,8 @@ class ParamInfo(BaseModel):
     type: Literal["string", "integer", "number", "boolean"]
     required: bool
     default: Any = None
+    pattern: str | None = Field(default=None, description="a string argument's rule (a resource name)")
+    max_length: int | None = None
 
 
 class ProcedureInfo(BaseModel):
@@ -275,6 +277,8 @@ def procedure_call_schema(registry: Registry) -> dict[str, Any]:
             s: dict[str, Any] = {"type": spec["type"]}
             if s["type"] == "integer":
                 s.update(minimum=-MAX_SAFE_INT, maximum=MAX_SAFE_INT)
+            if "pattern" in spec:
+                s.update(pattern=spec["pattern"], maxLength=spec["max_length"])
             if p.required:
                 required.append(p.name)
             else:

@@ -24,7 +24,8 @@ from rich.tree import Tree
 
 from tropic.api.defaults import DEFAULT_URL, default_token_file
 from tropic.cli import output
-from tropic.errors import TropicError
+from tropic.cli.output import ExitCode
+from tropic.errors import InvalidArguments, TropicError
 from tropic.records.states import FINAL
 
 if TYPE_CHECKING:
@@ -46,7 +47,10 @@ Token = Annotated[
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 Assignments = Annotated[
-    list[str] | None, typer.Argument(help="Arguments as key=value (typed by the procedure).")
+    list[str] | None,
+    typer.Argument(
+        help="Arguments as key=value, each key once (typed by the procedure).", metavar="KEY=VALUE..."
+    ),
 ]
 
 FINAL_VALUES = frozenset(s.value for s in FINAL)
@@ -83,18 +87,23 @@ def _client(url: str, token: str | None) -> Iterator[Client]:
     """A client; every tropic error inside becomes one line on stderr and an exit code."""
     from tropic.api.client import ApiError, Client, ServerUnreachable  # httpx loads only when needed
 
-    c = Client(url, _token(token))
+    try:
+        c = Client(url, _token(token))
+    except TropicError as e:  # a malformed --url
+        output.fail(f"--url: {e.message}", code=output.exit_code(e))
     try:
         yield c
     except ServerUnreachable as e:
-        output.fail(e, code=3)
+        output.fail(e, code=ExitCode.UNREACHABLE)
     except ApiError as e:
         hint = ""
         if e.status == 401:
             hint = " (pass --token or set TROPIC_TOKEN)"
         elif e.status == 403:
             hint = " (use a token with a higher role)"
-        output.fail(f"{e.message}{hint}", code=2 if 400 <= e.status < 500 else 1)
+        output.fail(
+            f"{e.message}{hint}", code=ExitCode.BAD_INPUT if 400 <= e.status < 500 else ExitCode.NOT_DONE
+        )
     except TropicError as e:
         output.fail(e, code=output.exit_code(e))
     finally:
@@ -125,29 +134,43 @@ def coerce(raw: str, kind: str | None, key: str) -> Any:
             return True
         if low in _FALSE:
             return False
-        raise typer.BadParameter(f"{key}={raw}: expected true or false")
+        raise InvalidArguments(f"{key}={raw}: expected true or false")
     if kind == "integer" or (kind is None and _INT.fullmatch(raw)):
         try:
             return int(raw)
         except ValueError:
-            raise typer.BadParameter(f"{key}={raw}: expected an integer") from None
+            raise InvalidArguments(f"{key}={raw}: expected an integer") from None
     if kind == "number" or (kind is None and _FLOAT.fullmatch(raw)):
         try:
             return float(raw)
         except ValueError:
-            raise typer.BadParameter(f"{key}={raw}: expected a number") from None
+            raise InvalidArguments(f"{key}={raw}: expected a number") from None
     return raw
 
 
 def parse_args(items: list[str], params: dict[str, str] | None) -> dict[str, Any]:
-    """``key=value`` items as typed arguments; ``params`` maps names to declared types (None: infer)."""
+    """``key=value`` items as typed arguments; ``params`` maps names to declared types (None: infer).
+    A key given twice is refused (which one was meant?), and so is text that was not valid UTF-8."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key:
-            raise typer.BadParameter(f"expected key=value, got {item!r}")
+            raise InvalidArguments(f"expected key=value, got {item!r}")
+        if not _is_text(item):
+            raise InvalidArguments(f"argument {key!a} is not valid UTF-8 text")
+        if key in out:
+            raise InvalidArguments(f"argument {key!r} is given twice")
         out[key] = coerce(raw, (params or {}).get(key), key)
     return out
+
+
+def _is_text(value: str) -> bool:
+    """False for command-line bytes that were not UTF-8 (Python keeps them as lone surrogates)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _typed_args(c: Client, procedure: str, items: list[str]) -> dict[str, Any]:
@@ -228,7 +251,7 @@ def _summary_table(items: list[dict[str, Any]], title: str | None = None) -> Tab
 
 
 def _finish(detail: dict[str, Any]) -> None:
-    raise typer.Exit(0 if detail["state"] == "COMMITTED" else 1)
+    raise typer.Exit(ExitCode.OK if detail["state"] == "COMMITTED" else ExitCode.NOT_DONE)
 
 
 def _follow(
@@ -246,7 +269,11 @@ def _follow(
         if d["state"] in FINAL_VALUES:
             return d
         if deadline is not None and time.monotonic() > deadline:
-            output.fail(f"transaction {txn_id} still {d['state']} after {timeout} s", code=1)
+            output.fail(
+                f"transaction {txn_id} still {d['state']} after {timeout:g} s (it goes on; "
+                f"`tropic txn watch {txn_id}` follows it)",
+                code=ExitCode.TIMEOUT,
+            )
         time.sleep(0.15)
 
 
@@ -272,13 +299,17 @@ def submit(
     wait: Annotated[
         bool, typer.Option("--wait/--no-wait", help="Follow the transaction until it is final.")
     ] = True,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait (with --wait).")] = 300.0,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0, help="Seconds to wait (with --wait); then exit 124.")
+    ] = 300.0,
     url: Url = DEFAULT_URL,
     token: Token = None,
     as_json: Json = False,
 ) -> None:
     """Submit a procedure as a transaction, e.g. `tropic submit spawn_vm host=/compute/us-east/host-01 ...`.
-    Exit status 0 when it commits (with --wait), 1 when it ends otherwise."""
+
+    With --wait (the default): exit status 0 when it commits, 1 when it ends otherwise, 124 when --timeout
+    runs out first (the transaction goes on). Without: 0 once it is accepted. 2 when it is refused."""
     with _client(url, token) as c:
         accepted = c.submit(procedure, _typed_args(c, procedure, args or []))
         if not wait:
@@ -302,7 +333,8 @@ def plan(
     as_json: Json = False,
 ) -> None:
     """Dry-run a procedure: the action log apply would run, and any violated constraint. Changes nothing.
-    Exit status 1 when the plan would be refused."""
+
+    Exit status 0 when apply would go ahead, 1 when the plan would be refused, 2 for a bad call."""
     with _client(url, token) as c:
         result = c.plan(procedure, _typed_args(c, procedure, args or []))
     if as_json:
@@ -320,7 +352,7 @@ def plan(
             e = result["error"]
             output.console.print(f"[red]error[/] {e['code']}: {e['message']}")
         output.console.print("[green]ok: apply would go ahead[/]" if result["ok"] else "[red]refused[/]")
-    raise typer.Exit(0 if result["ok"] else 1)
+    raise typer.Exit(ExitCode.OK if result["ok"] else ExitCode.NOT_DONE)
 
 
 @client_app.command()
@@ -330,7 +362,9 @@ def kill(
     token: Token = None,
     as_json: Json = False,
 ) -> None:
-    """Kill a transaction that is not final yet (a running one is rolled back)."""
+    """Kill a transaction that is not final yet (a running one is rolled back).
+
+    Exit status 0 when the kill is requested, 2 when the transaction is unknown or already final."""
     with _client(url, token) as c:
         result = c.kill(txn_id)
     if as_json:
@@ -341,13 +375,15 @@ def kill(
 
 @client_app.command()
 def tree(
-    path: Annotated[str, typer.Argument(help="Resource path.")] = "/",
+    path: Annotated[str, typer.Argument(help="Resource path, e.g. /compute/us-east (no . or ..).")] = "/",
     depth: Annotated[int, typer.Option("--depth", min=0, max=64, help="Levels of children.")] = 3,
     url: Url = DEFAULT_URL,
     token: Token = None,
     as_json: Json = False,
 ) -> None:
-    """Show a subtree of the logical model with kinds and attributes."""
+    """Show a subtree of the logical model with kinds and attributes.
+
+    Exit status 2 when the path is malformed or names no resource."""
     with _client(url, token) as c:
         node = c.resources(path, depth=depth)
     if as_json:
@@ -397,7 +433,7 @@ def txn_list(
     token: Token = None,
     as_json: Json = False,
 ) -> None:
-    """Transactions, newest first."""
+    """Transactions, newest first, filtered by state and procedure; --before pages through older ones."""
     with _client(url, token) as c:
         page = c.transactions(
             state=state.upper() if state else None, procedure=procedure, limit=limit, before=before
@@ -432,14 +468,19 @@ def txn_watch(
         int | None, typer.Argument(help="Transaction id (none: every transaction).", metavar="[ID]")
     ] = None,
     timeout: Annotated[
-        float | None, typer.Option("--timeout", help="Give up after this many seconds.")
+        float | None,
+        typer.Option(
+            "--timeout", min=0, help="Give up after this many seconds (with ID: exit 124; without: stop)."
+        ),
     ] = None,
     url: Url = DEFAULT_URL,
     token: Token = None,
     as_json: Json = False,
 ) -> None:
-    """Follow one transaction live until it is final (exit 0 when it commits), or, without ID, every
-    transaction's state changes until interrupted (--json: one JSON object a line)."""
+    """Follow one transaction live until it is final, or, without ID, every transaction's state changes
+    until interrupted or --timeout (--json: one JSON object a line).
+
+    With ID: exit status 0 when it commits, 1 when it ends otherwise, 124 when --timeout runs out first."""
     with _client(url, token) as c:
         if txn_id is not None:
             detail = _watch(c, txn_id, as_json, timeout)

@@ -2,24 +2,40 @@
 
 from __future__ import annotations
 
+import sys
+from typing import Annotated
+
 import typer
 
+from tropic import __version__
 from tropic.cli import bench, embedded, optimize, output, reconcile, replay, worker
 from tropic.cli.client import client_app
+from tropic.cli.output import EXIT_CODES_HELP, ExitCode
 from tropic.cli.serve import serve_app
 from tropic.errors import TropicError
 
 app = typer.Typer(
     name="tropic",
     help="Safe, self-managing cloud orchestration: every procedure is an ACID transaction.",
+    epilog=EXIT_CODES_HELP,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        output.console.print(f"tropic {__version__}", highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
-def root() -> None:
+def root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
     """tropic: procedures on cloud resources as ACID transactions, placement by a solver."""
 
 
@@ -43,7 +59,9 @@ def demo(
     ),
     latency: float = typer.Option(0.05, "--latency", help="Simulated seconds per device action (sim only)."),
 ) -> None:
-    """Run the main scenario on a generated datacenter (spawn, migrate, plan, refusals, rollback)."""
+    """Run the main scenario on a generated datacenter (spawn, migrate, plan, refusals, rollback).
+
+    Exit status 1 when the tour ends inconsistent or with orphans."""
     from tropic.scenario.demo import Demo, open_demo_driver
 
     model, dev = open_demo_driver(driver, latency)
@@ -51,14 +69,34 @@ def demo(
     if json_out:
         output.emit_json(result.summary)
     ok = result.summary["consistent"] and result.summary["orphans"] == 0
-    raise typer.Exit(0 if ok else 1)
+    raise typer.Exit(ExitCode.OK if ok else ExitCode.NOT_DONE)
+
+
+def undecodable(argv: list[str]) -> str | None:
+    """The first argument that was not valid UTF-8 (Python keeps such bytes as lone surrogates), shown
+    with its bytes escaped; None when all are text."""
+    for arg in argv:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            raw = arg.encode("utf-8", "surrogateescape")
+            return repr(raw)[1:]  # b'...' without the b: the text, undecodable bytes as \xNN
+    return None
 
 
 def main() -> None:
-    """Entry point: every tropic error becomes one clear line on stderr and a non-zero exit."""
+    """Entry point: every error becomes one clear line on stderr and an exit status from the table in
+    :class:`tropic.cli.output.ExitCode`, never a traceback."""
+    bad = undecodable(sys.argv[1:])
+    if bad is not None:
+        output.fail(f"argument {bad} is not valid UTF-8 text", code=ExitCode.BAD_INPUT)
     try:
-        app()
+        app(prog_name="tropic")
     except TropicError as e:
         output.fail(e, code=output.exit_code(e))
+    except OSError as e:
+        # A file the command needs cannot be made or opened (e.g. a store whose parent is a file).
+        where = f"{e.filename}: " if e.filename else ""
+        output.fail(f"{where}{e.strerror or e}", code=ExitCode.NOT_DONE)
     except KeyboardInterrupt:
-        output.fail("interrupted", code=130)
+        output.fail("interrupted", code=ExitCode.INTERRUPTED)

@@ -2,7 +2,8 @@
 
 A thin shell over the server's ``/v1/drift``, ``/v1/reload`` and ``/v1/repair`` (same ``--url`` and
 ``--token`` as the other client commands): rich tables for people, ``--json`` for scripts. ``drift`` exits
-1 when there is drift, ``repair`` when some is left; errors are one line on stderr.
+1 when there is drift, ``reload`` and ``repair`` when some is left under the path (they did not do what was
+asked); errors are one line on stderr (exit status 2, 3 when the server does not answer).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from rich.table import Table
 from tropic.api.defaults import DEFAULT_URL
 from tropic.cli import output
 from tropic.cli.client import Json, Token, Url, _client
+from tropic.cli.output import ExitCode
 
 app = typer.Typer(add_completion=False)
 
@@ -56,9 +58,10 @@ def drift_cmd(
     token: Token = None,
     json_out: Json = False,
 ) -> None:
-    """List where the devices differ from the model under PATH (exit 1 when they do).
+    """List where the devices differ from the model under PATH.
 
-    Drifted resources are fenced until `tropic reload` or `tropic repair`."""
+    Drifted resources are fenced until `tropic reload` or `tropic repair`. Exit status 0 when the devices
+    match the model, 1 when there is drift, 2 when PATH is malformed or unknown."""
     with _client(url, token) as c:
         report = c.drift(path, scan=not recorded)
     if json_out:
@@ -67,12 +70,16 @@ def drift_cmd(
         output.console.print(_drift_table(report["items"], f"drift under {report['path']}"))
     else:
         output.console.print(f"no drift under {report['path']}: the devices match the model")
-    raise typer.Exit(1 if report["items"] else 0)
+    raise typer.Exit(ExitCode.NOT_DONE if report["items"] else ExitCode.OK)
 
 
 @app.command("reload")
 def reload_cmd(path: Path, url: Url = DEFAULT_URL, token: Token = None, json_out: Json = False) -> None:
-    """Make the model match the devices under PATH (device -> model) and lift the fences there."""
+    """Make the model match the devices under PATH (device -> model) and lift the fences there.
+
+    Exit status 0 when the model now matches the devices under PATH (nothing to reload included), 1 when
+    some drift could not be reloaded (e.g. a device that does not answer; it stays fenced), 2 when PATH is
+    malformed or unknown or the reload is refused (it would break a constraint)."""
     with _client(url, token) as c:
         result = c.reload(path)
     if json_out:
@@ -86,7 +93,8 @@ def reload_cmd(path: Path, url: Url = DEFAULT_URL, token: Token = None, json_out
             output.console.print(_drift_table(result["skipped"], "not reloaded (still fenced)"))
         if result["unfenced"]:
             output.console.print(f"unfenced: {', '.join(result['unfenced'])}")
-    raise typer.Exit(0)
+    # Skipped drift is drift left: the reload did not do what was asked.
+    raise typer.Exit(ExitCode.NOT_DONE if result["skipped"] else ExitCode.OK)
 
 
 @app.command("repair")
@@ -99,7 +107,9 @@ def repair_cmd(
 ) -> None:
     """Make the devices under PATH match the model (model -> device) with compensating transactions.
 
-    The fences there are lifted once a fresh read shows them consistent; exit 1 when drift is left."""
+    The fences there are lifted once a fresh read shows them consistent. Exit status 0 when the devices
+    under PATH now match the model, 1 when drift is left (a repair failed or --timeout ran out), 2 when
+    PATH is malformed or unknown or the repair is refused."""
     with _client(url, token) as c:
         result = c.repair(path, timeout=timeout)
     if json_out:
@@ -119,4 +129,4 @@ def repair_cmd(
             output.console.print(f"consistent: the devices under {path} match the model")
         if result["unfenced"]:
             output.console.print(f"unfenced: {', '.join(result['unfenced'])}")
-    raise typer.Exit(0 if result["consistent"] else 1)
+    raise typer.Exit(ExitCode.OK if result["consistent"] else ExitCode.NOT_DONE)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -24,6 +25,13 @@ from tropic.service.embedded import DEFAULT_STORE
 log = logging.getLogger("tropic.serve")
 
 serve_app = typer.Typer(add_completion=False)
+
+
+class LogLevel(StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
 
 
 def _generated_tokens(token_file: Path) -> tuple[TokenStore, bool]:
@@ -81,7 +89,9 @@ def serve(
         Path | None, typer.Option("--tls-cert", help="Serve HTTPS with this certificate.")
     ] = None,
     tls_key: Annotated[Path | None, typer.Option("--tls-key", help="Private key of --tls-cert.")] = None,
-    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")] = "info",
+    log_level: Annotated[
+        LogLevel, typer.Option("--log-level", help="How much the server logs.")
+    ] = LogLevel.INFO,
     name: Annotated[
         str | None, typer.Option("--name", help="With zk://: this replica's name (default HOST:PORT).")
     ] = None,
@@ -110,11 +120,17 @@ def serve(
     """Run the controller as a service: REST API under /v1, live events, /metrics, dashboard at /.
 
     With a zk:// store this process is one controller replica: it serves the API and runs the periodic
-    drift passes only while it leads; a standby answers 503 naming the leader."""
+    drift passes only while it leads; a standby answers 503 naming the leader.
+
+    Tokens, TLS files, store and driver are checked before anything is served: a problem there is one
+    line on stderr and exit status 2 (1 when a store cannot be opened). SIGTERM or Ctrl-C stops the server
+    cleanly with exit status 0."""
     from tropic.reconcile import Policies
     from tropic.service.wiring import ServiceConfig, build_service
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=log_level.value.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         if tokens is not None:
             token_store = TokenStore.load(tokens)
@@ -132,7 +148,7 @@ def serve(
             port=port,
             tls_cert=tls_cert,
             tls_key=tls_key,
-            log_level=log_level,
+            log_level=log_level.value,
             reconcile_interval=reconcile_interval,
             policies=Policies.parse(policy),
             name=name,

@@ -17,6 +17,7 @@ from tropic.model.base import (
     undo_at,
 )
 from tropic.model.inventory import Inventory, audit, differences, orphans, project, without
+from tropic.model.names import MAX_NAME_LENGTH, check_name, check_path, name_pattern, name_rule
 from tropic.model.schema import (
     RUNNING,
     STANDARD,
@@ -37,6 +38,7 @@ from tropic.model.schema import (
 from tropic.model.tree import ROOT, Delta, Model, View, ancestors, join, parent_of
 
 __all__ = [
+    "MAX_NAME_LENGTH",
     "ROOT",
     "RUNNING",
     "STANDARD",
@@ -69,9 +71,13 @@ __all__ = [
     "action",
     "ancestors",
     "audit",
+    "check_name",
+    "check_path",
     "constraint",
     "differences",
     "join",
+    "name_pattern",
+    "name_rule",
     "orphans",
     "parent_of",
     "project",

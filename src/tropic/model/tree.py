@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 
 from tropic.errors import ModelError, ResourceExists, UnknownResource
 from tropic.model.base import ActionRecord, Node, Resource, Schema, Undo, Value, Violation
+from tropic.model.names import check_name
+from tropic.model.names import check_path as check_path  # importers of the path check before names.py
 
 R = TypeVar("R", bound=Resource)
 
@@ -34,15 +36,6 @@ def ancestors(path: str) -> Iterator[str]:
     while path != ROOT:
         path = parent_of(path)
         yield path
-
-
-def check_path(path: str) -> None:
-    if not isinstance(path, str) or not path.startswith("/") or (path != ROOT and path.endswith("/")):
-        raise UnknownResource(
-            f"{path!r} is not a resource path (expected e.g. /compute/r1/h1)", path=str(path)
-        )
-    if "//" in path:
-        raise UnknownResource(f"{path!r} is not a resource path (empty component)", path=path)
 
 
 @dataclass(slots=True)
@@ -89,8 +82,9 @@ class Model:
 
     # --- building (direct, no transaction: used to load a datacenter or restore from a store) ---------
     def add(self, path: str, cls: type[Resource], **attrs: Value) -> str:
-        check_path(path)
         parent = parent_of(path)
+        check_name(path.rsplit("/", 1)[1], parent=parent)
+        check_path(path)
         if parent not in self.nodes:
             raise UnknownResource(f"cannot add {path}: parent {parent} does not exist", path=parent)
         if path in self.nodes:
@@ -303,9 +297,13 @@ class View:
         if self._node(path) is not None:
             raise ResourceExists(f"{path} already exists", path=path)
         name = path.rsplit("/", 1)[1]
+        removed = self.removed.get(parent)
+        if not (removed and name in removed):
+            # A new name must follow the rule; one this view removed here (a VM recreated by a repair)
+            # was already in the model, and stays reachable whatever it was named before the rule.
+            check_name(name, parent=parent)
         self.overlay[path] = Node(cls.kind, cls.initial_attrs(attrs, path))
         self._touches[path] = None
-        removed = self.removed.get(parent)
         if removed and name in removed:
             removed.discard(name)
         else:

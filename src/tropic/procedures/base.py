@@ -14,11 +14,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tropic.errors import InvalidArguments, UnknownProcedure
-from tropic.model import Value, View
+from tropic.model import MAX_NAME_LENGTH, Value, View, name_pattern
+from tropic.model.names import name_error
 
 ProcedureFn = Callable[..., None]
 
 _SCALARS: dict[Any, str] = {int: "integer", str: "string", float: "number", bool: "boolean"}
+
+
+@dataclass(frozen=True, slots=True)
+class Name:
+    """Marks a string argument as the name of a resource the procedure creates, e.g.
+    ``name: Annotated[str, Name()]``: the naming rule (:mod:`tropic.model.names`) is then checked when
+    the call is validated, before any transaction exists, and published in the procedure's schema."""
+
+    max_length: int = MAX_NAME_LENGTH
+
+    def error(self, value: str) -> str | None:
+        return name_error(value, self.max_length)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,12 +40,16 @@ class Param:
     type: type
     required: bool
     default: Value = None
+    rule: Name | None = None
 
     def to_dict(self) -> dict[str, Value]:
         out: dict[str, Value] = {"name": self.name, "type": _SCALARS.get(self.type, "string")}
         out["required"] = self.required
         if not self.required:
             out["default"] = self.default
+        if self.rule is not None:
+            out["pattern"] = name_pattern(self.rule.max_length)
+            out["max_length"] = self.rule.max_length
         return out
 
 
@@ -70,6 +87,9 @@ class Procedure:
                     f"{self.name}: argument {p.name!r} must be {_SCALARS.get(p.type, p.type.__name__)},"
                     f" got {type(v).__name__} {v!r}"
                 )
+            problem = p.rule.error(v) if p.rule is not None else None
+            if problem is not None:
+                raise InvalidArguments(f"{self.name}: argument {p.name!r}: {problem}")
             out[p.name] = v
         return out
 
@@ -103,7 +123,7 @@ class Registry:
         proc_name = name or fn.__name__
         if proc_name in self.procedures and self.procedures[proc_name].fn is not fn:
             raise ValueError(f"procedure {proc_name!r} is already registered")
-        hints = typing.get_type_hints(fn)
+        hints = typing.get_type_hints(fn, include_extras=True)
         params: list[Param] = []
         for i, (pname, p) in enumerate(inspect.signature(fn).parameters.items()):
             if i == 0:
@@ -111,10 +131,16 @@ class Registry:
             if p.kind is not inspect.Parameter.KEYWORD_ONLY:
                 raise TypeError(f"procedure {proc_name}: argument {pname} must be keyword-only")
             t = hints.get(pname, str)
+            rule: Name | None = None
+            if typing.get_origin(t) is typing.Annotated:
+                t, *extras = typing.get_args(t)
+                rule = next((x for x in extras if isinstance(x, Name)), None)
+                if rule is not None and t is not str:
+                    raise TypeError(f"procedure {proc_name}: argument {pname} is a Name, so it must be str")
             if t not in _SCALARS:
                 raise TypeError(f"procedure {proc_name}: argument {pname} must be int, str, float or bool")
             required = p.default is inspect.Parameter.empty
-            params.append(Param(pname, t, required, None if required else p.default))
+            params.append(Param(pname, t, required, None if required else p.default, rule))
         proc = Procedure(proc_name, fn, tuple(params), inspect.getdoc(fn) or "", repairs_fences)
         self.procedures[proc_name] = proc
         return proc

@@ -3,24 +3,38 @@ and set a router's next hop."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from tropic.errors import ModelError
-from tropic.model import VM, Host, Image, Router, StorageHost, View, Volume
-from tropic.procedures.base import ProcedureFn
+from tropic.model import MAX_NAME_LENGTH, VM, Host, Image, Router, StorageHost, View, Volume
+from tropic.procedures.base import Name, ProcedureFn
+
+VOLUME_PREFIX = "vol-"
+# A VM's volume is named after it, and that name follows the naming rule too.
+MAX_VM_NAME_LENGTH = MAX_NAME_LENGTH - len(VOLUME_PREFIX)
 
 
 def volume_name(vm_name: str) -> str:
-    return f"vol-{vm_name}"
+    return f"{VOLUME_PREFIX}{vm_name}"
 
 
-def spawn_vm(view: View, *, host: str, name: str, image: str, vcpus: int, memory_mib: int) -> None:
-    """Clone the image into a volume, export it, import it on the host, then create and start the VM."""
+def spawn_vm(
+    view: View,
+    *,
+    host: str,
+    name: Annotated[str, Name(MAX_VM_NAME_LENGTH)],
+    image: str,
+    vcpus: int,
+    memory_mib: int,
+) -> None:
+    """Clone the image into a volume, export it, import it on the host, then create and start the VM.
+    ``name`` follows the naming rule (lowercase letters, digits, hyphens; at most 59 characters, so that
+    its volume ``vol-<name>`` fits in 63)."""
     h = view.get(host, Host)
     img = view.get(image, Image)
     san = view.get(img.parent_path, StorageHost)
     if vcpus < 1 or memory_mib < 1:
         raise ModelError(f"spawn of {name} on {host}: vcpus and memory_mib must be positive", path=host)
-    if "/" in name or not name:
-        raise ModelError(f"invalid VM name {name!r}", path=host)
     vol_name = volume_name(name)
     san.clone_image(image=img.name, volume=vol_name)
     vol = san.child(vol_name, Volume)

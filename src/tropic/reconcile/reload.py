@@ -9,7 +9,20 @@ answer, a VM state the model has no word for) are left out, with the reason.
 from __future__ import annotations
 
 from tropic.errors import TropicError
-from tropic.model import RUNNING, STOPPED, VM, Image, Model, Node, Resource, Value, View, Volume, parent_of
+from tropic.model import (
+    RUNNING,
+    STOPPED,
+    VM,
+    Image,
+    Model,
+    Node,
+    Resource,
+    Value,
+    View,
+    Volume,
+    check_name,
+    parent_of,
+)
 from tropic.reconcile.compare import Finding
 
 NATIVE_VM_STATES = {"running": RUNNING, "stopped": STOPPED}  # device state -> model state
@@ -126,6 +139,8 @@ def _create(view: View, path: str, cls: type[Resource], attrs: dict[str, Value])
     parent = parent_of(path)
     if _current(view, parent) is None:
         raise _Skip(f"cannot add {path}: {parent} is not in the model")
+    if path not in view.base.nodes:
+        check_name(path.rsplit("/", 1)[1], parent=parent)  # a device's own name enters the model here
     view.overlay[path] = Node(cls.kind, cls.initial_attrs(attrs, path))
     view.writes.add(path)
     name = path.rsplit("/", 1)[1]

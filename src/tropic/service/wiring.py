@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from tropic.api.audit import AuditLog
 from tropic.api.auth import TokenStore
 from tropic.api.defaults import DEFAULT_HOST, DEFAULT_PORT
+from tropic.api.server import HttpLimits
 from tropic.drivers.base import Driver
 from tropic.errors import ConfigError, TropicError
 from tropic.reconcile import Policies, Reconciler
@@ -58,6 +59,7 @@ class ServiceConfig:
     policies: Policies = field(default_factory=lambda: Policies.parse("*=report"))
     name: str | None = None
     session_timeout: float = 3.0
+    http_limits: HttpLimits = field(default_factory=HttpLimits)
 
     @property
     def url(self) -> str:
@@ -66,13 +68,17 @@ class ServiceConfig:
         return f"{scheme}://{host}:{self.port}"
 
     def uvicorn_options(self) -> dict[str, Any]:
+        """uvicorn's options: the listener, and the connection timeouts and access-log redaction every
+        API server has (:func:`tropic.api.server.server_options`)."""
+        from tropic.api.server import server_options
+
         tls = {"ssl_certfile": str(self.tls_cert), "ssl_keyfile": str(self.tls_key)} if self.tls_cert else {}
         return {
+            **server_options(self.http_limits),
             "host": self.host,
             "port": self.port,
             "log_level": self.log_level.lower(),
             "timeout_graceful_shutdown": 5,
-            "server_header": False,
             **tls,
         }
 
