@@ -65,10 +65,6 @@ class LogicalThread:
         self._thread = None
 
     @property
-    def started(self) -> bool:
-        return self._thread is not None
-
-    @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive() and not self._stopping
 
