@@ -35,7 +35,7 @@ def assert_invariants(c: Controller) -> dict[str, Any]:
     report = c.check()
     assert all(t.state in FINAL for t in c.transactions())
     assert report["locks_held"] == 0, c.locks.holders()
-    assert len(c._reserved) == 0
+    assert len(c._scheduler.reserved) == 0  # no deferred transaction keeps a reservation
     assert report["in_flight"] == 0
     assert report["violations"] == [], report["violations"]
     assert audit(c.model) == []

@@ -12,6 +12,7 @@ from tropic.drivers import Fault, SimDriver
 from tropic.errors import ControllerStopped, InvalidArguments, UnknownProcedure, UnknownTransaction
 from tropic.model import Model, project
 from tropic.txn import TRANSITIONS, Controller, State, Transaction, move
+from tropic.txn.scheduler import Scheduler
 
 
 def run(c: Controller, procedure: str, args: dict[str, object]) -> Transaction:
@@ -262,13 +263,13 @@ def test_a_release_looks_only_at_the_transactions_it_blocked(monkeypatch: pytest
     sim = SimDriver()
     sim.load(project(m))
     checks: list[int] = []
-    real = Controller._blocker
+    real = Scheduler.blocker
 
-    def counting(self: Controller, txn: int, wanted: dict[str, int]) -> int | None:
+    def counting(self: Scheduler, txn: int, wanted: dict[str, int]) -> int | None:
         checks.append(txn)
         return real(self, txn, wanted)
 
-    monkeypatch.setattr(Controller, "_blocker", counting)
+    monkeypatch.setattr(Scheduler, "blocker", counting)
     with Controller(m, sim, workers=4) as c:
         hang = sim.hang("/compute/r1/host-01", action="create_vm", timeout=60)
         first = c.submit("spawn_vm", spawn("r1", 1, "first"))

@@ -100,6 +100,29 @@ def test_watchdog_rolls_back_the_transaction_of_a_dead_worker() -> None:
         c.stop()
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_the_watchdog_can_be_turned_on_while_the_controller_runs() -> None:
+    """``Controller.watchdog`` set on a running controller takes effect: with it off, a dead worker's
+    transaction stays STARTED; once set, it is rolled back."""
+    model = small_dc()
+    sim = DyingSim()
+    sim.load(project(model))
+    executor = LocalExecutor(sim, 2, deadlines=Deadlines(default=30))
+    c = Controller(model, sim, executor=executor, watchdog=None).start()
+    try:
+        sim.kill_worker_on = f"{SAN}/vol-doomed"
+        t = c.submit("spawn_vm", spawn("r1", 1, "doomed"))
+        assert sim.died.wait(30)
+        with pytest.raises(TimeoutError):
+            c.wait(t, 1.0)  # nobody rolls it back: no watchdog
+        assert t.state is State.STARTED
+        c.watchdog = 0.5
+        c.wait(t, 30)
+        assert t.state is State.ABORTED and t.error is not None and "watchdog" in t.error["message"]
+    finally:
+        c.stop()
+
+
 def test_a_worker_that_keeps_beating_is_left_alone() -> None:
     """A step waiting on a slow device is not a dead worker: the watchdog does not step in."""
     with world(deadline=30) as w:

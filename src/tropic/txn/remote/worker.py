@@ -1,9 +1,8 @@
-"""Physical execution in worker processes, through a physical queue in ZooKeeper (distributed mode).
+"""A worker process of distributed mode: claims entries of the physical queue in ZooKeeper and replays
+their transactions on its own driver.
 
-The leader's store puts every batch of started transactions on the queue (``/phys/queue/<seq>``, written
-in the same multi as their STARTED records and action logs, ``/wal/<seq>``, see :mod:`tropic.store.zk`).
-A :class:`Worker` process claims a queue entry with an *ephemeral* node (``/phys/claims/<seq>``), replays
-each transaction with its own driver (:func:`tropic.txn.worker.replay`), records per-step outcomes as it goes
+A :class:`Worker` claims a queue entry with an *ephemeral* node (``/phys/claims/<seq>``), replays each
+transaction with its own driver (:func:`tropic.txn.worker.replay`), records per-step outcomes as it goes
 (``/phys/progress/<seq>``) and reports each finished transaction (``/phys/done/...``). Its ZooKeeper
 writes are batched: one multi per flush carries the progress of every running transaction and every
 completion since the previous flush.
@@ -12,12 +11,8 @@ A worker that dies loses its session, so its claims vanish; another worker claim
 each unfinished transaction from the recorded steps (:func:`replay` skips steps already done and resumes a
 rollback; redoing a step whose outcome was not recorded is safe: device actions are idempotent). A
 transaction whose completion was reported is marked done in the same multi, so it is never run twice. A
-worker that lost its session stops before its next device action and writes nothing more (every multi
-checks its session's registration node).
-
-On the leader, :class:`RemoteExecutor` is the controller's :class:`~tropic.txn.worker.Executor`: it watches
-the completion reports, hands each to the controller, and deletes a report once the transactions in it are
-durably final. Kill requests travel as ephemeral ``/phys/kill/<txn>`` nodes.
+worker that lost its session stops before its next device action (:mod:`tropic.txn.remote.guard`) and
+writes nothing more (every multi checks its session's registration node).
 """
 
 from __future__ import annotations
@@ -45,14 +40,12 @@ from kazoo.exceptions import (
 )
 from kazoo.recipe.watchers import ChildrenWatch
 
-from tropic.drivers.base import Args, Driver, Step
-from tropic.model import ActionRecord, Inventory
-from tropic.records.record import StepOutcome, Transaction
-from tropic.records.states import FINAL, State, move
+from tropic.drivers.base import Driver
+from tropic.records.record import Transaction
 from tropic.store.zk import MAX_ENTRY, Paths
-from tropic.txn.worker import Executor, Report, replay
-
-__all__ = ["RemoteExecutor", "Worker", "WorkerStats"]
+from tropic.txn.remote.guard import Abandoned, GuardedDriver
+from tropic.txn.remote.protocol import loads, progress_of, queued_transaction
+from tropic.txn.worker import replay
 
 log = logging.getLogger(__name__)
 
@@ -62,232 +55,9 @@ DRAIN_S = 30.0  # on stop, how long a worker finishes its running transactions b
 ZK_UNSURE = (ConnectionLoss, OperationTimeoutError)
 
 
-def _loads(data: bytes) -> Any:
-    return orjson.loads(data)
-
-
 def _rolled_back(e: Exception) -> bool:
     """kazoo marks the operations of a failed multi that did not fail themselves as RolledBackError."""
     return type(e).__name__ == "RolledBackError"
-
-
-# --- the leader's side -------------------------------------------------------------------------------
-class RemoteExecutor(Executor):
-    """The controller's executor in distributed mode: workers run the transactions; this collects their
-    completion reports. Transactions reach the workers through the store's physical queue, so
-    :meth:`submit` only remembers the transaction (restored in-flight ones are already queued)."""
-
-    def __init__(self, client: KazooClient) -> None:
-        self.client = client
-        self._lock = threading.Lock()
-        self._running: dict[int, Transaction] = {}
-        self._parked: dict[int, tuple[str, dict[str, Any]]] = {}  # reports that came before submit()
-        self._reports: dict[str, set[int]] = {}  # report node -> transactions not yet durably final
-        self._seen: set[str] = set()
-        self._killed: set[int] = set()
-        self._finished: Report | None = None
-        self._is_final: Callable[[int], bool] = lambda txn: False
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._watch: ChildrenWatch | None = None
-        self._names: list[str] = []
-        self.reports = 0
-
-    def adopt(self, is_final: Callable[[int], bool]) -> None:
-        """``is_final(txn)``: whether ``txn`` is final *durably* (its report is then stale and dropped)."""
-        self._is_final = is_final
-
-    def start(self, finished: Report, progress: Report) -> None:
-        self._finished = finished
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._loop, name="tropic-remote-executor", daemon=True)
-        self._thread.start()
-
-        def on_children(names: list[str]) -> bool:
-            if self._stopping.is_set():
-                return False
-            self._names = names
-            self._wake.set()
-            return True
-
-        self._watch = ChildrenWatch(self.client, Paths.DONE, on_children)
-
-    def submit(self, t: Transaction) -> None:
-        with self._lock:
-            parked = self._parked.pop(t.id, None)
-            if parked is None:
-                self._running[t.id] = t
-                return
-        self._complete(t, *parked)
-
-    def durable(self, t: Transaction) -> None:
-        """A state change of ``t`` is durable (controller listener): forget reports that are done."""
-        if not t.final:
-            return
-        with self._lock:
-            done = [name for name, ids in self._reports.items() if t.id in ids and not ids - {t.id}]
-            for ids in self._reports.values():
-                ids.discard(t.id)
-            for name in done:
-                del self._reports[name]
-        for name in done:
-            self.client.delete_async(f"{Paths.DONE}/{name}")
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(10)
-            self._thread = None
-        for txn in list(self._killed):
-            self.client.delete_async(f"{Paths.KILL}/{txn}")
-        self._killed.clear()
-
-    # --- the collecting thread ---
-    def _loop(self) -> None:
-        while not self._stopping.is_set():
-            self._wake.wait(0.05)
-            self._wake.clear()
-            try:
-                self._collect()
-                self._forward_kills()
-            except Exception:  # ZooKeeper trouble: the watch fires again, the next round retries
-                log.debug("remote executor round failed", exc_info=True)
-                time.sleep(0.1)
-
-    def _collect(self) -> None:
-        new = [n for n in self._names if n not in self._seen]
-        if not new:
-            return
-        pending = [(n, self.client.get_async(f"{Paths.DONE}/{n}")) for n in new]
-        for name, res in pending:
-            try:
-                data = res.get(timeout=30)[0]
-            except NoNodeError:
-                self._seen.add(name)
-                continue
-            self._seen.add(name)
-            reports = [r for r in _loads(data) if not self._is_final(int(r["id"]))]
-            with self._lock:
-                # Registered before any is handed on: the node is deleted only once all of them are durable.
-                if reports:
-                    self._reports[name] = {int(r["id"]) for r in reports}
-            if not reports:
-                self.client.delete_async(f"{Paths.DONE}/{name}")
-                continue
-            for report in reports:
-                txn = int(report["id"])
-                with self._lock:
-                    t = self._running.pop(txn, None)
-                    if t is None:
-                        self._parked[txn] = (name, report)  # restored in flight, not yet submitted
-                        continue
-                self._complete(t, name, report)
-        if len(self._seen) > 100_000:
-            self._seen &= set(self._names)
-
-    def _complete(self, t: Transaction, name: str, report: dict[str, Any]) -> None:
-        apply_report(t, report)
-        self.reports += 1
-        with self._lock:
-            self._killed.discard(t.id)
-        assert self._finished is not None
-        self._finished(t)
-
-    def _forward_kills(self) -> None:
-        with self._lock:
-            wanted = [t.id for t in self._running.values() if t.kill_requested and t.id not in self._killed]
-            self._killed.update(wanted)
-        for txn in wanted:
-            self.client.create_async(f"{Paths.KILL}/{txn}", b"", ephemeral=True)
-
-
-def apply_report(t: Transaction, report: dict[str, Any]) -> None:
-    """Bring the leader's copy of ``t`` to what its worker did (through legal transitions only)."""
-    t.steps = [StepOutcome.from_dict(s) for s in report["steps"]]
-    t.error = report.get("error")
-    t.left_behind = list(report.get("left_behind", []))
-    state = State(report["state"])
-    times = report.get("times", {})
-    if state is not State.STARTED:
-        if t.state is State.STARTED and State.KILLED.value in times:
-            move(t, State.KILLED)
-        if t.state in (State.STARTED, State.KILLED):
-            move(t, State.ROLLING_BACK)
-    for key in (State.KILLED.value, State.ROLLING_BACK.value):
-        if key in times and key in t.times:
-            t.times[key] = float(times[key])  # the worker's clock saw it happen
-
-
-# --- the worker's side -------------------------------------------------------------------------------
-class _Abandoned(BaseException):
-    """The worker lost its ZooKeeper session: stop this transaction *now*, without undoing anything
-    (another worker resumes it). A BaseException on purpose: step error handling catches ``Exception``
-    and would otherwise start a rollback. Never leaves this module."""
-
-
-class _Guarded(Driver):
-    """The worker's driver, checked before every device action: while the session is in doubt the
-    action waits; once the session is gone it never runs."""
-
-    def __init__(self, inner: Driver, guard: Callable[[], None]) -> None:
-        self.inner = inner
-        self.guard = guard
-        self.name = inner.name
-
-    def execute(self, step: Step) -> None:
-        self.guard()
-        self.inner.execute(step)
-
-    def inventory(self) -> Inventory:
-        return self.inner.inventory()
-
-    # Driver.execute dispatches to the methods below; this class forwards whole steps instead.
-    def create_vm(self, host: str, args: Args) -> None:
-        self.inner.create_vm(host, args)
-
-    def delete_vm(self, host: str, args: Args) -> None:
-        self.inner.delete_vm(host, args)
-
-    def create_config(self, host: str, args: Args) -> None:
-        self.inner.create_config(host, args)
-
-    def delete_config(self, host: str, args: Args) -> None:
-        self.inner.delete_config(host, args)
-
-    def migrate(self, host: str, args: Args) -> None:
-        self.inner.migrate(host, args)
-
-    def import_volume(self, host: str, args: Args) -> None:
-        self.inner.import_volume(host, args)
-
-    def unimport_volume(self, host: str, args: Args) -> None:
-        self.inner.unimport_volume(host, args)
-
-    def start(self, vm: str, args: Args) -> None:
-        self.inner.start(vm, args)
-
-    def stop(self, vm: str, args: Args) -> None:
-        self.inner.stop(vm, args)
-
-    def resize(self, vm: str, args: Args) -> None:
-        self.inner.resize(vm, args)
-
-    def clone_image(self, san: str, args: Args) -> None:
-        self.inner.clone_image(san, args)
-
-    def delete_volume(self, san: str, args: Args) -> None:
-        self.inner.delete_volume(san, args)
-
-    def export_volume(self, volume: str, args: Args) -> None:
-        self.inner.export_volume(volume, args)
-
-    def unexport_volume(self, volume: str, args: Args) -> None:
-        self.inner.unexport_volume(volume, args)
-
-    def set_next_hop(self, router: str, args: Args) -> None:
-        self.inner.set_next_hop(router, args)
 
 
 @dataclass(slots=True)
@@ -453,11 +223,11 @@ class Worker:
             with self._state:
                 while True:
                     if self._generation != generation:
-                        raise _Abandoned
+                        raise Abandoned
                     if self.client.state == KazooState.CONNECTED:
                         if self._session_ok():
                             return
-                        raise _Abandoned
+                        raise Abandoned
                     self._state.wait(0.1)
 
         return guard
@@ -527,20 +297,20 @@ class Worker:
         queued = self.client.get_async(f"{Paths.QUEUE}/{seq}")
         logged = self.client.get_async(f"{Paths.WAL}/{seq}")
         stored = self.client.get_async(f"{Paths.PROGRESS}/{seq}")
-        items = _loads(queued.get(timeout=30)[0])
+        items = loads(queued.get(timeout=30)[0])
         # The action logs were written once, in the log entry of the commit that queued them.
-        actions = {int(u["t"]["id"]): u["a"] for u in _loads(logged.get(timeout=30)[0]) if "a" in u}
+        actions = {int(u["t"]["id"]): u["a"] for u in loads(logged.get(timeout=30)[0]) if "a" in u}
         for item in items:
             item["actions"] = actions[int(item["id"])]
         try:
-            progress: dict[str, dict[str, Any]] = _loads(stored.get(timeout=30)[0])
+            progress: dict[str, dict[str, Any]] = loads(stored.get(timeout=30)[0])
             has_node = True
         except NoNodeError:
             progress, has_node = {}, False
         batch = _Batch(seq, self._generation, progress=progress, has_node=has_node)
         todo: list[Transaction] = []
         for item in items:
-            t = _transaction(item, progress.get(str(item["id"])))
+            t = queued_transaction(item, progress.get(str(item["id"])))
             batch.txns[t.id] = t
             if progress.get(str(t.id), {}).get("done"):
                 batch.done.add(t.id)
@@ -557,7 +327,7 @@ class Worker:
             if not todo:
                 self._finished.append((batch, next(iter(batch.txns.values()))))  # complete it at once
         assert self._pool is not None
-        guarded = _Guarded(self.driver, self._guard_for(batch.generation))
+        guarded = GuardedDriver(self.driver, self._guard_for(batch.generation))
         for t in todo:
             self._pool.submit(self._execute, batch, t, guarded)
 
@@ -572,7 +342,7 @@ class Worker:
 
         try:
             replay(t, driver, on_rollback)
-        except _Abandoned:
+        except Abandoned:
             return
         except Exception:
             log.exception(
@@ -644,7 +414,7 @@ class Worker:
                             continue
                         mark = (len(t.steps), t.state.value)
                         if b.saved.get(txn) != mark:
-                            b.progress[str(txn)] = _progress(t)
+                            b.progress[str(txn)] = progress_of(t)
                             b.saved[txn] = mark
                             changed[b.seq] = b
         reports: list[dict[str, Any]] = []
@@ -652,8 +422,8 @@ class Worker:
         finished_pairs: list[tuple[_Batch, int]] = []
         for b, t in finished:
             if t.id not in b.done:
-                reports.append({**_progress(t), "id": t.id, "batch": b.seq})
-                b.progress[str(t.id)] = {**_progress(t), "done": True}
+                reports.append({**progress_of(t), "id": t.id, "batch": b.seq})
+                b.progress[str(t.id)] = {**progress_of(t), "done": True}
                 finished_pairs.append((b, t.id))
                 changed[b.seq] = b
         touched = {b.seq: b for b, _ in finished}
@@ -693,29 +463,3 @@ class Worker:
             for ev in self._urgent:
                 ev.set()
             self._urgent.clear()
-
-
-def _progress(t: Transaction) -> dict[str, Any]:
-    return {
-        "state": t.state.value,
-        "steps": [s.to_dict() for s in t.steps],
-        "error": t.error,
-        "left_behind": t.left_behind,
-        "times": {k: v for k, v in t.times.items() if k in (State.KILLED.value, State.ROLLING_BACK.value)},
-    }
-
-
-def _transaction(item: dict[str, Any], progress: dict[str, Any] | None) -> Transaction:
-    """A worker's copy of a queued transaction, at the point its recorded progress says."""
-    t = Transaction(int(item["id"]), str(item["procedure"]), dict(item["args"]))
-    t.state = State.STARTED
-    t.times = {k: float(v) for k, v in item.get("times", {}).items()}
-    t.actions = [ActionRecord.from_dict(a) for a in item["actions"]]
-    if progress:
-        t.state = State(progress["state"])
-        t.steps = [StepOutcome.from_dict(s) for s in progress.get("steps", [])]
-        t.error = progress.get("error")
-        t.left_behind = list(progress.get("left_behind", []))
-        t.times.update({k: float(v) for k, v in progress.get("times", {}).items()})
-    assert t.state not in FINAL
-    return t
