@@ -5,6 +5,11 @@ of orphans). Faults are deterministic under a seed: whether a step fails depends
 step's identity (transaction, index, forward/undo), not on thread timing. Out-of-band events change the
 devices behind the controller's back (a VM crashes, a host reboots, an admin deletes a volume, a device
 stops answering) so drift detection, reload, repair and deadlines can be tested.
+
+A sim with a file has one owner, like a store: the process that opens it holds its OS lock
+(:mod:`tropic.store.owner`) until :meth:`SimDriver.close`, and another process opening it is refused with
+:class:`~tropic.errors.StoreInUse`. Distributed-mode devices (:mod:`tropic.drivers.sim_shared`) share the
+lock among themselves. :func:`read_devices` reads a live file without writing it.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 from tropic.drivers.base import Args, Driver, Step, covers
 from tropic.errors import CorruptStore, DeviceFault, DeviceTimeout, DriverError
 from tropic.model import Inventory, Value
+from tropic.store.owner import OwnerLock, acquire
 
 
 @dataclass(slots=True)
@@ -107,6 +113,7 @@ class SimDriver(Driver):
     """A simulated datacenter: hosts with VMs, configs and imported volumes; SANs; routers."""
 
     name = "sim"
+    shared_file = False  # several processes act on the devices file at once (distributed mode)
 
     def __init__(
         self,
@@ -133,6 +140,7 @@ class SimDriver(Driver):
         self._saved: dict[str, str] = {}
         self.applied: dict[tuple[int, int, bool], int] = {}  # effective applications of each step
         self._db: sqlite3.Connection | None = None
+        self._owner: OwnerLock | None = None
         if state_file is not None:
             self._open(Path(state_file))
 
@@ -290,9 +298,25 @@ class SimDriver(Driver):
 
     # --- durability ------------------------------------------------------------------------------------
     def _open(self, path: Path) -> None:
-        existed = path.exists()
+        if path.is_dir():
+            raise CorruptStore(f"{path} is a directory, not a sim device file", path=str(path))
+        # The devices' owner first (a refused opener reads nothing and changes nothing), then the file.
+        owner = acquire(path, what="sim devices", shared=self.shared_file, announce=False)
         try:
-            if existed:
+            db = self._connect(path)
+            owner.announce()
+        except BaseException:
+            owner.release()
+            raise
+        self._owner = owner
+        self._db = db
+        self._read(db)
+
+    @staticmethod
+    def _connect(path: Path) -> sqlite3.Connection:
+        """The devices file, made if new (an empty file is new); a foreign file is refused untouched."""
+        try:
+            if path.exists() and path.stat().st_size > 0:
                 ro = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
                 try:
                     tables = {r[0] for r in ro.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -313,7 +337,10 @@ class SimDriver(Driver):
             )
         except sqlite3.DatabaseError as e:
             raise CorruptStore(f"{path} is not a sim device file: {e}", path=str(path)) from None
-        self._db = db
+        return db
+
+    def _read(self, db: sqlite3.Connection) -> None:
+        """Load every device, step count and fault rule the file holds."""
         for key, kind, value in db.execute("SELECT key, kind, value FROM sim_objects"):
             self._install(key, kind, value)
         for txn, idx, undo, n in db.execute("SELECT txn, idx, undo, n FROM sim_applied"):
@@ -391,9 +418,13 @@ class SimDriver(Driver):
         return sorted(k for k, n in self.applied.items() if n > 1 and not k[2])
 
     def close(self) -> None:
+        """Close the devices file and give up its ownership."""
         if self._db is not None:
             self._db.close()
             self._db = None
+        if self._owner is not None:
+            self._owner.release()
+            self._owner = None
 
     # --- execution -------------------------------------------------------------------------------------
     def _delay(self, action: str) -> float:
@@ -588,3 +619,24 @@ class SimDriver(Driver):
         if self._db is not None:
             self._dirty.add(router)
         r["next_hop"] = args["next_hop"]
+
+
+def read_devices(path: str | os.PathLike[str]) -> SimDriver:
+    """The devices a sim file holds, read without writing it and without its lock (its owner goes on
+    meanwhile): one read transaction on a ``mode=ro`` connection, so they are of one instant. The copy
+    has no file: it is for inspection (``inventory``, ``duplicates``), and nothing done to it is saved."""
+    where = Path(path)
+    sim = SimDriver()
+    try:
+        db = sqlite3.connect(f"{where.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+        try:
+            db.execute("BEGIN")
+            try:
+                sim._read(db)
+            finally:
+                db.execute("COMMIT")
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as e:
+        raise CorruptStore(f"{where} is not a readable sim device file: {e}", path=str(where)) from None
+    return sim
