@@ -60,19 +60,24 @@ def run_workload_cmd(
     if json_out:
         output.emit_json(run(None))
         return
-    with Progress(
+    bar = Progress(
         TextColumn("workload"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
         console=output.err_console,
-    ) as bar:
-        task = bar.add_task("submit", total=txns)
+    )
+    task = bar.add_task("submit", total=txns)
 
-        def tick(done: int, total: int) -> None:
-            bar.update(task, completed=done)
+    def tick(done: int, total: int) -> None:
+        if not bar.live.is_started:
+            bar.start()  # only once the store is open (or the server answered): a refusal is one line
+        bar.update(task, completed=done)
 
+    try:
         result = run(tick)
+    finally:
+        bar.stop()
     if store is not None:
         output.console.print(f"resumed from request {result['resumed_from']}, all {txns} requests final")
     else:

@@ -23,7 +23,8 @@ def fail(error: TropicError | str, *, code: int = 2) -> NoReturn:
     message = error.message if isinstance(error, TropicError) else error
     path = error.path if isinstance(error, TropicError) else None
     where = f" [{path}]" if path and path not in message else ""
-    err_console.print(f"[bold red]error:[/] {message}{where}", highlight=False)
+    # soft_wrap: one line however long (a script reads it whole; rich would wrap it at 80 columns).
+    err_console.print(f"[bold red]error:[/] {message}{where}", highlight=False, soft_wrap=True)
     raise SystemExit(code)
 
 

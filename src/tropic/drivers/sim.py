@@ -29,7 +29,7 @@ from typing import Any
 from tropic.drivers.base import Args, Driver, Step, covers
 from tropic.errors import CorruptStore, DeviceFault, DeviceTimeout, DriverError
 from tropic.model import Inventory, Value
-from tropic.store.owner import OwnerLock, acquire
+from tropic.store.owner import Holder, OwnerLock, acquire
 
 
 @dataclass(slots=True)
@@ -122,7 +122,10 @@ class SimDriver(Driver):
         latency: float | Mapping[str, float] = 0.0,
         faults: list[Fault] | None = None,
         state_file: str | os.PathLike[str] | None = None,
+        holder: Holder | None = None,
     ) -> None:
+        """``state_file``: keep the devices in that file, owned by this process until :meth:`close`
+        (``holder`` says who it is to any process refused meanwhile)."""
         self.seed = seed
         self.latency = latency
         self.faults: list[Fault] = list(faults or [])
@@ -142,7 +145,7 @@ class SimDriver(Driver):
         self._db: sqlite3.Connection | None = None
         self._owner: OwnerLock | None = None
         if state_file is not None:
-            self._open(Path(state_file))
+            self._open(Path(state_file), holder)
 
     # --- provisioning and inspection -----------------------------------------------------------------
     def load(self, inventory: Inventory) -> None:
@@ -297,11 +300,11 @@ class SimDriver(Driver):
             raise DeviceTimeout(f"sim: {what} hung and was aborted", path=path)
 
     # --- durability ------------------------------------------------------------------------------------
-    def _open(self, path: Path) -> None:
+    def _open(self, path: Path, holder: Holder | None = None) -> None:
         if path.is_dir():
             raise CorruptStore(f"{path} is a directory, not a sim device file", path=str(path))
         # The devices' owner first (a refused opener reads nothing and changes nothing), then the file.
-        owner = acquire(path, what="sim devices", shared=self.shared_file, announce=False)
+        owner = acquire(path, holder, what="sim devices", shared=self.shared_file, announce=False)
         try:
             db = self._connect(path)
             owner.announce()

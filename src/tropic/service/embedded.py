@@ -71,7 +71,7 @@ def open_embedded(
         )
     st = open_store(spec, holder=holder)
     try:
-        drv = open_driver(driver or "sim://", default_state=spec.devices)
+        drv = open_driver(driver or "sim://", default_state=spec.devices, holder=holder)
     except BaseException:
         st.close()
         raise

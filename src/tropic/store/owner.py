@@ -238,7 +238,7 @@ def read_holder(target: str | os.PathLike[str], *, wait_s: float = HOLDER_WAIT_S
 def _in_use(path: Path, what: str) -> StoreInUse:
     holder = read_holder(path)
     if holder is None:
-        who = "another process (it wrote no details: sim devices shared by distributed-mode workers?)"
+        who = f"another process (no details in {holder_file(path)}: shared by distributed-mode workers?)"
         advice = "stop it first"
     else:
         who = holder.describe()
@@ -247,9 +247,10 @@ def _in_use(path: Path, what: str) -> StoreInUse:
             if holder.url
             else "wait for it to finish or stop it first"
         )
+    where = os.path.abspath(path)
     return StoreInUse(
-        f"{what} {path} is in use by {who}; {advice}",
-        path=str(path),
+        f"{what} {where} is in use by {who}; {advice}",
+        path=where,
         holder=None if holder is None else holder.to_dict(),
     )
 
