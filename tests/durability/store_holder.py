@@ -48,8 +48,8 @@ def main() -> None:
     model = datacenter()
     if fresh:
         sim.load(project(model))
-    for host in HOSTS:
-        sim.hang(host, timeout=FOREVER)  # the spawns' host steps never answer while this process lives
+    # The spawns' host steps never answer while this process lives.
+    hangs = [sim.hang(host, timeout=FOREVER) for host in HOSTS]
     executor = LocalExecutor(sim, 8, deadlines=Deadlines(default=FOREVER, actions={}))
     c = Controller.open(store, sim, initial=lambda: model, executor=executor, watchdog=None).start()
     image = "/storage/us-east/san-1/img-ubuntu"
@@ -64,8 +64,11 @@ def main() -> None:
             {"host": HOSTS[i % 2], "name": f"held-{i}", "image": image, "vcpus": 1, "memory_mib": 512},
             submitter="holder",
         )
-    # Wait until each is on the devices or deferred behind one that is, and all of it is durable.
+    # Wait until each is hung on its host or deferred behind one that is, and all of it is durable.
     deadline = time.monotonic() + 300
+    for hang in hangs[: args.stuck]:
+        if not hang.entered.wait(300):
+            sys.exit("a spawn never reached its host")
     while True:
         states = c.states()
         now = c.call(lambda: _progress(c.transactions()))
