@@ -102,7 +102,9 @@ def check_cmd(
             holder = Holder.from_dict(report["holder"])
             who = holder.describe() if holder is not None else "another process"
             output.console.print(
-                f"read-only: the store is in use by {who}; checked a snapshot, ran nothing", highlight=False
+                f"read-only: the store is in use by {who}; checked a snapshot, ran nothing",
+                highlight=False,
+                soft_wrap=True,
             )
         keys = ["submitted", "by_state", "in_flight", "duplicates", "consistent", "violations", "fenced"]
         for key in keys:

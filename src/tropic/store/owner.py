@@ -99,7 +99,11 @@ def _command() -> str:
     """``tropic serve``, ``tropic optimize rebalance``, ``pytest``: the program and its sub-commands (never
     its options, which may hold secrets)."""
     argv = sys.argv or ["python"]
-    words = [Path(argv[0]).name or "python"]
+    program = Path(argv[0]).name or "python"
+    if program == "__main__.py":  # python -m PACKAGE: name the package, as its console script would
+        spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+        program = spec.name.split(".")[0] if spec is not None and spec.name else "python"
+    words = [program]
     for arg in argv[1:3]:
         if arg.startswith("-") or "/" in arg or "=" in arg:
             break
