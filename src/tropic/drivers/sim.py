@@ -4,7 +4,8 @@ Its state is independent of the logical model (tests compare the two to prove co
 of orphans). Faults are deterministic under a seed: whether a step fails depends only on the seed and the
 step's identity (transaction, index, forward/undo), not on thread timing. Out-of-band events change the
 devices behind the controller's back (a VM crashes, a host reboots, an admin deletes a volume, a device
-stops answering) so drift detection, reload, repair and deadlines can be tested.
+stops answering) so drift detection, reload, repair and deadlines can be tested (the rules and events:
+:mod:`tropic.drivers.sim_faults`).
 
 A sim with a file has one owner, like a store: the process that opens it holds its OS lock
 (:mod:`tropic.store.owner`) until :meth:`SimDriver.close`, and another process opening it is refused with
@@ -15,98 +16,20 @@ lock among themselves. :func:`read_devices` reads a live file without writing it
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tropic.drivers.base import Args, Driver, Step, covers
+from tropic.drivers.sim_faults import Fault, Hang, uniform
 from tropic.errors import CorruptStore, DeviceFault, DeviceTimeout, DriverError
-from tropic.model import Inventory, Value
+from tropic.model import Inventory
 from tropic.store.owner import Holder, OwnerLock, acquire
-
-
-@dataclass(slots=True)
-class Fault:
-    """A fault-injection rule. A step matches when its action, direction and argument subset match."""
-
-    action: str | None = None  # None: any action
-    probability: float = 1.0
-    nth: int | None = None  # fail only the nth matching call (1-based)
-    undo: bool = False  # match undo steps (True) or forward steps (False)
-    match: Mapping[str, Value] = field(default_factory=dict)
-    path: str | None = None  # match steps on this resource path only
-    times: int | None = None  # fire at most this many times
-    after: bool = False  # apply the effect first, then fail ("did it happen?")
-    message: str = "injected device fault"
-    calls: int = 0
-    fired: int = 0
-
-    def matches(self, step: Step) -> bool:
-        if self.action is not None and step.action != self.action:
-            return False
-        if step.undo != self.undo:
-            return False
-        if self.path is not None and step.path != self.path:
-            return False
-        return all(step.args.get(k) == v for k, v in self.match.items())
-
-    @staticmethod
-    def from_dict(d: Mapping[str, Any]) -> Fault:
-        allowed = {"action", "probability", "nth", "undo", "match", "path", "times", "after", "message"}
-        unknown = set(d) - allowed
-        if unknown:
-            raise DriverError(f"unknown fault field(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
-        return Fault(**{k: v for k, v in d.items()})
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("calls")
-        d.pop("fired")
-        d["match"] = dict(self.match)
-        return d
-
-
-@dataclass(slots=True, eq=False)
-class Hang:
-    """An out-of-band hang: matching calls block until :meth:`SimDriver.release` or until ``timeout``
-    seconds pass, when the device gives up and fails the call (:class:`~tropic.errors.DeviceTimeout`).
-
-    A step matches when its resource is at or below ``path`` (and its action is ``action``, when given);
-    with ``action`` None, reads of a device at or above ``path`` (``reload``, ``probe``) hang too.
-    """
-
-    path: str
-    action: str | None = None
-    undo: bool | None = None  # match undo steps (True), forward steps (False), or both (None)
-    times: int | None = None  # hang at most this many calls (None: every call until released)
-    effect: bool = False  # apply the step's effect before hanging: the work is done, the answer is lost
-    timeout: float = 30.0
-    entered: threading.Event = field(default_factory=threading.Event)  # a call is hanging (tests wait)
-    released: threading.Event = field(default_factory=threading.Event)
-    proceed: bool = True  # released calls go on (True) or fail without effect (False)
-    hung: int = 0  # calls that hung so far
-
-    def matches_step(self, step: Step) -> bool:
-        if self.action is not None and step.action != self.action:
-            return False
-        if self.undo is not None and step.undo != self.undo:
-            return False
-        return covers(self.path, step.path)
-
-    def matches_read(self, path: str) -> bool:
-        return self.action is None and (covers(path, self.path) or covers(self.path, path))
-
-
-def _uniform(seed: int, step: Step) -> float:
-    key = f"{seed}:{step.txn}:{step.index}:{int(step.undo)}:{step.action}".encode()
-    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") / 2**64
 
 
 class SimDriver(Driver):
@@ -451,7 +374,7 @@ class SimDriver(Driver):
                 if f.nth is not None:
                     hit = f.calls == f.nth
                 else:
-                    hit = f.probability >= 1.0 or _uniform(self.seed, step) < f.probability
+                    hit = f.probability >= 1.0 or uniform(self.seed, step) < f.probability
                 if hit:
                     f.fired += 1
                     return f
@@ -643,3 +566,6 @@ def read_devices(path: str | os.PathLike[str]) -> SimDriver:
     except sqlite3.DatabaseError as e:
         raise CorruptStore(f"{where} is not a readable sim device file: {e}", path=str(where)) from None
     return sim
+
+
+__all__ = ["Fault", "Hang", "SimDriver", "read_devices"]
