@@ -137,12 +137,6 @@ class OwnerLock:
     def __init__(self, key: tuple[int, int], entry: _Held) -> None:
         self._key = key
         self._entry: _Held | None = entry
-        self.target = entry.target
-        self.holder = entry.holder
-
-    @property
-    def held(self) -> bool:
-        return self._entry is not None
 
     def announce(self) -> None:
         """Write who holds the lock into the holder file (once; nothing for a shared lock)."""
@@ -174,19 +168,18 @@ def acquire(
     *,
     what: str = "store",
     shared: bool = False,
-    create: bool = True,
     announce: bool = True,
 ) -> OwnerLock:
-    """Lock ``target`` (created empty when missing and ``create``) for this process.
+    """Lock ``target`` (created empty when missing) for this process.
 
     Exclusive by default, and then ``holder`` (default: this process) is written into the holder file,
     unless ``announce`` is False (call :meth:`OwnerLock.announce` once the file is known to be the right
     one: a foreign file gets no holder file beside it); ``shared`` for files several processes act on
-    together. Raises :class:`~tropic.errors.StoreInUse`
-    naming the holder when another process has it, :class:`~tropic.errors.StoreError` when the file
-    cannot be opened; in both cases nothing was changed."""
+    together. Raises :class:`~tropic.errors.StoreInUse` naming the holder when another process has it,
+    :class:`~tropic.errors.StoreError` when the file cannot be opened or locked; either way nothing was
+    changed."""
     path = Path(target)
-    flags = os.O_RDWR | os.O_CLOEXEC | (os.O_CREAT if create else 0)
+    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
     try:
         fd = os.open(path, flags, 0o644)
     except OSError as e:
