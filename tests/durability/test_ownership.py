@@ -18,7 +18,7 @@ import pytest
 
 from tropic.drivers.sim import SimDriver, read_devices
 from tropic.drivers.sim_shared import SharedSimDriver
-from tropic.errors import CorruptStore, StoreError, StoreInUse
+from tropic.errors import ConfigError, CorruptStore, StoreError, StoreInUse
 from tropic.model import STANDARD
 from tropic.service.embedded import open_embedded
 from tropic.store.owner import Holder, holder_file
@@ -211,3 +211,9 @@ def test_a_foreign_file_gets_no_holder_file_and_a_bad_folder_is_one_line(tmp_pat
     out = tropic("run-workload", "--store", str(foreign / "s.db"), "--txns", "1")
     assert out.returncode != 0 and "Traceback" not in out.stderr
     assert "cannot make its folder" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_offline_commands_refuse_a_distributed_store_instead_of_deposing_its_leader() -> None:
+    # Opening a zk:// store as a controller would take it over from the elected leader.
+    with pytest.raises(ConfigError, match="written only by its elected leader"):
+        open_embedded("zk://127.0.0.1:1/tropic")
