@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tropic.drivers.sim import Fault, SimDriver
+from tropic.errors import TropicError
 from tropic.model import VM, Host, Model
 from tropic.model.generate import DatacenterSpec, build_datacenter
 from tropic.service.embedded import open_embedded
@@ -154,7 +155,12 @@ def run_remote_workload(
     by_state: dict[str, int] = {}
 
     def settle(txn_id: int) -> None:
-        state = str(client.wait(txn_id, timeout=timeout_s)["state"])
+        try:
+            state = str(client.wait(txn_id, timeout=timeout_s)["state"])
+        except TimeoutError:
+            raise TropicError(
+                f"transaction {txn_id} is not final after {timeout_s:g} s; the server goes on with it"
+            ) from None
         by_state[state] = by_state.get(state, 0) + 1
 
     for i in range(spec.txns):
