@@ -159,6 +159,25 @@ class CorruptStore(StoreError):
     code = "corrupt_store"
 
 
+class StoreInUse(StoreError):
+    """Another process owns the store (or its devices file) and is its only writer; nothing was changed.
+    ``holder`` says who, as plain data (pid, host, command, started, and a server's url), when known."""
+
+    code = "store_in_use"
+
+    def __init__(
+        self, message: str, *, path: str | None = None, holder: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message, path=path)
+        self.holder = holder
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        if self.holder is not None:
+            out["holder"] = dict(self.holder)
+        return out
+
+
 def error_from_dict(data: dict[str, Any]) -> TropicError:
     """Rebuild an error carried as data (e.g. read back from a durable store)."""
     code = str(data.get("code", "error"))
@@ -190,6 +209,7 @@ _ALL: tuple[type[TropicError], ...] = (
     DeviceTimeout,
     StoreError,
     CorruptStore,
+    StoreInUse,
     ReconcileError,
     NotRepairable,
     ScopeBusy,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,6 +25,7 @@ from rich.progress import (
 from rich.table import Table
 
 from tropic.cli import output
+from tropic.cli.target import Token, Url, exactly_one
 from tropic.errors import ConfigError, InvalidArguments, TropicError
 from tropic.optimize import (
     ExecutionReport,
@@ -42,15 +44,16 @@ from tropic.optimize import (
     solve_placement,
     trace_batch,
 )
-from tropic.optimize.actuator import StepOutcome
-from tropic.optimize.model_adapter import ControllerRunner, controller_problem, regions
+from tropic.optimize.actuator import StepOutcome, StepRunner
+from tropic.optimize.model_adapter import ControllerRunner, controller_problem, model_problem, regions
 from tropic.optimize.overlay_bruteforce import MAX_CANDIDATES
+from tropic.optimize.placement import PlacementProblem
 from tropic.optimize.placement_solve import STRATEGIES
 from tropic.optimize.plan import PlannedStep
 from tropic.optimize.workloads import AZURE_TRACE_DIR, HOST_MEMORY_MIB, HOST_VCPUS, TENANT_MAX_PER_HOST
 from tropic.service.embedded import open_embedded
+from tropic.store.owner import Holder
 from tropic.store.registry import parse_store_uri
-from tropic.txn import Controller
 
 app = typer.Typer(
     help="Constraint-optimization placement on CP-SAT: overlay selection and VM placement.",
@@ -269,7 +272,12 @@ def _print_placement(r: dict[str, Any]) -> None:
 
 @app.command()
 def rebalance(
-    store: Annotated[str, typer.Option(help="Embedded store (sqlite path or URI) whose model to rebalance.")],
+    store: Annotated[
+        str | None,
+        typer.Option(help="Embedded store (sqlite path or URI) to rebalance; owned while this runs."),
+    ] = None,
+    url: Url = None,
+    token: Token = None,
     execute: Annotated[
         bool, typer.Option(help="Run the plan as transactions (default: only show it).")
     ] = False,
@@ -279,59 +287,20 @@ def rebalance(
     across_regions: Annotated[bool, typer.Option(help="Allow migrations between regions.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
-    """Consolidate the VMs of a store's model onto fewer hosts: show the plan of migrations, and with
-    --execute submit each step as a transaction (each still checked by the transaction layer)."""
+    """Consolidate the VMs of a model onto fewer hosts: show the plan of migrations, and with --execute
+    submit each step as a transaction (each still checked by the transaction layer).
+
+    --store plans on a store this process opens (refused while a server holds it); --url plans on the
+    model of the server that holds it and submits the migrations through its API."""
     with _user_errors():
-        path = parse_store_uri(store).path
-        if path is not None and not path.exists():
-            raise ConfigError(f"{path}: no such store", path=str(path))
-        emb = open_embedded(store)
-        controller = emb.controller
-        controller.start()
-        try:
-            controller.drain(60)  # queued transactions first: plan against the settled model
-            objective = PlacementObjective(host_cost, migration_cost)
-            # Live migration stays within a region unless asked otherwise: one problem per region.
-            scopes: list[str | None] = [None]
-            if not across_regions:
-                scopes = list(controller.call(lambda: regions(controller.model)))
-            problems = [controller_problem(controller, region=r, objective=objective) for r in scopes]
-            steps: list[PlannedStep] = []
-            summary = {"vms": 0, "hosts_before": 0, "hosts_after": 0, "lower_bound": 0, "migrations": 0}
-            statuses: list[str] = []
-            solve_s = 0.0
-            with _progress("rebalancing", not as_json) as report:
-                for problem in problems:
-                    limit = SolverSettings(time_limit_s=max(0.1, time_limit / len(problems)))
-                    placement = solve_placement(problem, limit, report)
-                    steps += diff_placements(
-                        problem.current,
-                        placement.assignment,
-                        {v.name: v for v in problem.vms},
-                        {h.path: h for h in problem.hosts},
-                    )
-                    summary["vms"] += len(problem.vms)
-                    summary["hosts_before"] += len(set(problem.current.values()))
-                    summary["hosts_after"] += placement.hosts_used
-                    summary["lower_bound"] += placement.lower_bound
-                    summary["migrations"] += placement.migrations
-                    statuses.append(placement.status.value)
-                    solve_s += placement.solve_s
-            status = "optimal" if all(s == "optimal" for s in statuses) else "feasible"
-            result: dict[str, Any] = {
-                "store": store,
-                "regions": "all together" if across_regions else "each on its own",
-                **summary,
-                "status": status,
-                "solve_s": round(solve_s, 3),
-                "plan": [s.to_dict() for s in steps],
-            }
-            if execute:
-                result["execution"] = _execute(steps, controller, as_json).to_dict()
-        finally:
-            controller.stop()
-            emb.store.close()
-            emb.driver.close()
+        exactly_one(store, url)
+        objective = PlacementObjective(host_cost, migration_cost)
+        settings = _Rebalance(objective, time_limit, across_regions, execute, as_json)
+        if store is not None:
+            result, steps = _rebalance_store(store, settings)
+        else:
+            assert url is not None
+            result, steps = _rebalance_remote(url, token, settings)
         if as_json:
             output.emit_json(result)
             raise typer.Exit(0 if result.get("execution", {"ok": True})["ok"] else 1)
@@ -349,9 +318,92 @@ def rebalance(
             raise typer.Exit(1)
 
 
-def _execute(steps: list[PlannedStep], controller: Controller, quiet: bool) -> ExecutionReport:
+@dataclass(frozen=True, slots=True)
+class _Rebalance:
+    objective: PlacementObjective
+    time_limit: float
+    across_regions: bool
+    execute: bool
+    quiet: bool
+
+
+def _rebalance_store(store: str, how: _Rebalance) -> tuple[dict[str, Any], list[PlannedStep]]:
+    """Plan (and run) on a store this process owns for the while."""
+    path = parse_store_uri(store).path
+    if path is not None and not path.exists():
+        raise ConfigError(f"{path}: no such store", path=str(path))
+    emb = open_embedded(store, holder=Holder.current(command="tropic optimize rebalance"))
+    try:
+        controller = emb.controller.start()
+        controller.drain(60)  # queued transactions first: plan against the settled model
+        # Live migration stays within a region unless asked otherwise: one problem per region.
+        scopes: list[str | None] = [None]
+        if not how.across_regions:
+            scopes = list(controller.call(lambda: regions(controller.model)))
+        problems = [controller_problem(controller, region=r, objective=how.objective) for r in scopes]
+        result, steps = _plan(problems, how)
+        result["store"] = store
+        if how.execute:
+            result["execution"] = _execute(steps, ControllerRunner(controller), how.quiet).to_dict()
+    finally:
+        emb.close()
+    return result, steps
+
+
+def _rebalance_remote(
+    url: str, token: str | None, how: _Rebalance
+) -> tuple[dict[str, Any], list[PlannedStep]]:
+    """Plan on the model of the server at ``url`` and run the plan through its API."""
+    from tropic.service.remote import ApiRunner, fetch_model, open_client
+
+    with open_client(url, token) as client:
+        model = fetch_model(client, "/compute")
+        scopes: list[str | None] = [None] if how.across_regions else list(regions(model))
+        problems = [model_problem(model, region=r, objective=how.objective) for r in scopes]
+        result, steps = _plan(problems, how)
+        result["url"] = url
+        if how.execute:
+            result["execution"] = _execute(steps, ApiRunner(client), how.quiet).to_dict()
+    return result, steps
+
+
+def _plan(problems: list[PlacementProblem], how: _Rebalance) -> tuple[dict[str, Any], list[PlannedStep]]:
+    """Solve each problem (a region, or all together) and turn the placements into migrations."""
+    steps: list[PlannedStep] = []
+    summary = {"vms": 0, "hosts_before": 0, "hosts_after": 0, "lower_bound": 0, "migrations": 0}
+    statuses: list[str] = []
+    solve_s = 0.0
+    with _progress("rebalancing", not how.quiet) as report:
+        for problem in problems:
+            limit = SolverSettings(time_limit_s=max(0.1, how.time_limit / max(1, len(problems))))
+            placement = solve_placement(problem, limit, report)
+            steps += diff_placements(
+                problem.current,
+                placement.assignment,
+                {v.name: v for v in problem.vms},
+                {h.path: h for h in problem.hosts},
+            )
+            summary["vms"] += len(problem.vms)
+            summary["hosts_before"] += len(set(problem.current.values()))
+            summary["hosts_after"] += placement.hosts_used
+            summary["lower_bound"] += placement.lower_bound
+            summary["migrations"] += placement.migrations
+            statuses.append(placement.status.value)
+            solve_s += placement.solve_s
+    status = "optimal" if all(s == "optimal" for s in statuses) else "feasible"
+    result: dict[str, Any] = {
+        "regions": "all together" if how.across_regions else "each on its own",
+        **summary,
+        "status": status,
+        "solve_s": round(solve_s, 3),
+        "plan": [s.to_dict() for s in steps],
+    }
+    return result, steps
+
+
+def _execute(steps: list[PlannedStep], runner: StepRunner, quiet: bool) -> ExecutionReport:
     if quiet or not steps:
-        return execute_plan(steps, ControllerRunner(controller))
+        return execute_plan(steps, runner)
     with Progress(
         TextColumn("executing"), BarColumn(), MofNCompleteColumn(), console=output.err_console
     ) as bar:
@@ -362,4 +414,4 @@ def _execute(steps: list[PlannedStep], controller: Controller, quiet: bool) -> E
             if not outcome.committed:
                 output.err_console.print(f"[red]{outcome.state}[/] {outcome.step}: {outcome.error}")
 
-        return execute_plan(steps, ControllerRunner(controller), on_step=tick)
+        return execute_plan(steps, runner, on_step=tick)

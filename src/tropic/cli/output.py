@@ -51,7 +51,10 @@ def fail(error: TropicError | str, *, code: int = ExitCode.BAD_INPUT) -> NoRetur
     path = error.path if isinstance(error, TropicError) else None
     where = f" [{path}]" if path and path not in message else ""
     # A Text, not markup: a message may hold brackets (a list, a path) that rich would take for tags.
-    err_console.print(Text.assemble(("error:", "bold red"), f" {message}{where}"), highlight=False)
+    # soft_wrap: one line however long (a script reads it whole; rich would wrap it at 80 columns).
+    err_console.print(
+        Text.assemble(("error:", "bold red"), f" {message}{where}"), highlight=False, soft_wrap=True
+    )
     raise SystemExit(int(code))
 
 

@@ -21,24 +21,30 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tropic.drivers.base import Driver
 from tropic.errors import ConfigError
+from tropic.store.owner import Holder
 
 KNOWN = "sim://[PATH][?seed=N&latency=SECONDS], libvirt+<libvirt URI> (e.g. libvirt+test:///default)"
 
 
 def open_driver(
-    uri: str, *, default_state: str | os.PathLike[str] | None = None, shared: bool = False
+    uri: str,
+    *,
+    default_state: str | os.PathLike[str] | None = None,
+    shared: bool = False,
+    holder: Holder | None = None,
 ) -> Driver:
     """The driver a URI names; :class:`~tropic.errors.ConfigError` for an unknown or malformed URI.
 
     ``default_state``: the devices file of a ``sim://`` URI that names none (an embedded store's own).
     ``shared``: the devices must be reachable from several processes (distributed mode): a ``sim`` URI must
-    name its file, and the sim opens it for concurrent use."""
+    name its file, and the sim opens it for concurrent use. ``holder``: who this process is, for a sim file
+    it owns (see :mod:`tropic.store.owner`)."""
     if not isinstance(uri, str) or not uri.strip():
         raise ConfigError(f"empty driver URI; expected one of: {KNOWN}")
     uri = uri.strip()
     scheme = uri.split(":", 1)[0] if ":" in uri else uri
     if scheme == "sim":
-        return _sim(parse_sim_uri(uri), default_state=default_state, shared=shared)
+        return _sim(parse_sim_uri(uri), default_state=default_state, shared=shared, holder=holder)
     if scheme.startswith("libvirt+") and len(scheme) > len("libvirt+"):
         return _libvirt(uri)
     if scheme == "libvirt":
@@ -105,7 +111,11 @@ def parse_sim_uri(uri: str) -> SimURI:
 
 
 def _sim(
-    spec: SimURI, *, default_state: str | os.PathLike[str] | None = None, shared: bool = False
+    spec: SimURI,
+    *,
+    default_state: str | os.PathLike[str] | None = None,
+    shared: bool = False,
+    holder: Holder | None = None,
 ) -> Driver:
     state = spec.state or (Path(default_state) if default_state is not None else None)
     if shared:
@@ -119,7 +129,7 @@ def _sim(
         return SharedSimDriver(spec.state, seed=spec.seed, latency=spec.latency)
     from tropic.drivers.sim import SimDriver
 
-    return SimDriver(seed=spec.seed, latency=spec.latency, state_file=state)
+    return SimDriver(seed=spec.seed, latency=spec.latency, state_file=state, holder=holder)
 
 
 def _libvirt(uri: str) -> Driver:

@@ -4,109 +4,39 @@ Its state is independent of the logical model (tests compare the two to prove co
 of orphans). Faults are deterministic under a seed: whether a step fails depends only on the seed and the
 step's identity (transaction, index, forward/undo), not on thread timing. Out-of-band events change the
 devices behind the controller's back (a VM crashes, a host reboots, an admin deletes a volume, a device
-stops answering) so drift detection, reload, repair and deadlines can be tested.
+stops answering) so drift detection, reload, repair and deadlines can be tested (the rules and events:
+:mod:`tropic.drivers.sim_faults`).
+
+A sim with a file has one owner, like a store: the process that opens it holds its OS lock
+(:mod:`tropic.store.owner`) until :meth:`SimDriver.close`, and another process opening it is refused with
+:class:`~tropic.errors.StoreInUse`. Distributed-mode devices (:mod:`tropic.drivers.sim_shared`) share the
+lock among themselves. :func:`read_devices` reads a live file without writing it.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tropic.drivers.base import Args, Driver, Step, covers
+from tropic.drivers.sim_faults import Fault, Hang, uniform
 from tropic.errors import CorruptStore, DeviceFault, DeviceTimeout, DriverError
-from tropic.model import Inventory, Value
-
-
-@dataclass(slots=True)
-class Fault:
-    """A fault-injection rule. A step matches when its action, direction and argument subset match."""
-
-    action: str | None = None  # None: any action
-    probability: float = 1.0
-    nth: int | None = None  # fail only the nth matching call (1-based)
-    undo: bool = False  # match undo steps (True) or forward steps (False)
-    match: Mapping[str, Value] = field(default_factory=dict)
-    path: str | None = None  # match steps on this resource path only
-    times: int | None = None  # fire at most this many times
-    after: bool = False  # apply the effect first, then fail ("did it happen?")
-    message: str = "injected device fault"
-    calls: int = 0
-    fired: int = 0
-
-    def matches(self, step: Step) -> bool:
-        if self.action is not None and step.action != self.action:
-            return False
-        if step.undo != self.undo:
-            return False
-        if self.path is not None and step.path != self.path:
-            return False
-        return all(step.args.get(k) == v for k, v in self.match.items())
-
-    @staticmethod
-    def from_dict(d: Mapping[str, Any]) -> Fault:
-        allowed = {"action", "probability", "nth", "undo", "match", "path", "times", "after", "message"}
-        unknown = set(d) - allowed
-        if unknown:
-            raise DriverError(f"unknown fault field(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
-        return Fault(**{k: v for k, v in d.items()})
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("calls")
-        d.pop("fired")
-        d["match"] = dict(self.match)
-        return d
-
-
-@dataclass(slots=True, eq=False)
-class Hang:
-    """An out-of-band hang: matching calls block until :meth:`SimDriver.release` or until ``timeout``
-    seconds pass, when the device gives up and fails the call (:class:`~tropic.errors.DeviceTimeout`).
-
-    A step matches when its resource is at or below ``path`` (and its action is ``action``, when given);
-    with ``action`` None, reads of a device at or above ``path`` (``reload``, ``probe``) hang too.
-    """
-
-    path: str
-    action: str | None = None
-    undo: bool | None = None  # match undo steps (True), forward steps (False), or both (None)
-    times: int | None = None  # hang at most this many calls (None: every call until released)
-    effect: bool = False  # apply the step's effect before hanging: the work is done, the answer is lost
-    timeout: float = 30.0
-    entered: threading.Event = field(default_factory=threading.Event)  # a call is hanging (tests wait)
-    released: threading.Event = field(default_factory=threading.Event)
-    proceed: bool = True  # released calls go on (True) or fail without effect (False)
-    hung: int = 0  # calls that hung so far
-
-    def matches_step(self, step: Step) -> bool:
-        if self.action is not None and step.action != self.action:
-            return False
-        if self.undo is not None and step.undo != self.undo:
-            return False
-        return covers(self.path, step.path)
-
-    def matches_read(self, path: str) -> bool:
-        return self.action is None and (covers(path, self.path) or covers(self.path, path))
-
-
-def _uniform(seed: int, step: Step) -> float:
-    key = f"{seed}:{step.txn}:{step.index}:{int(step.undo)}:{step.action}".encode()
-    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") / 2**64
+from tropic.model import Inventory
+from tropic.store.owner import Holder, OwnerLock, acquire
 
 
 class SimDriver(Driver):
     """A simulated datacenter: hosts with VMs, configs and imported volumes; SANs; routers."""
 
     name = "sim"
+    shared_file = False  # several processes act on the devices file at once (distributed mode)
 
     def __init__(
         self,
@@ -115,7 +45,10 @@ class SimDriver(Driver):
         latency: float | Mapping[str, float] = 0.0,
         faults: list[Fault] | None = None,
         state_file: str | os.PathLike[str] | None = None,
+        holder: Holder | None = None,
     ) -> None:
+        """``state_file``: keep the devices in that file, owned by this process until :meth:`close`
+        (``holder`` says who it is to any process refused meanwhile)."""
         self.seed = seed
         self.latency = latency
         self.faults: list[Fault] = list(faults or [])
@@ -133,8 +66,9 @@ class SimDriver(Driver):
         self._saved: dict[str, str] = {}
         self.applied: dict[tuple[int, int, bool], int] = {}  # effective applications of each step
         self._db: sqlite3.Connection | None = None
+        self._owner: OwnerLock | None = None
         if state_file is not None:
-            self._open(Path(state_file))
+            self._open(Path(state_file), holder)
 
     # --- provisioning and inspection -----------------------------------------------------------------
     def load(self, inventory: Inventory) -> None:
@@ -289,10 +223,26 @@ class SimDriver(Driver):
             raise DeviceTimeout(f"sim: {what} hung and was aborted", path=path)
 
     # --- durability ------------------------------------------------------------------------------------
-    def _open(self, path: Path) -> None:
-        existed = path.exists()
+    def _open(self, path: Path, holder: Holder | None = None) -> None:
+        if path.is_dir():
+            raise CorruptStore(f"{path} is a directory, not a sim device file", path=str(path))
+        # The devices' owner first (a refused opener reads nothing and changes nothing), then the file.
+        owner = acquire(path, holder, what="sim devices", shared=self.shared_file, announce=False)
         try:
-            if existed:
+            db = self._connect(path)
+            owner.announce()
+        except BaseException:
+            owner.release()
+            raise
+        self._owner = owner
+        self._db = db
+        self._read(db)
+
+    @staticmethod
+    def _connect(path: Path) -> sqlite3.Connection:
+        """The devices file, made if new (an empty file is new); a foreign file is refused untouched."""
+        try:
+            if path.exists() and path.stat().st_size > 0:
                 ro = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
                 try:
                     tables = {r[0] for r in ro.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -313,7 +263,10 @@ class SimDriver(Driver):
             )
         except sqlite3.DatabaseError as e:
             raise CorruptStore(f"{path} is not a sim device file: {e}", path=str(path)) from None
-        self._db = db
+        return db
+
+    def _read(self, db: sqlite3.Connection) -> None:
+        """Load every device, step count and fault rule the file holds."""
         for key, kind, value in db.execute("SELECT key, kind, value FROM sim_objects"):
             self._install(key, kind, value)
         for txn, idx, undo, n in db.execute("SELECT txn, idx, undo, n FROM sim_applied"):
@@ -391,9 +344,13 @@ class SimDriver(Driver):
         return sorted(k for k, n in self.applied.items() if n > 1 and not k[2])
 
     def close(self) -> None:
+        """Close the devices file and give up its ownership."""
         if self._db is not None:
             self._db.close()
             self._db = None
+        if self._owner is not None:
+            self._owner.release()
+            self._owner = None
 
     # --- execution -------------------------------------------------------------------------------------
     def _delay(self, action: str) -> float:
@@ -417,7 +374,7 @@ class SimDriver(Driver):
                 if f.nth is not None:
                     hit = f.calls == f.nth
                 else:
-                    hit = f.probability >= 1.0 or _uniform(self.seed, step) < f.probability
+                    hit = f.probability >= 1.0 or uniform(self.seed, step) < f.probability
                 if hit:
                     f.fired += 1
                     return f
@@ -588,3 +545,27 @@ class SimDriver(Driver):
         if self._db is not None:
             self._dirty.add(router)
         r["next_hop"] = args["next_hop"]
+
+
+def read_devices(path: str | os.PathLike[str]) -> SimDriver:
+    """The devices a sim file holds, read without writing it and without its lock (its owner goes on
+    meanwhile): one read transaction on a ``mode=ro`` connection, so they are of one instant. The copy
+    has no file: it is for inspection (``inventory``, ``duplicates``), and nothing done to it is saved."""
+    where = Path(path)
+    sim = SimDriver()
+    try:
+        db = sqlite3.connect(f"{where.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+        try:
+            db.execute("BEGIN")
+            try:
+                sim._read(db)
+            finally:
+                db.execute("COMMIT")
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as e:
+        raise CorruptStore(f"{where} is not a readable sim device file: {e}", path=str(where)) from None
+    return sim
+
+
+__all__ = ["Fault", "Hang", "SimDriver", "read_devices"]

@@ -36,6 +36,7 @@ class SharedSimDriver(SimDriver):
     """``sim:///path/devices.db`` opened by several processes at once (see the module docstring)."""
 
     name = "sim"
+    shared_file = True  # its lock is taken shared: an embedded owner of the file is refused, and refuses it
 
     def __init__(
         self,

@@ -1,24 +1,35 @@
-"""A long-running random workload against an embedded store, resumable after SIGKILL at any instant.
+"""A long-running random workload, on an embedded store or through a running server.
 
-Request ``i`` of a workload is generated from ``(seed, i)`` and recorded in its transaction's
-``submitter`` field, so a restarted run knows exactly which requests reached the store and continues with
-the next one: nothing is lost and nothing is submitted twice.
+**On a store** (:func:`run_workload`) this process owns the store for the run, and the run is resumable
+after SIGKILL at any instant: request ``i`` is generated from ``(seed, i)`` and recorded in its
+transaction's ``submitter`` field, so a restarted run knows exactly which requests reached the store and
+continues with the next one: nothing is lost and nothing is submitted twice.
+
+**Through a server** (:func:`run_remote_workload`), for a store a server owns: the requests go through
+its API and the run waits until each is final. Each submission carries one idempotency key, so a retried
+HTTP call never makes a second transaction; but the server records the token's name as submitter, so an
+interrupted run is not resumed: run again, it submits a new workload. The devices' latency and faults are
+the server's own.
 """
 
 from __future__ import annotations
 
 import random
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tropic.drivers.sim import Fault, SimDriver
-from tropic.errors import ConfigError
-from tropic.model import VM, Host
+from tropic.errors import TropicError
+from tropic.model import VM, Host, Model
 from tropic.model.generate import DatacenterSpec, build_datacenter
 from tropic.service.embedded import open_embedded
-from tropic.store.registry import parse_store_uri
-from tropic.txn import FINAL, Controller, Transaction
+from tropic.store.owner import Holder
+from tropic.txn import FINAL, Transaction
+
+if TYPE_CHECKING:
+    from tropic.api.client import Client
 
 PREFIX = "workload/"
 
@@ -57,18 +68,23 @@ def request_index(t: Transaction) -> int | None:
         return None
 
 
-def make_request(c: Controller, seed: int, i: int) -> tuple[str, dict[str, Any]] | None:
-    """Request ``i``: a spawn, stop, start, migrate, resize, destroy or a constraint-violating spawn."""
+Fleet = tuple[list[str], list[str]]  # host paths, VM paths
+
+
+def fleet(model: Model) -> Fleet:
+    """The hosts and VMs a request picks from, in path order."""
+    nodes = model.nodes
+    return (
+        sorted(p for p, n in nodes.items() if n.kind == Host.kind),
+        sorted(p for p, n in nodes.items() if n.kind == VM.kind),
+    )
+
+
+def make_request(current: Fleet, seed: int, i: int, *, run: str = "") -> tuple[str, dict[str, Any]] | None:
+    """Request ``i``: a spawn, stop, start, migrate, resize, destroy or a constraint-violating spawn.
+    A spawned VM is named ``w<i>`` (``w<i>-<run>`` when ``run`` tells runs on one model apart)."""
     rng = random.Random(f"{seed}:{i}")
-
-    def snapshot() -> tuple[list[str], list[str]]:
-        nodes = c.model.nodes
-        return (
-            sorted(p for p, n in nodes.items() if n.kind == Host.kind),
-            sorted(p for p, n in nodes.items() if n.kind == VM.kind),
-        )
-
-    hosts, vms = c.call(snapshot)
+    hosts, vms = current
     kind = rng.choices(
         ["spawn", "stop", "start", "migrate", "destroy", "resize", "huge"], [40, 10, 10, 15, 15, 5, 5]
     )[0]
@@ -78,7 +94,7 @@ def make_request(c: Controller, seed: int, i: int) -> tuple[str, dict[str, Any]]
         memory = 10**6 if kind == "huge" else rng.choice([1024, 2048, 4096])
         return "spawn_vm", {
             "host": host,
-            "name": f"w{i}",
+            "name": f"w{i}-{run}" if run else f"w{i}",
             "image": f"/storage/{region}/san-1/img-ubuntu",
             "vcpus": rng.choice([1, 2]),
             "memory_mib": memory,
@@ -98,8 +114,10 @@ def make_request(c: Controller, seed: int, i: int) -> tuple[str, dict[str, Any]]
 
 
 def run_workload(store: str, spec: WorkloadSpec, progress: Progress | None = None) -> dict[str, Any]:
-    """Submit requests ``next..spec.txns-1`` (``next`` read from the store) and run them all to the end."""
-    emb = open_embedded(store, initial=datacenter, faults=faults_for(spec))
+    """Submit requests ``next..spec.txns-1`` (``next`` read from the store) and run them all to the end.
+    This process owns the store meanwhile: :class:`~tropic.errors.StoreInUse` if another one does."""
+    holder = Holder.current(command="tropic run-workload")
+    emb = open_embedded(store, initial=datacenter, faults=faults_for(spec), holder=holder)
     if isinstance(emb.driver, SimDriver):
         emb.driver.latency = spec.latency
     c = emb.controller
@@ -113,7 +131,7 @@ def run_workload(store: str, spec: WorkloadSpec, progress: Progress | None = Non
             if len(outstanding) >= spec.window:
                 c.wait(outstanding[0], 120)
                 continue
-            req = make_request(c, spec.seed, i)
+            req = make_request(c.call(lambda: fleet(c.model)), spec.seed, i)
             if req is not None:
                 outstanding.append(c.submit(req[0], req[1], submitter=f"{PREFIX}{spec.seed}/{i}"))
             i += 1
@@ -121,47 +139,44 @@ def run_workload(store: str, spec: WorkloadSpec, progress: Progress | None = Non
                 progress(i, spec.txns)
         c.drain(600)
     finally:
-        c.stop()
-        emb.store.close()
-        emb.driver.close()
+        emb.close()
     return {"submitted_now": max(0, spec.txns - done_before - 1), "resumed_from": done_before + 1}
 
 
-def check_store(store: str) -> dict[str, Any]:
-    """Recover the store (finishing whatever was queued or executing) and report its health."""
-    path = parse_store_uri(store).path
-    if path is not None and not path.exists():
-        raise ConfigError(f"no tropic store at {path}", path=str(path))
-    emb = open_embedded(store, initial=datacenter)
-    c = emb.controller
-    c.start()
-    try:
-        c.drain(600)
-        report = c.check()
-        txns = c.transactions()
-        by_request: dict[int, int] = {}
-        for t in txns:
-            idx = request_index(t)
-            if idx is not None:
-                by_request[idx] = by_request.get(idx, 0) + 1
-        duplicate_requests = sum(1 for n in by_request.values() if n > 1)
-        duplicate_steps = emb.driver.duplicates() if isinstance(emb.driver, SimDriver) else []
-        out: dict[str, Any] = {
-            "submitted": len(txns),
-            "by_state": c.states(),
-            "in_flight": sum(1 for t in txns if t.state not in FINAL),
-            "duplicates": duplicate_requests + len(duplicate_steps),
-            "consistent": bool(report["consistent"]) and not report["orphans"],
-            "violations": len(report["violations"]),
-            "orphans": report["orphans"],
-            "differences": report["differences"],
-            "fenced": report["fenced"],
-            "failed": [{"id": t.id, "left_behind": t.left_behind} for t in txns if t.state.value == "FAILED"],
-            "requests": len(by_request),
-            "missing_requests": sorted(set(range(max(by_request, default=-1) + 1)) - set(by_request))[:20],
-        }
-    finally:
-        c.stop()
-        emb.store.close()
-        emb.driver.close()
-    return out
+def run_remote_workload(
+    client: Client, spec: WorkloadSpec, progress: Progress | None = None, *, timeout_s: float = 600.0
+) -> dict[str, Any]:
+    """Submit requests ``0..spec.txns-1`` through a server's API, at most ``spec.window`` not final at
+    once, and wait until all are final (see the module docstring for what is guaranteed)."""
+    from tropic.service.remote import fetch_model  # httpx loads only when a server is used
+
+    run = secrets.token_hex(3)  # VMs of two runs on one server never share a name
+    outstanding: list[int] = []
+    by_state: dict[str, int] = {}
+
+    def settle(txn_id: int) -> None:
+        try:
+            state = str(client.wait(txn_id, timeout=timeout_s)["state"])
+        except TimeoutError:
+            raise TropicError(
+                f"transaction {txn_id} is not final after {timeout_s:g} s; the server goes on with it"
+            ) from None
+        by_state[state] = by_state.get(state, 0) + 1
+
+    for i in range(spec.txns):
+        while len(outstanding) >= spec.window:
+            settle(outstanding.pop(0))
+        req = make_request(fleet(fetch_model(client, "/compute")), spec.seed, i, run=run)
+        if req is not None:
+            outstanding.append(int(client.submit(req[0], req[1])["id"]))
+        if progress is not None:
+            progress(i + 1, spec.txns)
+    for txn_id in outstanding:
+        settle(txn_id)
+    return {
+        "submitted_now": spec.txns,
+        "resumed_from": 0,
+        "by_state": by_state,
+        "url": client.url,
+        "run": run,
+    }

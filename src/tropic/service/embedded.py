@@ -3,6 +3,11 @@
 The store comes from :mod:`tropic.store.registry`, the driver from :mod:`tropic.drivers.registry`; a
 ``sim://`` driver without a file keeps its devices beside the store (``store.db.devices``). A new store is
 initialised with a model (a generated datacenter by default) and the devices are provisioned to match it.
+
+The process that opens an embedded controller owns its store and devices until :meth:`Embedded.close`
+(:mod:`tropic.store.owner`): any other process opening them is refused with
+:class:`~tropic.errors.StoreInUse` naming this one, so it acts through this one's API or not at all.
+A ``zk://`` store is refused here: it belongs to its elected leader (:mod:`tropic.cluster`).
 """
 
 from __future__ import annotations
@@ -13,9 +18,11 @@ from dataclasses import dataclass
 from tropic.drivers.base import Driver
 from tropic.drivers.registry import open_driver
 from tropic.drivers.sim import Fault, SimDriver
+from tropic.errors import ConfigError
 from tropic.model import Model, project
 from tropic.model.generate import DatacenterSpec, build_datacenter
 from tropic.store.base import Store
+from tropic.store.owner import Holder
 from tropic.store.registry import open_store, parse_store_uri
 from tropic.txn.controller import Controller
 
@@ -30,10 +37,11 @@ class Embedded:
     created: bool
 
     def close(self) -> None:
-        """Stop the controller (if started) and release the store and the devices."""
+        """Stop the controller (if started) and release the devices, then the store: the store's lock
+        goes last, so a process that gets it next also finds the devices free."""
         self.controller.stop()
-        self.store.close()
         self.driver.close()
+        self.store.close()
 
 
 def default_datacenter() -> Model:
@@ -48,13 +56,22 @@ def open_embedded(
     initial: Callable[[], Model] | None = None,
     faults: list[Fault] | None = None,
     workers: int = 8,
+    holder: Holder | None = None,
 ) -> Embedded:
     """Open (or create) an embedded controller, not started. A new store is initialised with ``initial()``
-    (a generated datacenter by default) and the devices are provisioned to match it."""
+    (a generated datacenter by default) and the devices are provisioned to match it.
+
+    This process owns the store from here on; ``holder`` describes it (default: its pid and command) to
+    any process refused meanwhile (:class:`~tropic.errors.StoreInUse`), e.g. a server with its URL."""
     spec = parse_store_uri(store)
-    st = open_store(spec)
+    if spec.scheme == "zk":
+        raise ConfigError(
+            f"{spec.uri} is a distributed store: it is written only by its elected leader; "
+            "act through the leader's API (--url)"
+        )
+    st = open_store(spec, holder=holder)
     try:
-        drv = open_driver(driver or "sim://", default_state=spec.devices)
+        drv = open_driver(driver or "sim://", default_state=spec.devices, holder=holder)
     except BaseException:
         st.close()
         raise
@@ -73,7 +90,7 @@ def open_embedded(
         else:
             c = Controller.open(st, drv, workers=workers)
     except BaseException:
-        st.close()
         drv.close()
+        st.close()
         raise
     return Embedded(c, drv, st, fresh)

@@ -32,6 +32,7 @@ from tropic.drivers.base import Driver
 from tropic.errors import ConfigError, TropicError
 from tropic.reconcile import Policies, Reconciler
 from tropic.service.embedded import DEFAULT_STORE, Embedded, default_datacenter, open_embedded
+from tropic.store.owner import Holder
 from tropic.store.registry import StoreURI, parse_store_uri
 
 if TYPE_CHECKING:
@@ -153,7 +154,10 @@ class EmbeddedService(Service):
         super().__init__(config)
         from tropic.api.app import create_app
 
-        self.embedded: Embedded = open_embedded(config.store, config.driver)
+        # The store names this server (and where its API is) to any process it refuses.
+        url = config.url if config.port else None  # port 0: the port is known only once bound
+        holder = Holder.current(command="tropic serve", url=url)
+        self.embedded: Embedded = open_embedded(config.store, config.driver, holder=holder)
         try:
             self.controller = self.embedded.controller.start()
             self.reconciler = Reconciler(

@@ -5,6 +5,8 @@
 * ``zk://host:port[,host:port...]/chroot``: the distributed store on a ZooKeeper ensemble.
 
 An embedded store and its simulated devices live side by side: ``store.db`` and ``store.db.devices``.
+Opening an embedded store makes this process its one owner until it is closed (:mod:`tropic.store.owner`):
+another process opening it is refused with :class:`~tropic.errors.StoreInUse` naming this one.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Literal
 
 from tropic.errors import ConfigError
 from tropic.store.base import MemoryStore, Store
+from tropic.store.owner import Holder
 
 Scheme = Literal["sqlite", "memory", "zk"]
 EXPECTED = "sqlite:///PATH (or a plain path), zk://HOST:PORT[,...]/CHROOT or memory://"
@@ -57,8 +60,9 @@ def parse_store_uri(uri: str) -> StoreURI:
     return StoreURI(f"sqlite:///{uri}", "sqlite", Path(uri))
 
 
-def open_store(uri: str | StoreURI) -> Store:
-    """Open the store a URI names (a ZooKeeper store with its own client)."""
+def open_store(uri: str | StoreURI, *, holder: Holder | None = None) -> Store:
+    """Open the store a URI names (a ZooKeeper store with its own client). An embedded store is owned by
+    this process until closed; ``holder`` says who it is (e.g. a server and its URL) to anyone refused."""
     spec = uri if isinstance(uri, StoreURI) else parse_store_uri(uri)
     if spec.scheme == "memory":
         return MemoryStore()
@@ -69,4 +73,4 @@ def open_store(uri: str | StoreURI) -> Store:
     from tropic.store.sqlite import SQLiteStore
 
     assert spec.path is not None
-    return SQLiteStore(spec.path)
+    return SQLiteStore(spec.path, holder=holder)

@@ -7,6 +7,11 @@ records in SUBMITTED or DEFERRED state, in id order.
 
 A file that is not a tropic store (another SQLite database, or not SQLite at all) is refused with
 :class:`~tropic.errors.CorruptStore` and never modified: it is inspected read-only first.
+
+One process at a time opens a store for writing: :class:`SQLiteStore` holds the store's OS lock
+(:mod:`tropic.store.owner`) from open to close, and a second process is refused with
+:class:`~tropic.errors.StoreInUse` naming the holder. :func:`read_snapshot` reads a live store without
+writing and without the lock, from one consistent SQLite read transaction.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from tropic.errors import CorruptStore, StoreError
 from tropic.model import Delta, Model, Node, Schema, parent_of
 from tropic.records.record import Transaction
 from tropic.store.base import Restored, Store
+from tropic.store.owner import Holder, OwnerLock, acquire
 
 FORMAT = "tropic-store"
 VERSION = 1
@@ -96,6 +102,8 @@ def _validate(path: Path) -> bool:
         return False
     if path.is_dir():
         raise CorruptStore(f"{path} is a directory, not a tropic store", path=str(path))
+    if path.stat().st_size == 0:
+        return False  # created, then stopped before SQLite wrote anything (see SQLiteStore): a new store
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
@@ -127,27 +135,32 @@ class SQLiteStore(Store):
 
     pipelined = True
 
-    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL") -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, synchronous: str = "FULL", holder: Holder | None = None
+    ) -> None:
+        """Open (or create) the store and become its owner for as long as it is open; ``holder`` says who
+        this process is (default: its pid and command) to any other process refused meanwhile."""
         self.path = Path(path)
         self.uri = f"sqlite:///{self.path}"
-        self.existed = _validate(self.path)
+        if self.path.is_dir():
+            raise CorruptStore(f"{self.path} is a directory, not a tropic store", path=str(self.path))
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute(f"PRAGMA synchronous={synchronous}")
-            self._conn.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
-            self._conn.execute(f"PRAGMA journal_size_limit={AUTOCHECKPOINT_PAGES * 4096}")
-            self._conn.executescript(SCHEMA)
-            if not self.existed:
-                self._conn.execute("BEGIN")
-                self._conn.executemany(
-                    "INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                    [("format", FORMAT), ("version", str(VERSION))],
-                )
-                self._conn.execute("COMMIT")
-        except sqlite3.Error as e:
-            raise StoreError(f"cannot open store {self.path}: {e}", path=str(self.path)) from None
+        except OSError as e:
+            raise StoreError(
+                f"cannot create store {self.path}: cannot make its folder ({e.strerror or e})",
+                path=str(self.path),
+            ) from None
+        # Lock first: a refused opener has read nothing of a live store and changed nothing. A foreign
+        # file is only looked at (read-only) and gets no holder file beside it.
+        self._owner: OwnerLock | None = acquire(self.path, holder, what="store", announce=False)
+        try:
+            self.existed = _validate(self.path)
+            self._owner.announce()
+            self._conn = self._connect(synchronous)
+        except BaseException:
+            self._owner.release()
+            raise
         self._txns: dict[int, Transaction] = {}
         self._nodes: list[tuple[str, Node | None]] = []
         self._fences: dict[str, int | None] = {}
@@ -156,36 +169,31 @@ class SQLiteStore(Store):
         self._write_lock = threading.Lock()
         self._checkpointer: _Checkpointer | None = _Checkpointer(self.path)
 
+    def _connect(self, synchronous: str) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={synchronous}")
+            conn.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
+            conn.execute(f"PRAGMA journal_size_limit={AUTOCHECKPOINT_PAGES * 4096}")
+            conn.executescript(SCHEMA)
+            if not self.existed:
+                conn.execute("BEGIN")
+                conn.executemany(
+                    "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                    [("format", FORMAT), ("version", str(VERSION))],
+                )
+                conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot open store {self.path}: {e}", path=str(self.path)) from None
+        return conn
+
     # --- reading -----------------------------------------------------------------------------------
     def restore(self, schema: Schema) -> Restored | None:
-        conn = self._conn
-        if not self.has_model():
-            return None
-        model = Model(schema)
-        nodes = model.nodes
-        kids = model.kids
-        loads = orjson.loads
-        for path, kind, attrs in conn.execute("SELECT path, kind, attrs FROM nodes"):
-            nodes[path] = Node(kind, loads(attrs))
-            if path != "/":
-                parent = parent_of(path)
-                s = kids.get(parent)
-                if s is None:
-                    kids[parent] = s = set()
-                s.add(path.rsplit("/", 1)[1])
-        txns = []
-        for rec, actions, delta in conn.execute("SELECT record, actions, delta FROM txns ORDER BY id"):
-            d = loads(rec)
-            if actions is not None:
-                d["actions"] = loads(actions)
-            if delta is not None:
-                d["delta"] = loads(delta)
-            txns.append(Transaction.from_dict(d))
-        fenced = {p: int(t) for p, t in conn.execute("SELECT path, txn FROM fences")}
-        return Restored(model, txns, fenced)
+        return _read(self._conn, schema)
 
     def has_model(self) -> bool:
-        return self._conn.execute("SELECT 1 FROM meta WHERE key='model'").fetchone() is not None
+        return _has_model(self._conn)
 
     def count_by_state(self) -> dict[str, int]:
         return dict(self._conn.execute("SELECT state, COUNT(*) FROM txns GROUP BY state").fetchall())
@@ -285,11 +293,68 @@ class SQLiteStore(Store):
         )
 
     def close(self) -> None:
+        """Close the store and give up its ownership (another process may open it from then on)."""
         if self._checkpointer is not None:
             self._checkpointer.close()
             self._checkpointer = None
         with contextlib.suppress(sqlite3.Error):
             self._conn.close()
+        if self._owner is not None:
+            self._owner.release()
+            self._owner = None
+
+
+def _has_model(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM meta WHERE key='model'").fetchone() is not None
+
+
+def _read(conn: sqlite3.Connection, schema: Schema) -> Restored | None:
+    """The model, every record and the fences (None for a store without a model yet)."""
+    if not _has_model(conn):
+        return None
+    model = Model(schema)
+    nodes = model.nodes
+    kids = model.kids
+    loads = orjson.loads
+    for path, kind, attrs in conn.execute("SELECT path, kind, attrs FROM nodes"):
+        nodes[path] = Node(kind, loads(attrs))
+        if path != "/":
+            parent = parent_of(path)
+            s = kids.get(parent)
+            if s is None:
+                kids[parent] = s = set()
+            s.add(path.rsplit("/", 1)[1])
+    txns = []
+    for rec, actions, delta in conn.execute("SELECT record, actions, delta FROM txns ORDER BY id"):
+        d = loads(rec)
+        if actions is not None:
+            d["actions"] = loads(actions)
+        if delta is not None:
+            d["delta"] = loads(delta)
+        txns.append(Transaction.from_dict(d))
+    fenced = {p: int(t) for p, t in conn.execute("SELECT path, txn FROM fences")}
+    return Restored(model, txns, fenced)
+
+
+def read_snapshot(path: str | os.PathLike[str], schema: Schema) -> Restored | None:
+    """What a store holds, read without writing anything and without its lock (a live store's owner
+    goes on meanwhile): one SQLite read transaction on a ``mode=ro`` connection, so the model, the records
+    and the fences are of one instant (WAL readers see the last commit before they began)."""
+    where = Path(path)
+    if not _validate(where):
+        raise StoreError(f"no tropic store at {where}", path=str(where))
+    try:
+        conn = sqlite3.connect(f"{where.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+        try:
+            conn.execute("BEGIN")
+            try:
+                return _read(conn, schema)
+            finally:
+                conn.execute("COMMIT")
+        finally:
+            conn.close()
+    except sqlite3.Error as e:
+        raise StoreError(f"cannot read store {where}: {e}", path=str(where)) from None
 
 
 UPSERT = """
