@@ -15,9 +15,9 @@ import time
 
 from tropic.drivers.sim import SimDriver
 from tropic.model import STANDARD, project
+from tropic.owner import Holder
 from tropic.records.record import Transaction
 from tropic.scenario.workload import datacenter
-from tropic.store.owner import Holder
 from tropic.store.registry import parse_store_uri
 from tropic.store.sqlite import SQLiteStore, read_snapshot
 from tropic.txn import Controller

@@ -20,8 +20,8 @@ from tropic.drivers.sim import SimDriver, read_devices
 from tropic.drivers.sim_shared import SharedSimDriver
 from tropic.errors import ConfigError, CorruptStore, StoreError, StoreInUse
 from tropic.model import STANDARD
+from tropic.owner import Holder, holder_file
 from tropic.service.embedded import open_embedded
-from tropic.store.owner import Holder, holder_file
 from tropic.store.sqlite import SQLiteStore, read_snapshot
 
 TROPIC = [sys.executable, "-m", "tropic.cli"]

@@ -14,10 +14,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from tropic.cli import output
 from tropic.cli.target import Token, Url, exactly_one
 from tropic.errors import InvalidArguments
+from tropic.owner import Holder
 from tropic.scenario.check import check_store
 from tropic.scenario.workload import Progress as Tick
 from tropic.scenario.workload import WorkloadSpec, run_remote_workload, run_workload
-from tropic.store.owner import Holder
 
 
 def run_workload_cmd(

@@ -51,8 +51,8 @@ from tropic.optimize.placement import PlacementProblem
 from tropic.optimize.placement_solve import STRATEGIES
 from tropic.optimize.plan import PlannedStep
 from tropic.optimize.workloads import AZURE_TRACE_DIR, HOST_MEMORY_MIB, HOST_VCPUS, TENANT_MAX_PER_HOST
+from tropic.owner import Holder
 from tropic.service.embedded import open_embedded
-from tropic.store.owner import Holder
 from tropic.store.registry import parse_store_uri
 
 app = typer.Typer(

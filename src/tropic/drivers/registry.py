@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tropic.drivers.base import Driver
 from tropic.errors import ConfigError
-from tropic.store.owner import Holder
+from tropic.owner import Holder
 
 KNOWN = "sim://[PATH][?seed=N&latency=SECONDS], libvirt+<libvirt URI> (e.g. libvirt+test:///default)"
 
@@ -38,7 +38,7 @@ def open_driver(
     ``default_state``: the devices file of a ``sim://`` URI that names none (an embedded store's own).
     ``shared``: the devices must be reachable from several processes (distributed mode): a ``sim`` URI must
     name its file, and the sim opens it for concurrent use. ``holder``: who this process is, for a sim file
-    it owns (see :mod:`tropic.store.owner`)."""
+    it owns (see :mod:`tropic.owner`)."""
     if not isinstance(uri, str) or not uri.strip():
         raise ConfigError(f"empty driver URI; expected one of: {KNOWN}")
     uri = uri.strip()

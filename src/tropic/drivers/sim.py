@@ -8,7 +8,7 @@ stops answering) so drift detection, reload, repair and deadlines can be tested 
 :mod:`tropic.drivers.sim_faults`).
 
 A sim with a file has one owner, like a store: the process that opens it holds its OS lock
-(:mod:`tropic.store.owner`) until :meth:`SimDriver.close`, and another process opening it is refused with
+(:mod:`tropic.owner`) until :meth:`SimDriver.close`, and another process opening it is refused with
 :class:`~tropic.errors.StoreInUse`. Distributed-mode devices (:mod:`tropic.drivers.sim_shared`) share the
 lock among themselves. :func:`read_devices` reads a live file without writing it.
 """
@@ -29,7 +29,7 @@ from tropic.drivers.base import Args, Driver, Step, covers
 from tropic.drivers.sim_faults import Fault, Hang, uniform
 from tropic.errors import CorruptStore, DeviceFault, DeviceTimeout, DriverError
 from tropic.model import Inventory
-from tropic.store.owner import Holder, OwnerLock, acquire
+from tropic.owner import Holder, OwnerLock, acquire
 
 
 class SimDriver(Driver):

@@ -16,11 +16,11 @@ from typing import Any
 from tropic.drivers.sim import SimDriver, read_devices
 from tropic.errors import ConfigError, StoreInUse
 from tropic.model import STANDARD, audit, differences, orphans, project, without
+from tropic.owner import Holder
 from tropic.records.record import Transaction
 from tropic.records.states import FINAL, State
 from tropic.scenario.workload import datacenter, request_index
 from tropic.service.embedded import open_embedded
-from tropic.store.owner import Holder
 from tropic.store.registry import StoreURI, parse_store_uri
 from tropic.store.sqlite import read_snapshot
 

@@ -24,8 +24,8 @@ from tropic.drivers.sim import Fault, SimDriver
 from tropic.errors import TropicError
 from tropic.model import VM, Host, Model
 from tropic.model.generate import DatacenterSpec, build_datacenter
+from tropic.owner import Holder
 from tropic.service.embedded import open_embedded
-from tropic.store.owner import Holder
 from tropic.txn import FINAL, Transaction
 
 if TYPE_CHECKING:

@@ -5,7 +5,7 @@ The store comes from :mod:`tropic.store.registry`, the driver from :mod:`tropic.
 initialised with a model (a generated datacenter by default) and the devices are provisioned to match it.
 
 The process that opens an embedded controller owns its store and devices until :meth:`Embedded.close`
-(:mod:`tropic.store.owner`): any other process opening them is refused with
+(:mod:`tropic.owner`): any other process opening them is refused with
 :class:`~tropic.errors.StoreInUse` naming this one, so it acts through this one's API or not at all.
 A ``zk://`` store is refused here: it belongs to its elected leader (:mod:`tropic.cluster`).
 """
@@ -21,8 +21,8 @@ from tropic.drivers.sim import Fault, SimDriver
 from tropic.errors import ConfigError
 from tropic.model import Model, project
 from tropic.model.generate import DatacenterSpec, build_datacenter
+from tropic.owner import Holder
 from tropic.store.base import Store
-from tropic.store.owner import Holder
 from tropic.store.registry import open_store, parse_store_uri
 from tropic.txn.controller import Controller
 

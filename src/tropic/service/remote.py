@@ -1,6 +1,6 @@
 """Acting through a running server instead of on its store: what the offline commands do with ``--url``.
 
-A store has one owner (:mod:`tropic.store.owner`); while a server holds it, every other process reads the
+A store has one owner (:mod:`tropic.owner`); while a server holds it, every other process reads the
 server's model and submits its transactions through the server's API, so the server sees and orders
 everything. :func:`fetch_model` rebuilds (part of) the server's logical model from ``/v1/resources``;
 :class:`ApiRunner` runs plan steps as transactions through ``/v1/transactions``.

@@ -30,9 +30,9 @@ from tropic.api.defaults import DEFAULT_HOST, DEFAULT_PORT
 from tropic.api.server import HttpLimits
 from tropic.drivers.base import Driver
 from tropic.errors import ConfigError, TropicError
+from tropic.owner import Holder
 from tropic.reconcile import Policies, Reconciler
 from tropic.service.embedded import DEFAULT_STORE, Embedded, default_datacenter, open_embedded
-from tropic.store.owner import Holder
 from tropic.store.registry import StoreURI, parse_store_uri
 
 if TYPE_CHECKING:

@@ -5,7 +5,7 @@
 * ``zk://host:port[,host:port...]/chroot``: the distributed store on a ZooKeeper ensemble.
 
 An embedded store and its simulated devices live side by side: ``store.db`` and ``store.db.devices``.
-Opening an embedded store makes this process its one owner until it is closed (:mod:`tropic.store.owner`):
+Opening an embedded store makes this process its one owner until it is closed (:mod:`tropic.owner`):
 another process opening it is refused with :class:`~tropic.errors.StoreInUse` naming this one.
 """
 
@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Literal
 
 from tropic.errors import ConfigError
+from tropic.owner import Holder
 from tropic.store.base import MemoryStore, Store
-from tropic.store.owner import Holder
 
 Scheme = Literal["sqlite", "memory", "zk"]
 EXPECTED = "sqlite:///PATH (or a plain path), zk://HOST:PORT[,...]/CHROOT or memory://"

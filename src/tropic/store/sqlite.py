@@ -9,7 +9,7 @@ A file that is not a tropic store (another SQLite database, or not SQLite at all
 :class:`~tropic.errors.CorruptStore` and never modified: it is inspected read-only first.
 
 One process at a time opens a store for writing: :class:`SQLiteStore` holds the store's OS lock
-(:mod:`tropic.store.owner`) from open to close, and a second process is refused with
+(:mod:`tropic.owner`) from open to close, and a second process is refused with
 :class:`~tropic.errors.StoreInUse` naming the holder. :func:`read_snapshot` reads a live store without
 writing and without the lock, from one consistent SQLite read transaction.
 """
@@ -29,9 +29,9 @@ import orjson
 
 from tropic.errors import CorruptStore, StoreError
 from tropic.model import Delta, Model, Node, Schema, parent_of
+from tropic.owner import Holder, OwnerLock, acquire
 from tropic.records.record import Transaction
 from tropic.store.base import Restored, Store
-from tropic.store.owner import Holder, OwnerLock, acquire
 
 FORMAT = "tropic-store"
 VERSION = 1
