@@ -102,7 +102,7 @@ def test_idempotency_cache_is_bounded_and_scoped() -> None:
     cache = IdempotencyCache(capacity=2)
     made: list[int] = []
 
-    def create() -> int:
+    def create(binding: tuple[str, str]) -> int:
         made.append(len(made) + 1)
         return made[-1]
 
