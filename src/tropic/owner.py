@@ -208,7 +208,7 @@ def acquire(
         if fd >= 0:
             os.close(fd)
     if busy or entry is None:
-        raise _in_use(path, what)
+        raise in_use(path, what)
     lock = OwnerLock(key, entry)
     if announce:
         lock.announce()
@@ -232,7 +232,7 @@ def read_holder(target: str | os.PathLike[str], *, wait_s: float = HOLDER_WAIT_S
         time.sleep(0.05)
 
 
-def _in_use(path: Path, what: str) -> StoreInUse:
+def in_use(path: Path, what: str) -> StoreInUse:
     holder = read_holder(path)
     if holder is None:
         who = f"another process (no details in {holder_file(path)}: shared by distributed-mode workers?)"

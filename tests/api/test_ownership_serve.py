@@ -224,3 +224,22 @@ def test_run_workload_through_the_server(tmp_path: Path, env: dict[str, str], se
     neither = tropic(env, "run-workload")
     for out in (both, neither):
         assert out.returncode == 2 and "exactly one of --store" in out.stderr
+
+
+def test_a_port_in_use_is_one_clear_error_and_touches_no_store(tmp_path: Path, env: dict[str, str]) -> None:
+    """The API's address is bound before the store is opened: a taken port is exit 2 with one line naming
+    the address, and the store that would have been created does not exist."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        store = tmp_path / "new.db"
+        out = tropic(env, "serve", "--store", str(store), "--port", str(port), "--log-level", "warning")
+    assert out.returncode == 2, out
+    assert "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert f"cannot listen on 127.0.0.1:{port}: the address is already in use" in lines[0]
+    assert not store.exists() and not list(tmp_path.glob("new.db*"))

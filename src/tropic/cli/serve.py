@@ -60,7 +60,8 @@ def serve(
         str | None,
         typer.Option(
             "--store",
-            help="Store URI (sqlite:///PATH or memory://; zk://HOST:PORT[,...]/CHROOT runs a replicated "
+            help="Store URI (a path, sqlite:///RELATIVE or sqlite:////ABSOLUTE, or memory://; "
+            "zk://HOST:PORT[,...]/CHROOT runs a replicated "
             "controller, see docs/distributed.md); default: tropic.db here.",
         ),
     ] = None,

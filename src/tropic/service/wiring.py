@@ -13,8 +13,10 @@ served; :meth:`Service.run` serves until SIGTERM or SIGINT, then stops in order.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import signal
+import socket
 import ssl
 import threading
 from abc import ABC, abstractmethod
@@ -30,7 +32,7 @@ from tropic.api.defaults import DEFAULT_HOST, DEFAULT_PORT
 from tropic.api.server import HttpLimits
 from tropic.drivers.base import Driver
 from tropic.errors import ConfigError, TropicError
-from tropic.owner import Holder
+from tropic.owner import Holder, in_use, read_holder
 from tropic.reconcile import Policies, Reconciler
 from tropic.service.embedded import DEFAULT_STORE, Embedded, default_datacenter, open_embedded
 from tropic.store.registry import StoreURI, parse_store_uri
@@ -99,6 +101,35 @@ def check_tls(cert: Path | None, key: Path | None) -> None:
         raise ConfigError(f"cannot load TLS certificate {cert} with key {key}: {e}", path=str(cert)) from None
 
 
+def bind_listener(config: ServiceConfig, spec: StoreURI) -> socket.socket:
+    """Bind the API's address before anything else is opened, so a port already taken is one clear error
+    (naming the store's owner when that is a server on the same store) and no store is touched. Port 0
+    takes a free port, written back into ``config``."""
+    where = f"{config.host}:{config.port}"
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            config.host, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except (socket.gaierror, UnicodeError) as e:
+        raise ConfigError(f"cannot listen on {where}: unknown address ({e})") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as e:
+        sock.close()
+        if e.errno == errno.EADDRINUSE:
+            if spec.path is not None and spec.path.exists() and read_holder(spec.path, wait_s=0):
+                raise in_use(spec.path, "store") from None  # the likelier mistake: names the holder
+            raise ConfigError(
+                f"cannot listen on {where}: the address is already in use (another server?); "
+                "choose another --port or stop that server"
+            ) from None
+        raise ConfigError(f"cannot listen on {where}: {e.strerror or e}") from None
+    config.port = sock.getsockname()[1]
+    return sock
+
+
 def make_server(config: uvicorn.Config, *, on_exit: Callable[[], None]) -> uvicorn.Server:
     """uvicorn's server, calling ``on_exit`` on SIGTERM/SIGINT, which end the service with status 0."""
     import uvicorn
@@ -131,6 +162,7 @@ class Service(ABC):
 
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
+        self.sockets: list[socket.socket] = []  # the bound listener, once build_service has bound it
 
     @abstractmethod
     def describe(self) -> list[str]:
@@ -155,8 +187,7 @@ class EmbeddedService(Service):
         from tropic.api.app import create_app
 
         # The store names this server (and where its API is) to any process it refuses.
-        url = config.url if config.port else None  # port 0: the port is known only once bound
-        holder = Holder.current(command="tropic serve", url=url)
+        holder = Holder.current(command="tropic serve", url=config.url)
         self.embedded: Embedded = open_embedded(config.store, config.driver, holder=holder)
         try:
             self.controller = self.embedded.controller.start()
@@ -184,7 +215,7 @@ class EmbeddedService(Service):
         config = uvicorn.Config(self.app, **self.config.uvicorn_options())
         try:
             # End the event streams on exit, or open dashboards would hold the shutdown.
-            make_server(config, on_exit=events.close).run()
+            make_server(config, on_exit=events.close).run(sockets=self.sockets or None)
         finally:
             self.reconciler.stop()
             self.embedded.close()
@@ -259,7 +290,7 @@ class ReplicatedService(Service):
         server = make_server(config, on_exit=self.replica.stop)
         runner.start()
         try:
-            server.run()
+            server.run(sockets=self.sockets or None)
         finally:
             self.replica.stop()
             runner.join(60)
@@ -292,9 +323,14 @@ def build_service(config: ServiceConfig) -> Service:
     nothing has been served by then."""
     check_tls(config.tls_cert, config.tls_key)
     spec = parse_store_uri(config.store)
-    if spec.scheme == "zk":
-        return ReplicatedService(config, spec)
-    return EmbeddedService(config, spec)
+    sock = bind_listener(config, spec)
+    try:
+        service: Service = (ReplicatedService if spec.scheme == "zk" else EmbeddedService)(config, spec)
+    except BaseException:
+        sock.close()
+        raise
+    service.sockets = [sock]
+    return service
 
 
 __all__ = [
@@ -302,6 +338,7 @@ __all__ = [
     "ReplicatedService",
     "Service",
     "ServiceConfig",
+    "bind_listener",
     "build_service",
     "check_tls",
     "make_server",

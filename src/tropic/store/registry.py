@@ -20,7 +20,10 @@ from tropic.owner import Holder
 from tropic.store.base import MemoryStore, Store
 
 Scheme = Literal["sqlite", "memory", "zk"]
-EXPECTED = "sqlite:///PATH (or a plain path), zk://HOST:PORT[,...]/CHROOT or memory://"
+EXPECTED = (
+    "sqlite:///PATH (relative; sqlite:////PATH absolute) or a plain path, "
+    "zk://HOST:PORT[,...]/CHROOT or memory://"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +54,8 @@ def parse_store_uri(uri: str) -> StoreURI:
         rest = uri[len("sqlite://") :]
         if not rest or rest == "/":
             raise ConfigError(f"store URI {uri!r} names no file (expected sqlite:///path/to/store.db)")
-        return StoreURI(uri, "sqlite", Path(rest[1:] if rest.startswith("//") else rest))
+        # As SQLAlchemy reads it: sqlite:///rel/path.db is relative, sqlite:////abs/path.db absolute.
+        return StoreURI(uri, "sqlite", Path(rest[1:] if rest.startswith("/") else rest))
     if "://" in uri:
         scheme = uri.split("://", 1)[0]
         raise ConfigError(f"unknown store URI scheme {scheme!r} in {uri!r}; expected {EXPECTED}")
