@@ -78,6 +78,7 @@ class Cluster:
     latency: float = 0.002
     session_timeout: float = 2.0
     worker_session_timeout: float = 3.0
+    serve_options: list[str] = field(default_factory=list)  # more options for every controller
     ports: list[int] = field(default_factory=list)
     procs: dict[str, Proc] = field(default_factory=dict)
 
@@ -94,6 +95,7 @@ class Cluster:
                 *TROPIC, "serve", "--store", self.uri, "--driver", self.driver_uri, "--port", str(port),
                 "--tokens", str(tokens), "--audit", str(self.dir / f"audit-c{i}.jsonl"), "--name", f"c{i}",
                 "--session-timeout", str(self.session_timeout), "--log-level", "warning",
+                *self.serve_options,
             ]  # fmt: skip
             self.procs[f"c{i}"] = Proc(f"c{i}", argv, self.dir / f"c{i}.log")
         for i in range(self.workers):
