@@ -163,6 +163,7 @@ def test_a_sigkilled_workers_transactions_are_resumed_by_another(leader: Setup, 
                 )
             return False
         first.send_signal(signal.SIGSTOP)
+        leader.client.sync(Paths.PROGRESS)  # our server has every write the worker made before it froze
         if leader.client.get_children(Paths.PROGRESS):
             return True
         first.send_signal(signal.SIGCONT)
