@@ -10,11 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from core.helpers import small_dc
 from tropic.drivers import SimDriver
 from tropic.model import Model, project
 from tropic.txn import Controller
+
+# Property tests check what happens, never how fast: no per-example deadline and no "too slow" health
+# check, so a loaded or slow machine cannot fail them (a test's own @settings inherits both).
+settings.register_profile("tropic", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("tropic")
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"

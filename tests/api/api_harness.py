@@ -57,7 +57,7 @@ class Server:
         self.clients.append(c)
         return c
 
-    def wait_final(self, txn_id: int, timeout: float = 10.0) -> dict[str, Any]:
+    def wait_final(self, txn_id: int, timeout: float = 60.0) -> dict[str, Any]:
         c = self.client(VIEWER)
         deadline = time.monotonic() + timeout
         while True:
@@ -103,7 +103,7 @@ def start_server(
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="uvicorn", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 60
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("the API server did not start")

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from typing import Any
 
 import httpx
 import pytest
 from api_harness import ADMIN, HOST, OPERATOR, SECRETS, VIEWER, Server, auth, spawn_args
 
+from core.helpers import WAIT_S, until
 from tropic.api.client import Client
 
 
@@ -40,16 +40,14 @@ def test_spawn_is_watched_to_committed_and_the_vm_appears(server: Server) -> Non
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
-    deadline = time.monotonic() + 5
-    while server.events.subscribers == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    until(lambda: server.events.subscribers > 0, "the event stream subscribed")
 
     r = submit(server, {"procedure": "spawn_vm", "args": spawn_args("web-1")})
     assert r.status_code == 202, r.text
     body = r.json()
     assert body["state"] in ("SUBMITTED", "STARTED", "COMMITTED")
     assert r.headers["location"] == f"/v1/transactions/{body['id']}"
-    watcher.join(10)
+    watcher.join(WAIT_S)
     assert not watcher.is_alive()
     mine = [e for e in events if e["id"] == body["id"]]
     assert mine[-1]["state"] == "COMMITTED"
@@ -305,20 +303,19 @@ def test_plan_is_a_dry_run(server: Server) -> None:
 
 
 def test_kill_rolls_back_a_running_transaction(server: Server) -> None:
-    server.driver.latency = {"*": 0.01, "clone_image": 0.5}
+    held = server.driver.hang("/compute/eu-west/host-02", action="import_volume", timeout=120)  # step 3
     try:
         r = submit(
             server, {"procedure": "spawn_vm", "args": spawn_args("killme", host="/compute/eu-west/host-02")}
         )
         txn_id = r.json()["id"]
-        deadline = time.monotonic() + 5
-        while server.controller.get(txn_id).state.value != "STARTED" and time.monotonic() < deadline:
-            time.sleep(0.01)
+        assert held.entered.wait(WAIT_S), "the spawn never reached import_volume"
         k = server.client(OPERATOR).post(f"/v1/transactions/{txn_id}/kill")
         assert k.status_code == 202 and k.json()["kill_requested"] is True
+        server.driver.release(held)  # the step ends; the kill rolls back what was done
         d = server.wait_final(txn_id)
     finally:
-        server.driver.latency = 0.01
+        server.driver.release()
     assert d["state"] == "ABORTED" and "KILLED" in d["times"]
     assert d["error"]["code"] == "killed"
     assert any(s["undo"] for s in d["steps"])  # the clone was undone

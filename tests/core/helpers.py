@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from tropic.model import Model, audit
@@ -46,3 +48,14 @@ def assert_invariants(c: Controller) -> dict[str, Any]:
             assert t.left_behind, f"FAILED transaction {t.id} lists nothing left behind"
             assert all(p in c.fenced for p in t.left_behind)
     return report
+
+
+WAIT_S = 60.0  # generous: how long a test waits for what it expects (a loaded machine is slow, not wrong)
+
+
+def until(predicate: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
+    """Wait for ``predicate``; fail naming ``what`` if it does not hold within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout} s"
+        time.sleep(0.005)

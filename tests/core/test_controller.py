@@ -3,11 +3,9 @@ deferral in FIFO order, and clear errors for bad input."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from core.helpers import assert_invariants, small_dc, spawn, vm
+from core.helpers import WAIT_S, assert_invariants, small_dc, spawn, until, vm
 from tropic.drivers import Fault, SimDriver
 from tropic.errors import ControllerStopped, InvalidArguments, UnknownProcedure, UnknownTransaction
 from tropic.model import Model, project
@@ -132,13 +130,15 @@ def test_failed_undo_ends_failed_lists_and_fences(ctl: Controller, sim: SimDrive
 
 
 def test_kill_during_physical_execution_rolls_back(model: Model) -> None:
-    sim = SimDriver(latency=0.1)
+    sim = SimDriver()
     sim.load(project(model))
+    held = sim.hang("/compute/r1/host-01", action="import_volume", timeout=120)  # step 3 of 4
     with Controller(model, sim) as c:
         t = c.submit("spawn_vm", spawn("r1", 1, "k"))
-        time.sleep(0.15)
+        assert held.entered.wait(WAIT_S)
         c.kill(t.id)
-        c.wait(t, 10)
+        sim.release(held)  # the step ends; the kill rolls back what was done
+        c.wait(t, WAIT_S)
         assert t.state is State.ABORTED and t.error is not None and t.error["code"] == "killed"
         assert State.KILLED.value in t.times and State.ROLLING_BACK.value in t.times
         assert any(s.undo for s in t.steps)
@@ -147,28 +147,33 @@ def test_kill_during_physical_execution_rolls_back(model: Model) -> None:
 
 
 def test_kill_deferred_transaction(model: Model) -> None:
-    sim = SimDriver(latency=0.05)
+    sim = SimDriver()
     sim.load(project(model))
+    held = sim.hang("/compute/r1/host-01", action="create_vm", times=1, timeout=120)
     with Controller(model, sim) as c:
         first = c.submit("spawn_vm", spawn("r1", 1, "a"))
         second = c.submit("spawn_vm", spawn("r1", 1, "b"))
-        deadline = time.monotonic() + 5
-        while second.state is not State.DEFERRED and time.monotonic() < deadline:
-            time.sleep(0.005)
+        assert held.entered.wait(WAIT_S)  # first holds host-01 ...
+        until(lambda: second.state is State.DEFERRED, "the second spawn deferred")  # ... second waits
         c.kill(second.id)
-        c.wait(second, 10)
+        c.wait(second, WAIT_S)
+        sim.release(held)
         assert second.state is State.ABORTED and second.steps == []
-        assert c.wait(first, 10).state is State.COMMITTED
+        assert c.wait(first, WAIT_S).state is State.COMMITTED
         assert_invariants(c)
 
 
 def test_conflicts_deferred_and_run_in_fifo_order() -> None:
     m = small_dc(hosts=3, memory_mib=10**6)
-    sim = SimDriver(latency=0.02)
+    sim = SimDriver()
     sim.load(project(m))
+    held = sim.hang("/compute/r1/host-01", action="create_vm", times=1, timeout=120)
     with Controller(m, sim, workers=8) as c:
         same = [c.submit("spawn_vm", spawn("r1", 1, f"s{i}")) for i in range(5)]
-        c.drain(30)
+        assert held.entered.wait(WAIT_S)  # the first holds host-01: the other four conflict with it
+        until(lambda: all(t.deferrals > 0 for t in same[1:]), "the later spawns deferred")
+        sim.release(held)
+        assert c.drain(WAIT_S)
         assert all(t.state is State.COMMITTED for t in same)
         assert sum(t.deferrals > 0 for t in same) >= 3
         starts = [t.times[State.STARTED.value] for t in same]
@@ -179,22 +184,24 @@ def test_conflicts_deferred_and_run_in_fifo_order() -> None:
 def test_deferred_transaction_is_not_starved() -> None:
     """An older deferred transaction reserves its locks: newer ones that conflict wait behind it."""
     m = small_dc(hosts=3, memory_mib=10**6)
-    sim = SimDriver(latency={"create_vm": 0.2, "*": 0.0})
+    sim = SimDriver()
     sim.load(project(m))
     with Controller(m, sim, workers=8) as c:
-        c.wait(c.submit("spawn_vm", spawn("r1", 1, "mover")), 10)
-        sim.latency = {"create_vm": 0.2, "*": 0.0}
+        c.wait(c.submit("spawn_vm", spawn("r1", 1, "mover")), WAIT_S)
+        held = sim.hang("/compute/r1/host-02", action="create_vm", times=1, timeout=120)
         holder = c.submit("spawn_vm", spawn("r1", 2, "holder"))  # holds host-02
-        time.sleep(0.05)
+        assert held.entered.wait(WAIT_S)
         old = c.submit(
             "migrate_vm", {"vm": vm("r1", 1, "mover"), "dest": "/compute/r1/host-02"}
         )  # needs 01+02
-        time.sleep(0.05)
+        until(lambda: old.state is State.DEFERRED, "the migration deferred behind the holder")
         newer = [
             c.submit("resize_vm", {"vm": vm("r1", 1, "mover"), "vcpus": 2, "memory_mib": 1024 + i})
             for i in range(3)
         ]
-        c.drain(30)
+        until(lambda: all(t.deferrals >= 1 for t in newer), "the resizes deferred behind the migration")
+        sim.release(held)
+        assert c.drain(WAIT_S)
         assert holder.state is State.COMMITTED and old.state is State.COMMITTED
         # The newer resizes could have run at once (host-01 was free) but waited behind the older deferred
         # migration; simulated after it, they find the VM gone from host-01.
@@ -245,9 +252,7 @@ def test_a_dead_logical_thread_fails_callers_fast(model: Model, sim: SimDriver) 
             raise StoreError("disk full")
 
     c = Controller(model, sim, store=BrokenStore()).start()
-    deadline = time.monotonic() + 5
-    while c.running and time.monotonic() < deadline:
-        time.sleep(0.01)
+    until(lambda: not c.running, "the controller stopping")
     assert not c.running and c.fatal is not None and "disk full" in c.fatal.message
     with pytest.raises(ControllerStopped, match="disk full"):
         c.submit("spawn_vm", spawn("r1", 1, "a"))
@@ -273,19 +278,16 @@ def test_a_release_looks_only_at_the_transactions_it_blocked(monkeypatch: pytest
     with Controller(m, sim, workers=4) as c:
         hang = sim.hang("/compute/r1/host-01", action="create_vm", timeout=60)
         first = c.submit("spawn_vm", spawn("r1", 1, "first"))
-        assert hang.entered.wait(10)
+        assert hang.entered.wait(WAIT_S)
         queued = [c.submit("spawn_vm", spawn("r1", 1, f"q{i}")) for i in range(40)]
-        deadline = time.monotonic() + 10
-        while not all(t.state is State.DEFERRED for t in queued) and time.monotonic() < deadline:
-            time.sleep(0.005)
-        assert all(t.state is State.DEFERRED for t in queued)
+        until(lambda: all(t.state is State.DEFERRED for t in queued), "the queue deferred")
         checks.clear()
-        others = [c.wait(c.submit("spawn_vm", spawn("r1", 2, f"o{i}")), 10) for i in range(30)]
+        others = [c.wait(c.submit("spawn_vm", spawn("r1", 2, f"o{i}")), WAIT_S) for i in range(30)]
         assert all(t.state is State.COMMITTED for t in others)
         queued_ids = {t.id for t in queued}
         assert not queued_ids & set(checks), "releases on host-02 re-examined the queue on host-01"
         sim.release(hang)
-        c.drain(30)
+        c.drain(WAIT_S)
         assert first.state is State.COMMITTED and all(t.state is State.COMMITTED for t in queued)
         starts = [t.times[State.STARTED.value] for t in queued]
         assert starts == sorted(starts), "the queue must start in submission order"
@@ -302,19 +304,19 @@ def test_a_destroy_submitted_behind_its_deferred_spawn_waits_for_it() -> None:
     with Controller(m, sim, workers=4) as c:
         hang = sim.hang("/compute/r1/host-01", action="create_vm", timeout=60)
         first = c.submit("spawn_vm", spawn("r1", 1, "first"))
-        assert hang.entered.wait(10)
+        assert hang.entered.wait(WAIT_S)
         spawned = c.submit("spawn_vm", spawn("r1", 1, "later"))
         destroy = c.submit("destroy_vm", {"vm": vm("r1", 1, "later")})
         elsewhere = c.submit("destroy_vm", {"vm": vm("r1", 2, "never-spawned")})
-        c.wait(elsewhere, 10)  # nothing older and deferred touches host-02: it aborts at once
+        c.wait(elsewhere, WAIT_S)  # nothing older and deferred touches host-02: it aborts at once
         assert elsewhere.state is State.ABORTED and elsewhere.error is not None
         assert elsewhere.error["code"] == "unknown_resource"
         never = c.submit("destroy_vm", {"vm": vm("r1", 1, "never-spawned")})
-        time.sleep(0.2)
+        until(lambda: never.state is not State.SUBMITTED, "the last destroy simulated")
         assert destroy.state is State.DEFERRED and spawned.state is State.DEFERRED
         assert never.state is State.DEFERRED  # the older spawn on host-01 could have made it
         sim.release(hang)
-        c.drain(30)
+        c.drain(WAIT_S)
         assert [first.state, spawned.state, destroy.state] == [State.COMMITTED] * 3, destroy.error
         assert never.state is State.ABORTED and never.error is not None
         assert never.error["code"] == "unknown_resource"

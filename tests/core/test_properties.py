@@ -174,11 +174,34 @@ def test_conflicting_transactions_never_overlap_physically(ops: list[tuple[Any, 
                 )
 
 
+class MeetingSim(RecordingSim):
+    """Holds the ``create_vm`` step of each VM named in ``meet`` until all of them are in flight at once
+    (a barrier with a generous timeout): it passes only if the controller runs those transactions in
+    parallel, whatever the machine's speed."""
+
+    def __init__(self, meet: set[str], **kw: Any) -> None:
+        super().__init__(**kw)
+        self.meet = meet
+        self.barrier = threading.Barrier(len(meet), timeout=60)
+        self.met: set[str] = set()
+
+    def execute(self, step: Step) -> None:
+        name = step.args.get("name")
+        if step.action == "create_vm" and not step.undo and name in self.meet:
+            self.barrier.wait()  # BrokenBarrierError fails the step: they never ran together
+            with self._mu:
+                self.met.add(str(name))
+        super().execute(step)
+
+
 def test_disjoint_hosts_run_in_parallel_overlapping_ones_do_not() -> None:
+    """Spawns on three other hosts run while the first of three spawns on one host runs (they meet at a
+    barrier); the three on one host run strictly one after the other. The speed-up this gives is a
+    figure of benchmarks/parallel_spawns.py, not a claim of this test."""
     model = small_dc(hosts=3, memory_mib=10**6)
-    sim = RecordingSim(latency=0.05)
+    others = [("r1", 2), ("r1", 3), ("r2", 1)]
+    sim = MeetingSim({"s0", *(f"o{r}{h}" for r, h in others)}, latency=0.005)
     sim.load(project(model))
-    started = time.monotonic()
     with Controller(model, sim, workers=8) as c:
         same = [
             c.submit(
@@ -204,10 +227,12 @@ def test_disjoint_hosts_run_in_parallel_overlapping_ones_do_not() -> None:
                     "memory_mib": 512,
                 },
             )
-            for r, h in (("r1", 2), ("r1", 3), ("r2", 1))
+            for r, h in others
         ]
         assert_invariants(c)
-    elapsed = time.monotonic() - started
+    assert not sim.barrier.broken, "the spawns on disjoint hosts did not run at the same time"
+    assert sim.met == sim.meet
+    assert all(t.state is State.COMMITTED for t in same + other)
     spans = sim.spans
     for i, a in enumerate(same):  # overlapping: strictly one after the other
         for b in same[i + 1 :]:
@@ -216,5 +241,3 @@ def test_disjoint_hosts_run_in_parallel_overlapping_ones_do_not() -> None:
     first = spans[same[0].id]
     assert all(spans[t.id][0] < first[1] and first[0] < spans[t.id][1] for t in other)
     assert sim.max_parallel >= 4
-    serial = sum(s[1] - s[0] for s in spans.values())
-    assert elapsed < serial * 0.6, (elapsed, serial)

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,9 +20,10 @@ from core.helpers import small_dc, spawn
 from tropic.drivers import Fault
 from tropic.drivers.sim_shared import SharedSimDriver
 from tropic.model import project
+from tropic.scenario import host_path
 from tropic.store.zk import Paths, ZooKeeperStore
 from tropic.store.zkclient import open_client
-from tropic.txn import FINAL, Controller, State
+from tropic.txn import FINAL, Controller, State, Transaction
 from tropic.txn.remote import RemoteExecutor, Worker
 
 TROPIC = [sys.executable, "-m", "tropic.cli"]
@@ -58,11 +59,21 @@ def leader(zk_uri: str, tmp_path: Path) -> Iterator[Setup]:
     sim.close()
 
 
+WAIT_S = 60.0  # generous: how long the tests wait for what they expect
+
+
+def _until(predicate: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not predicate():
+        assert time.monotonic() < deadline, f"{what} did not happen within {WAIT_S} s"
+        time.sleep(0.01)
+
+
 def _in_process_worker(
-    setup: Setup, name: str, stop: threading.Event, latency: float = 0.0
-) -> threading.Thread:
+    setup: Setup, name: str, stop: threading.Event, driver: SharedSimDriver | None = None
+) -> Worker:
     client = open_client(setup.uri)
-    w = Worker(client, SharedSimDriver(setup.devices, latency=latency), name=name, concurrency=8)
+    w = Worker(client, driver or SharedSimDriver(setup.devices), name=name, concurrency=8)
 
     def run() -> None:
         try:
@@ -71,9 +82,8 @@ def _in_process_worker(
             client.stop()
             client.close()
 
-    th = threading.Thread(target=run, daemon=True)
-    th.start()
-    return th
+    threading.Thread(target=run, daemon=True).start()
+    return w
 
 
 def _assert_clean(setup: Setup) -> None:
@@ -83,14 +93,15 @@ def _assert_clean(setup: Setup) -> None:
     assert report["consistent"], report["differences"]
     assert report["violations"] == [] and report["orphans"] == []
     assert SharedSimDriver(setup.devices).duplicates() == []
-    time.sleep(0.3)  # the last reports are deleted once their transactions are durably final
     for path in (Paths.QUEUE, Paths.CLAIMS, Paths.PROGRESS, Paths.DONE):
-        assert setup.client.get_children(path) == [], path
+        # the last reports are deleted once their transactions are durably final
+        _until(lambda p=path: setup.client.get_children(p) == [], f"{path} emptied")
 
 
 def test_transactions_run_on_workers_and_roll_back_there(leader: Setup) -> None:
     stop = threading.Event()
-    threads = [_in_process_worker(leader, f"w{i}", stop) for i in range(2)]
+    for i in range(2):
+        _in_process_worker(leader, f"w{i}", stop)
     try:
         c = leader.controller
         ts = [c.submit("spawn_vm", spawn("r1", 1 + i % 4, f"v{i}", memory_mib=128)) for i in range(40)]
@@ -101,29 +112,28 @@ def test_transactions_run_on_workers_and_roll_back_there(leader: Setup) -> None:
         assert all(State.ROLLING_BACK.value in t.times and any(s.undo for s in t.steps) for t in rolled)
     finally:
         stop.set()
-        for th in threads:
-            th.join(30)
 
 
 def test_a_kill_reaches_the_worker_and_rolls_back(leader: Setup) -> None:
     stop = threading.Event()
-    threads = [_in_process_worker(leader, "slow", stop, latency=0.3)]
+    driver = SharedSimDriver(leader.devices)
+    held = driver.hang(host_path("r2", 1), action="import_volume", timeout=120)  # step 3 of 4
+    w = _in_process_worker(leader, "slow", stop, driver)
     try:
         c = leader.controller
         t = c.submit("spawn_vm", spawn("r2", 1, "victim", memory_mib=128))
-        deadline = time.monotonic() + 20
-        while t.state is not State.STARTED and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(0.4)
+        assert held.entered.wait(WAIT_S), "the worker never ran import_volume"
         c.kill(t.id)
-        c.wait(t, 30)
+        _until(lambda: t.id in w._kills, "the kill reaching the worker")
+        driver.release(held)  # the step ends; the worker sees the kill and rolls back what it did
+        c.wait(t, WAIT_S)
         assert t.state is State.ABORTED and State.KILLED.value in t.times
         assert t.error is not None and t.error["code"] == "killed"
+        assert any(s.undo for s in t.steps)
         _assert_clean(leader)
     finally:
+        driver.release()
         stop.set()
-        for th in threads:
-            th.join(30)
 
 
 def test_a_sigkilled_workers_transactions_are_resumed_by_another(leader: Setup, tmp_path: Path) -> None:
@@ -138,11 +148,28 @@ def test_a_sigkilled_workers_transactions_are_resumed_by_another(leader: Setup, 
 
     first = worker("first")
     c = leader.controller
-    ts = [c.submit("spawn_vm", spawn("r1", 1 + i % 4, f"k{i}", memory_mib=128)) for i in range(24)]
-    deadline = time.monotonic() + 60
-    while not leader.client.get_children(Paths.PROGRESS) and time.monotonic() < deadline:
-        time.sleep(0.01)  # until the worker has recorded steps of a transaction it has not finished
-    time.sleep(0.05)
+    ts: list[Transaction] = []
+
+    def unfinished_batch_recorded() -> bool:
+        """Freezes the worker (SIGSTOP) when it has recorded steps of a batch it has not finished (a
+        batch's progress node goes in the same ZooKeeper transaction as its completion); otherwise lets
+        it go on, with more work if it has finished everything."""
+        if not leader.client.get_children(Paths.PROGRESS):
+            if all(t.state in FINAL for t in ts):
+                n = len(ts)
+                ts.extend(
+                    c.submit("spawn_vm", spawn("r1", 1 + i % 4, f"k{i}", memory_mib=128))
+                    for i in range(n, n + 24)
+                )
+            return False
+        first.send_signal(signal.SIGSTOP)
+        leader.client.sync(Paths.PROGRESS)  # our server has every write the worker made before it froze
+        if leader.client.get_children(Paths.PROGRESS):
+            return True
+        first.send_signal(signal.SIGCONT)
+        return False
+
+    _until(unfinished_batch_recorded, "the worker recording steps of a batch it has not finished")
     first.send_signal(signal.SIGKILL)
     first.wait(30)
     assert any(t.state not in FINAL for t in ts), "everything finished before the kill"
@@ -196,7 +223,6 @@ def test_queued_action_logs_outlive_log_compaction(zk_uri: str, tmp_path: Path) 
             c.submit(
                 "spawn_vm", spawn("r1" if i % 2 else "r2", 1 + i % 4, f"g{i}", memory_mib=128), durable=True
             )
-            time.sleep(0.05)
         store.wait_background()
         c.submit("stop_vm", {"vm": "/compute/r1/host-01/none"}, durable=True)  # switch to the snapshot
         store.wait_background()

@@ -13,6 +13,7 @@ from distributed.conftest import Opener
 from tropic.drivers import Fault, SimDriver
 from tropic.errors import ControllerStopped, StoreError
 from tropic.model import STANDARD, Delta, Model, Node, Schema, project
+from tropic.scenario import host_path
 from tropic.store.base import Restored, Store
 from tropic.txn import FINAL, Controller, State, Transaction, move
 
@@ -36,24 +37,30 @@ def test_an_empty_store_restores_nothing_and_keeps_its_first_model(open_store: O
 
 def test_in_flight_transaction_round_trips_with_action_log_and_delta(open_store: Opener) -> None:
     model = small_dc()
-    sim = _sim(model, latency={"create_vm": 0.5, "*": 0.0})
+    sim = _sim(model)
+    held = sim.hang(host_path("r1", 1), action="create_vm", timeout=120)
     c = Controller.open(open_store(), sim, initial=lambda: model).start()
     try:
         t = c.submit("spawn_vm", spawn("r1", 1, "a"), durable=True)
-        deadline = time.monotonic() + 10
-        while len(t.steps) < 3 and time.monotonic() < deadline:  # create_vm (step 4) takes 0.5 s
-            time.sleep(0.01)
-        time.sleep(0.15)  # the STARTED record, its delta and the step progress are committed by now
-        restored = open_store(read_only=True).restore(STANDARD)
-        assert restored is not None
-        [r] = [x for x in restored.txns if x.id == t.id]
+        # create_vm (step 4) is held on the device: the STARTED record and its delta were stored before
+        # any step reached a device; the progress of steps 1-3 is stored soon after they end.
+        assert held.entered.wait(60), "create_vm never reached the device"
+        deadline = time.monotonic() + 60
+        while True:
+            restored = open_store(read_only=True).restore(STANDARD)
+            assert restored is not None
+            [r] = [x for x in restored.txns if x.id == t.id]
+            if len(r.steps) >= 3 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         assert r.state is State.STARTED
         assert [a.action for a in r.actions] == ["clone_image", "export_volume", "import_volume", "create_vm"]
         assert r.delta is not None and vm("r1", 1, "a") in r.delta.after
         assert vm("r1", 1, "a") in restored.model  # the model change is durable with the state
         assert r.reads == t.reads and r.writes == t.writes  # the locks it holds are restored
         assert len(r.steps) >= 3
-        assert c.drain(20)
+        sim.release(held)
+        assert c.drain(60)
     finally:
         c.stop()
     final = open_store().restore(STANDARD)
@@ -65,12 +72,19 @@ def test_in_flight_transaction_round_trips_with_action_log_and_delta(open_store:
 
 def test_queue_order_deferrals_and_final_records_survive(open_store: Opener) -> None:
     model = small_dc()
-    sim = _sim(model, latency=0.05)
+    sim = _sim(model)
+    held = sim.hang(host_path("r1", 1), action="create_vm", times=1, timeout=120)
     c = Controller.open(open_store(), sim, initial=lambda: model).start()
     try:
         ts = [c.submit("spawn_vm", spawn("r1", 1, f"q{i}", memory_mib=512)) for i in range(6)]
         bad = c.submit("spawn_vm", spawn("r1", 2, "huge", memory_mib=10**7))
-        assert c.drain(30)
+        # The first spawn holds the host's locks while its create_vm is held: the others wait for them.
+        assert held.entered.wait(60), "create_vm never reached the device"
+        deadline = time.monotonic() + 60
+        while not any(t.deferrals for t in ts) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        sim.release(held)
+        assert c.drain(60)
     finally:
         c.stop()
     restored = open_store().restore(STANDARD)
@@ -92,7 +106,7 @@ def test_failed_transaction_fences_survive_restart(open_store: Opener) -> None:
     model = small_dc()
     sim = _sim(model, faults=[Fault(action="create_vm"), Fault(action="delete_volume", undo=True)])
     with Controller.open(open_store(), sim, initial=lambda: model) as c:
-        t = c.wait(c.submit("spawn_vm", spawn("r1", 1, "bad")), 10)
+        t = c.wait(c.submit("spawn_vm", spawn("r1", 1, "bad")), 60)
         assert t.state is State.FAILED
     again = Controller.open(open_store(), sim)
     assert again.fenced == {"/storage/r1/san-1/vol-bad": t.id}
@@ -172,7 +186,7 @@ def test_a_crash_at_any_commit_resumes_every_transaction_once(open_store: Opener
         for i in range(40):
             submitted.append(first.submit("spawn_vm", spawn("r1", 1 + i % 4, f"c{i}", memory_mib=256)))
             time.sleep(0.002)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while first.fatal is None and time.monotonic() < deadline:
         time.sleep(0.01)
     assert first.fatal is not None

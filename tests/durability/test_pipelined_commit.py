@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,16 @@ from tropic.scenario import host_path
 from tropic.store.sqlite import SQLiteStore
 from tropic.txn import Controller, State
 
+GATE_S = 180.0  # a closed gate holds a write this long at most (longer than any wait of the tests)
+WAIT_S = 60.0  # generous: how long the tests wait for what they expect
+
+
+def until(predicate: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not predicate():
+        assert time.monotonic() < deadline, f"{what} did not happen within {WAIT_S} s"
+        time.sleep(0.01)
+
 
 class GatedStore(SQLiteStore):
     """A SQLite store whose writes wait at a gate (a slow or stuck disk) and can be made to fail."""
@@ -31,11 +41,17 @@ class GatedStore(SQLiteStore):
         self.waiting = threading.Event()  # a write is held at the gate
         self.fail: StoreError | None = None
         self.sizes: list[int] = []  # batches per write
+        self.sealed = 0  # batches the logical thread sealed and handed to the writer
+
+    def seal(self) -> object:
+        batch = super().seal()
+        self.sealed += 1
+        return batch
 
     def write(self, batches: Sequence[object]) -> None:
         if not self.gate.is_set():
             self.waiting.set()
-        self.gate.wait(20)
+        self.gate.wait(GATE_S)
         if self.fail is not None:
             raise self.fail
         self.sizes.append(len(batches))
@@ -68,15 +84,16 @@ def test_nothing_is_announced_or_sent_to_a_device_before_it_is_written(tmp_path:
     try:
         store.gate.clear()  # the disk stalls
         t = c.submit("spawn_vm", spawn("r1", 1, "a"))
-        assert store.waiting.wait(5)
-        time.sleep(0.3)
+        assert store.waiting.wait(WAIT_S)
         # The logical thread went on: it simulated, locked and applied the spawn in memory ...
-        assert t.state is State.STARTED
-        assert vm("r1", 1, "a") in c.model
+        until(lambda: t.state is State.STARTED and vm("r1", 1, "a") in c.model, "the spawn applied in memory")
         # ... and still answers (a dry run runs on the logical thread) while the write is stuck.
-        started = time.monotonic()
-        assert c.plan("spawn_vm", spawn("r1", 2, "b")).ok
-        assert time.monotonic() - started < 2
+        plans: list[bool] = []
+        dry_run = threading.Thread(target=lambda: plans.append(c.plan("spawn_vm", spawn("r1", 2, "b")).ok))
+        dry_run.start()
+        dry_run.join(WAIT_S)
+        assert plans == [True], "the dry run waited for the stuck write"
+        assert not store.gate.is_set() and store.sizes == []  # the write is still stuck
         # But nothing is announced, stored or on a device.
         assert not t.accepted
         assert t.id not in stored_ids(store.path)
@@ -95,11 +112,12 @@ def test_batches_queued_behind_a_slow_write_are_written_together(tmp_path: Path)
     try:
         store.gate.clear()
         txns = [c.submit("spawn_vm", spawn("r1", 1, "first"))]
-        assert store.waiting.wait(5)
+        assert store.waiting.wait(WAIT_S)
         for i, host in enumerate((2, 3), start=1):
-            time.sleep(0.1)  # separate loop iterations: separate sealed batches
+            sealed = store.sealed
             txns.append(c.submit("spawn_vm", spawn("r1", host, f"vm{i}")))
-        time.sleep(0.2)
+            until(lambda s=sealed: store.sealed > s, f"the batch of vm{i} sealed")  # one batch each
+        assert store.sizes == []  # both queued behind the stuck first write
         store.gate.set()
         for t in txns:
             assert c.wait(t, 10).state is State.COMMITTED

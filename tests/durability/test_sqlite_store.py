@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from core.helpers import small_dc, spawn
 from tropic.drivers import Fault, SimDriver
 from tropic.model import STANDARD, project
+from tropic.scenario import host_path
 from tropic.store.sqlite import SQLiteStore
 from tropic.txn import Controller, State
 
@@ -16,11 +16,14 @@ from tropic.txn import Controller, State
 def test_in_flight_transaction_round_trips_with_action_log_and_delta(tmp_path: Path) -> None:
     model = small_dc()
     store = SQLiteStore(tmp_path / "s.db")
-    sim = SimDriver(latency={"create_vm": 0.3, "*": 0.0})
+    sim = SimDriver()
     sim.load(project(model))
+    held = sim.hang(host_path("r1", 1), action="create_vm", timeout=120)
     c = Controller.open(store, sim, initial=lambda: model).start()
     t = c.submit("spawn_vm", spawn("r1", 1, "a"), durable=True)
-    time.sleep(0.15)  # create_vm takes 0.3 s: the STARTED record and its delta are committed by now
+    # create_vm is on the device (held there): nothing reaches a device before the store has the
+    # STARTED record and its delta, so they are committed by now.
+    assert held.entered.wait(60), "create_vm never reached the device"
     assert t.state is State.STARTED
     restored = SQLiteStore(tmp_path / "s.db").restore(STANDARD)
     assert restored is not None
@@ -29,6 +32,7 @@ def test_in_flight_transaction_round_trips_with_action_log_and_delta(tmp_path: P
     assert [a.action for a in r.actions] == ["clone_image", "export_volume", "import_volume", "create_vm"]
     assert r.delta is not None and "/compute/r1/host-01/a" in r.delta.after
     assert "/compute/r1/host-01/a" in restored.model  # the model change is durable with the state
+    sim.release(held)
     c.drain(10)
     c.stop()
     final = SQLiteStore(tmp_path / "s.db").restore(STANDARD)

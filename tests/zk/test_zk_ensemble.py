@@ -61,13 +61,19 @@ def test_missing_chroot_is_refused_unless_created(zk_uri: str) -> None:
         client.close()
 
 
+# A call with a timeout must end by itself: these tests bound how long it takes by its timeout plus this
+# much, generous so that a loaded machine (slow, not wrong) passes; what they rule out is a call that
+# retries or waits without bound (which the test's own timeout would otherwise be the only end of).
+SLACK_S = 15.0
+
+
 def test_unreachable_ensemble_names_its_hosts() -> None:
     ports = free_ports(2)  # nobody listens there
     uri = f"zk://127.0.0.1:{ports[0]},127.0.0.1:{ports[1]}/tropic"
     started = time.monotonic()
     with pytest.raises(ZooKeeperUnavailable) as info:
         open_client(uri, connect_timeout=1.5)
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 1.5 + SLACK_S
     assert f"127.0.0.1:{ports[0]},127.0.0.1:{ports[1]}" in info.value.message
     assert isinstance(info.value, StoreError)
     assert info.value.to_dict()["code"] == "zookeeper_unavailable"
@@ -102,7 +108,7 @@ def test_quorum_loss_fails_in_bounded_time_then_recovers(
     with pytest.raises(ZooKeeperUnavailable) as info:
         _create(zk_client, "/during", b"lost?", timeout=3.0)
     elapsed = time.monotonic() - started
-    assert elapsed < 3.0 + 2.0, f"the write took {elapsed:.1f} s to fail"
+    assert elapsed < 3.0 + SLACK_S, f"the write took {elapsed:.1f} s to fail"
     assert zk_ensemble.connect_string in info.value.message
     assert "outcome is unknown" in info.value.message
 
@@ -110,7 +116,7 @@ def test_quorum_loss_fails_in_bounded_time_then_recovers(
     started = time.monotonic()
     with pytest.raises(ZooKeeperUnavailable, match=r"cannot connect to ZooKeeper at 127\.0\.0\.1:"):
         open_client(zk_uri, connect_timeout=2.0)  # a server without quorum refuses sessions
-    assert time.monotonic() - started < 2.0 + 2.0
+    assert time.monotonic() - started < 2.0 + SLACK_S
 
     for index in killed:
         zk_ensemble.start(index)
