@@ -65,7 +65,7 @@ def test_a_repeated_argument_is_refused(server: Server) -> None:
     assert code == ExitCode.BAD_INPUT and "'host' is given twice" in err
     assert txn_count(server) == before
     with pytest.raises(InvalidArguments, match="given twice"):
-        parse_args(["a=1", "a=1"], None)
+        parse_args(["a=1", "a=1"])
 
 
 def test_undecodable_argument_bytes_are_one_line_and_nothing_is_sent() -> None:
@@ -74,7 +74,7 @@ def test_undecodable_argument_bytes_are_one_line_and_nothing_is_sent() -> None:
     line = one_error_line(done.stderr)
     assert "not valid UTF-8" in line and "\\xff\\xfe" in line
     with pytest.raises(InvalidArguments, match="not valid UTF-8"):
-        parse_args(["host=\udcff\udcfe"], None)
+        parse_args(["host=\udcff\udcfe"])
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,7 @@ on the controller's logical thread, the model's only owner; nothing here blocks 
 # they refer to local aliases (Viewer, Depth, ...) that only exist inside create_app.
 import asyncio
 import logging
-import math
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,12 +27,10 @@ from tropic.api.audit import AuditLog
 from tropic.api.auth import Principal, Role, TokenStore
 from tropic.api.errors import ApiProblem, error_responses, install
 from tropic.api.events import EventBroker
-from tropic.api.idempotency import MAX_KEY_LENGTH, IdempotencyCache, KeyReused, fingerprint
+from tropic.api.idempotency import IdempotencyCache
 from tropic.api.metrics import CONTENT_TYPE, Metrics, Snapshot
 from tropic.api.middleware import BodyLimit, SecurityHeaders
 from tropic.api.models import (
-    MAX_SAFE_INT,
-    Accepted,
     AuditEntry,
     DriftReport,
     Health,
@@ -53,9 +50,8 @@ from tropic.api.models import (
     WhoAmI,
     procedure_call_schema,
 )
-from tropic.errors import ConstraintViolation, InvalidArguments, TropicError
-from tropic.model import Value
-from tropic.procedures import Procedure
+from tropic.api.submissions import Submitter, add_submission_routes, prepare
+from tropic.errors import ConstraintViolation, TropicError
 from tropic.reconcile import (
     DeviceUnreachable,
     NotRepairable,
@@ -71,29 +67,6 @@ log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 API_VERSION = "1"
-
-
-def checked_args(proc: Procedure, args: Mapping[str, Value]) -> dict[str, Value]:
-    """The procedure's own validation, plus what JSON and the records need: ``100.0`` is the integer 100
-    (JSON has one number type), and values a record cannot carry faithfully are refused."""
-    ints = {p.name for p in proc.params if p.type is int}
-    normal = {
-        k: int(v) if k in ints and isinstance(v, float) and v.is_integer() else v for k, v in args.items()
-    }
-    clean = proc.validate(normal)
-    for name, v in clean.items():
-        if isinstance(v, float) and not math.isfinite(v):
-            raise InvalidArguments(f"{proc.name}: argument {name!r} must be a finite number, got {v!r}")
-        if isinstance(v, int) and not isinstance(v, bool) and not -MAX_SAFE_INT <= v <= MAX_SAFE_INT:
-            raise InvalidArguments(
-                f"{proc.name}: argument {name!r} is outside the safe integer range -(2**53-1)..2**53-1"
-            )
-        if isinstance(v, str):
-            try:
-                v.encode("utf-8")
-            except UnicodeEncodeError:
-                raise InvalidArguments(f"{proc.name}: argument {name!r} is not valid Unicode text") from None
-    return clean
 
 
 def create_app(
@@ -185,7 +158,7 @@ def create_app(
 
     Viewer = Annotated[Principal, Depends(require(Role.VIEWER))]
     Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
-    Submitter = Annotated[Principal, Depends(require(Role.OPERATOR, "submit"))]
+    Operator = Annotated[Principal, Depends(require(Role.OPERATOR, "submit"))]
     Killer = Annotated[Principal, Depends(require(Role.OPERATOR, "kill"))]
     Reloader = Annotated[Principal, Depends(require(Role.OPERATOR, "reload"))]
     Repairer = Annotated[Principal, Depends(require(Role.OPERATOR, "repair"))]
@@ -267,64 +240,7 @@ def create_app(
         return audit.entries(limit)
 
     # --- transactions --------------------------------------------------------------------------------------
-    @app.post(
-        "/v1/transactions",
-        tags=["transactions"],
-        status_code=202,
-        response_model=Accepted,
-        responses=error_responses(400, *auth_errors, 409, 413, 422, 503),
-        openapi_extra=call_body,
-    )
-    def submit(
-        call: ProcedureCall,
-        who: Submitter,
-        response: Response,
-        idempotency_key: Annotated[
-            str | None,
-            Header(
-                alias="Idempotency-Key",
-                min_length=1,
-                max_length=MAX_KEY_LENGTH,
-                description="Retrying with the same key returns the first transaction instead of a new one.",
-            ),
-        ] = None,
-    ) -> dict[str, Any]:
-        """Queue a transaction of a registered procedure. Arguments are checked against the procedure's
-        declared types before anything is recorded."""
-        try:
-            proc = controller.registry.get(call.procedure)
-            args = checked_args(proc, call.args)
-        except TropicError as e:
-            audit.record(who, "submit", "refused", details={"procedure": call.procedure, "error": e.code})
-            raise
-
-        def create(binding: tuple[str, str] | None = None) -> int:
-            try:
-                # durable: a 202 means the submission is in the store and survives a crash.
-                t = controller.submit(proc.name, args, submitter=who.name, durable=True, key=binding)
-            except TropicError as e:
-                audit.record(who, "submit", "refused", details={"procedure": proc.name, "error": e.code})
-                raise
-            audit.record(
-                who, "submit", "accepted", details={"txn": t.id, "procedure": t.procedure, "args": args}
-            )
-            return t.id
-
-        replayed = False
-        if idempotency_key is None:
-            txn_id = create()
-        else:
-            try:
-                txn_id, replayed = keys.run(who.name, idempotency_key, fingerprint(proc.name, args), create)
-            except KeyReused as e:
-                raise ApiProblem(
-                    409,
-                    "idempotency_key_reused",
-                    f"Idempotency-Key was already used for a different request (transaction {e.txn_id})",
-                ) from None
-        t = controller.get(txn_id)
-        response.headers["Location"] = f"/v1/transactions/{txn_id}"
-        return {"id": txn_id, "state": t.state.value, "replayed": replayed}
+    add_submission_routes(app, Submitter(controller, keys, audit), Operator, call_body)
 
     @app.get(
         "/v1/transactions",
@@ -401,8 +317,7 @@ def create_app(
     def plan(call: ProcedureCall, who: Planner) -> dict[str, Any]:
         """Dry-run: simulate and check the constraints, returning the action log apply would run and any
         violation. Nothing is changed and nothing is recorded."""
-        proc = controller.registry.get(call.procedure)
-        args = checked_args(proc, call.args)
+        proc, args = prepare(controller, call)
         return controller.plan(proc.name, args).to_dict()
 
     @app.get(

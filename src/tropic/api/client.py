@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -23,6 +23,7 @@ from tropic.records.states import FINAL
 from tropic.retry import NO_RETRY as NO_RETRY
 from tropic.retry import RetryPolicy as RetryPolicy
 
+MAX_BATCH = 1000  # calls in one POST /v1/transactions:batch (the server's limit)
 FINAL_STATES = frozenset(s.value for s in FINAL)
 # Transport failures only (see Client._send): a few quick attempts within 30 s.
 DEFAULT_RETRY = RetryPolicy(attempts=3, backoff_s=0.2, max_backoff_s=2.0, jitter=0.25, deadline_s=30.0)
@@ -133,15 +134,55 @@ class Client:
         return list(self._json("GET", "/v1/procedures"))
 
     def submit(
-        self, procedure: str, args: Mapping[str, Any] | None = None, *, idempotency_key: str | None = None
+        self,
+        procedure: str,
+        args: Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+        text_args: bool = False,
     ) -> dict[str, Any]:
-        """Queue a transaction; returns ``{"id", "state", "replayed"}``. Safe to retry: one key per call."""
+        """Queue a transaction; returns ``{"id", "state", "replayed"}``. Safe to retry: one key per call.
+        ``text_args``: string values are text the server reads as the declared types (``"4"`` -> 4)."""
         key = idempotency_key or uuid.uuid4().hex
-        body = {"procedure": procedure, "args": dict(args or {})}
+        body: dict[str, Any] = {"procedure": procedure, "args": dict(args or {})}
+        if text_args:
+            body["text_args"] = True
         return dict(self._json("POST", "/v1/transactions", body=body, headers={"Idempotency-Key": key}))
 
-    def plan(self, procedure: str, args: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        body = {"procedure": procedure, "args": dict(args or {})}
+    def submit_many(
+        self,
+        calls: Sequence[tuple[str, Mapping[str, Any]]],
+        *,
+        keys: Sequence[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Queue several transactions with ``POST /v1/transactions:batch`` (in requests of at most
+        :data:`MAX_BATCH` calls); returns one answer per call, in order. Every call carries an idempotency
+        key (``keys``, or fresh ones), so a retried request creates nothing twice. A bad call refuses its
+        whole request (:class:`ApiError` 422, naming the item); an answer with ``"error"`` is a call whose
+        key was used before for another request."""
+        if keys is not None and len(keys) != len(calls):
+            raise ValueError("keys must match calls one to one")
+        out: list[dict[str, Any]] = []
+        for start in range(0, len(calls), MAX_BATCH):
+            chunk = calls[start : start + MAX_BATCH]
+            items = [
+                {
+                    "procedure": procedure,
+                    "args": dict(args),
+                    "key": keys[start + i] if keys is not None else uuid.uuid4().hex,
+                }
+                for i, (procedure, args) in enumerate(chunk)
+            ]
+            answer = self._json("POST", "/v1/transactions:batch", body={"items": items})
+            out.extend(dict(a) for a in answer["items"])
+        return out
+
+    def plan(
+        self, procedure: str, args: Mapping[str, Any] | None = None, *, text_args: bool = False
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"procedure": procedure, "args": dict(args or {})}
+        if text_args:
+            body["text_args"] = True
         return dict(self._json("POST", "/v1/plan", body=body))
 
     def transactions(

@@ -45,6 +45,28 @@ class ProcedureCall(_Strict):
     args: dict[str, Any] = Field(
         default_factory=dict, description="named arguments: strings, integers, numbers or booleans"
     )
+    text_args: bool = Field(
+        default=False,
+        description="true: string values are text to read as the declared types (a command line's "
+        'name=value): "4" is 4 for an integer argument, "yes" is true for a boolean one',
+    )
+
+
+class BatchItem(ProcedureCall):
+    """One call of a batch, with its own optional idempotency key."""
+
+    key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="an idempotency key for this item (as the Idempotency-Key header of a single call)",
+    )
+
+
+class BatchCall(_Strict):
+    """Up to 1000 calls submitted together (validated together: one bad item refuses them all)."""
+
+    items: list[BatchItem] = Field(min_length=1, max_length=1000)
 
 
 # --- transactions ------------------------------------------------------------------------------------------
@@ -52,6 +74,19 @@ class Accepted(BaseModel):
     id: int
     state: StateName
     replayed: bool = Field(default=False, description="true when an idempotency key matched an earlier call")
+
+
+class BatchItemAnswer(BaseModel):
+    """A batch item's answer: its transaction, or (``error``) why its idempotency key was refused."""
+
+    id: int | None = None
+    state: StateName | None = None
+    replayed: bool = False
+    error: dict[str, Any] | None = None
+
+
+class BatchAccepted(BaseModel):
+    items: list[BatchItemAnswer]
 
 
 class KillAccepted(BaseModel):
@@ -292,7 +327,11 @@ def procedure_call_schema(registry: Registry) -> dict[str, Any]:
                 "type": "object",
                 "title": name,
                 "description": proc.doc,
-                "properties": {"procedure": {"type": "string", "enum": [name]}, "args": args},
+                "properties": {
+                    "procedure": {"type": "string", "enum": [name]},
+                    "args": args,
+                    "text_args": {"type": "boolean", "default": False},
+                },
                 "required": ["procedure", "args"] if required else ["procedure"],
                 "additionalProperties": False,
             }

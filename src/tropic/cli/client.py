@@ -8,7 +8,6 @@ API's JSON instead of tables. Errors are one line on stderr, never a traceback.
 from __future__ import annotations
 
 import json
-import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -64,10 +63,6 @@ STATE_STYLE = {
     "SUBMITTED": "magenta",
     "DEFERRED": "magenta",
 }
-_INT = re.compile(r"-?(0|[1-9][0-9]*)")
-_FLOAT = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?")
-_TRUE = {"true", "yes", "on", "1"}
-_FALSE = {"false", "no", "off", "0"}
 
 
 # --- plumbing ----------------------------------------------------------------------------------------------
@@ -124,46 +119,6 @@ def _when(t: float | None) -> str:
     return "" if t is None else time.strftime("%H:%M:%S", time.localtime(t))
 
 
-def coerce(raw: str, kind: str | None, key: str) -> Any:
-    """A command-line value as the procedure's declared type (inferred when the type is unknown)."""
-    if kind == "string":
-        return raw
-    if kind == "boolean" or (kind is None and raw.lower() in ("true", "false")):
-        low = raw.lower()
-        if low in _TRUE:
-            return True
-        if low in _FALSE:
-            return False
-        raise InvalidArguments(f"{key}={raw}: expected true or false")
-    if kind == "integer" or (kind is None and _INT.fullmatch(raw)):
-        try:
-            return int(raw)
-        except ValueError:
-            raise InvalidArguments(f"{key}={raw}: expected an integer") from None
-    if kind == "number" or (kind is None and _FLOAT.fullmatch(raw)):
-        try:
-            return float(raw)
-        except ValueError:
-            raise InvalidArguments(f"{key}={raw}: expected a number") from None
-    return raw
-
-
-def parse_args(items: list[str], params: dict[str, str] | None) -> dict[str, Any]:
-    """``key=value`` items as typed arguments; ``params`` maps names to declared types (None: infer).
-    A key given twice is refused (which one was meant?), and so is text that was not valid UTF-8."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise InvalidArguments(f"expected key=value, got {item!r}")
-        if not _is_text(item):
-            raise InvalidArguments(f"argument {key!a} is not valid UTF-8 text")
-        if key in out:
-            raise InvalidArguments(f"argument {key!r} is given twice")
-        out[key] = coerce(raw, (params or {}).get(key), key)
-    return out
-
-
 def _is_text(value: str) -> bool:
     """False for command-line bytes that were not UTF-8 (Python keeps them as lone surrogates)."""
     try:
@@ -173,12 +128,20 @@ def _is_text(value: str) -> bool:
     return True
 
 
-def _typed_args(c: Client, procedure: str, items: list[str]) -> dict[str, Any]:
-    params: dict[str, str] | None = None
-    for p in c.procedures():
-        if p["name"] == procedure:
-            params = {x["name"]: x["type"] for x in p["params"]}
-    return parse_args(items, params)
+def parse_args(items: list[str]) -> dict[str, str]:
+    """``key=value`` items as text, typed by the server from the procedure's declared parameters (no
+    extra request to learn them). A key given twice, or text that was not UTF-8, is refused here."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise InvalidArguments(f"expected key=value, got {item!r}")
+        if not _is_text(item):
+            raise InvalidArguments(f"argument {key!a} is not valid UTF-8 text")
+        if key in out:
+            raise InvalidArguments(f"argument {key!r} is given twice")
+        out[key] = raw
+    return out
 
 
 # --- rendering ---------------------------------------------------------------------------------------------
@@ -311,7 +274,7 @@ def submit(
     With --wait (the default): exit status 0 when it commits, 1 when it ends otherwise, 124 when --timeout
     runs out first (the transaction goes on). Without: 0 once it is accepted. 2 when it is refused."""
     with _client(url, token) as c:
-        accepted = c.submit(procedure, _typed_args(c, procedure, args or []))
+        accepted = c.submit(procedure, parse_args(args or []), text_args=True)
         if not wait:
             if as_json:
                 output.emit_json(accepted)
@@ -336,7 +299,7 @@ def plan(
 
     Exit status 0 when apply would go ahead, 1 when the plan would be refused, 2 for a bad call."""
     with _client(url, token) as c:
-        result = c.plan(procedure, _typed_args(c, procedure, args or []))
+        result = c.plan(procedure, parse_args(args or []), text_args=True)
     if as_json:
         output.emit_json(result)
     else:

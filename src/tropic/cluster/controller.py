@@ -27,6 +27,7 @@ class ReplicatedController(Controller):
         durable: bool = False,
         timeout: float = 30.0,
         keys: Sequence[KeyBinding | None] | None = None,
+        checked: bool = False,
     ) -> list[Transaction]:
         store = self.store
         hosts = store.hosts if isinstance(store, ZooKeeperStore) else "?"
@@ -36,21 +37,27 @@ class ReplicatedController(Controller):
                 "work until it is back (nothing accepted so far is lost)",
                 hosts=hosts,
             )
-        txns = super().submit_many(calls, submitter=submitter, timeout=timeout, keys=keys)
+        txns = super().submit_many(calls, submitter=submitter, timeout=timeout, keys=keys, checked=checked)
         if durable:
             deadline = time.monotonic() + timeout
             while not all(t.accepted for t in txns):
-                if self.fatal is not None:
-                    raise ControllerStopped(f"the controller stopped: {self.fatal.message}")
-                waiting = [t.id for t in txns if not t.accepted]
-                if self.zookeeper_ok is not None and not self.zookeeper_ok():
-                    raise ZooKeeperUnavailable(
-                        f"ZooKeeper at {hosts} became unreachable before transaction(s) {waiting} were "
-                        "stored; they are stored when the quorum is back (retry with the same "
-                        "Idempotency-Key to get them)",
-                        hosts=hosts,
-                    )
+                self.check_accepting(txns)
                 if time.monotonic() > deadline:
+                    waiting = [t.id for t in txns if not t.accepted]
                     raise StoreError(f"transaction(s) {waiting} were not stored within {timeout} s")
                 time.sleep(0.002)
         return txns
+
+    def check_accepting(self, txns: Sequence[Transaction]) -> None:
+        """While ``txns`` wait to be stored: a stopped controller, or ZooKeeper gone, is an error now."""
+        if self.fatal is not None:
+            raise ControllerStopped(f"the controller stopped: {self.fatal.message}")
+        if self.zookeeper_ok is not None and not self.zookeeper_ok():
+            waiting = [t.id for t in txns if not t.accepted]
+            hosts = self.store.hosts if isinstance(self.store, ZooKeeperStore) else "?"
+            raise ZooKeeperUnavailable(
+                f"ZooKeeper at {hosts} became unreachable before transaction(s) {waiting} were "
+                "stored; they are stored when the quorum is back (retry with the same "
+                "Idempotency-Key to get them)",
+                hosts=hosts,
+            )

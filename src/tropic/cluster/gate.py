@@ -141,11 +141,11 @@ class DurableKeys(IdempotencyCache):
     """Idempotency keys kept in the ZooKeeper store with their transaction (same commit): a client that
     retries a submission on another replica after a failover gets the first transaction back."""
 
+    blocking = True  # lookups read ZooKeeper
+
     def __init__(self, store: ZooKeeperStore) -> None:
         super().__init__()
         self.store = store
-        self._guard = threading.Lock()
-        self._locks: dict[str, tuple[threading.Lock, int]] = {}
         self.pending_wait_s = 30.0  # how long a retry waits for its first try's record to be stored
 
     def __bool__(self) -> bool:
@@ -178,21 +178,10 @@ class DurableKeys(IdempotencyCache):
         self, owner: str, key: str, fp: str, create: Callable[[tuple[str, str]], int]
     ) -> tuple[int, bool]:
         kid = key_id(owner, key)
-        with self._guard:
-            lock, users = self._locks.get(kid, (threading.Lock(), 0))
-            self._locks[kid] = (lock, users + 1)
-        try:
-            with lock:  # two concurrent retries with one key make one transaction
-                seen = self.store.lookup_key(kid) or self._await_pending(kid, fp)
-                if seen is not None:
-                    if seen[1] != fp:
-                        raise KeyReused(seen[0])
-                    return seen[0], True
-                return create((kid, fp)), False
-        finally:
-            with self._guard:
-                lock, users = self._locks[kid]
-                if users <= 1:
-                    del self._locks[kid]
-                else:
-                    self._locks[kid] = (lock, users - 1)
+        with self.locks.hold(kid):  # two concurrent retries with one key make one transaction
+            seen = self.store.lookup_key(kid) or self._await_pending(kid, fp)
+            if seen is not None:
+                if seen[1] != fp:
+                    raise KeyReused(seen[0])
+                return seen[0], True
+            return create((kid, fp)), False

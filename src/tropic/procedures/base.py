@@ -93,11 +93,48 @@ class Procedure:
             out[p.name] = v
         return out
 
+    def from_text(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """Arguments given as text (a command line's ``name=value``) as the declared types: ``"4"`` is 4
+        for an integer parameter and stays ``"4"`` for a string one. Values that are not text, and names
+        the procedure does not declare, are left for :meth:`validate` to judge."""
+        types = {p.name: p.type for p in self.params}
+        out: dict[str, Any] = {}
+        for name, raw in args.items():
+            kind = types.get(name)
+            if not isinstance(raw, str) or kind is None or kind is str:
+                out[name] = raw
+                continue
+            out[name] = _parse_text(self.name, name, raw, kind)
+        return out
+
     def run(self, view: View, args: Mapping[str, Value]) -> None:
         self.fn(view, **args)
 
     def to_dict(self) -> dict[str, Value]:
         return {"name": self.name, "doc": self.doc, "params": [p.to_dict() for p in self.params]}
+
+
+_TRUE = frozenset({"true", "yes", "on", "1"})
+_FALSE = frozenset({"false", "no", "off", "0"})
+
+
+def _parse_text(proc: str, name: str, raw: str, kind: type) -> Any:
+    text = raw.strip()
+    if kind is bool:
+        low = text.lower()
+        if low in _TRUE or low in _FALSE:
+            return low in _TRUE
+        raise InvalidArguments(f"{proc}: argument {name!r}: expected true or false, got {raw!r}")
+    try:
+        if kind is int:
+            return int(text)
+        if kind is float:
+            return float(text)
+    except ValueError:
+        raise InvalidArguments(
+            f"{proc}: argument {name!r}: expected {_SCALARS.get(kind, kind.__name__)}, got {raw!r}"
+        ) from None
+    return raw
 
 
 @dataclass(slots=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from tropic.records.record import Transaction
@@ -48,6 +48,7 @@ class GroupCommit:
         self.store = store
         self.executor = executor
         self.listeners: list[Listener] = []  # called on the logical thread, after the change is durable
+        self.accept_listeners: list[Callable[[Sequence[Transaction]], None]] = []  # same, new submissions
         self.settled = threading.Condition()  # notified after each batch is durable
         self._stored: list[threading.Event] = []  # workers waiting for a rollback record to be durable
         self._accepted: list[Transaction] = []
@@ -152,6 +153,9 @@ class GroupCommit:
                 t.settled = True
         if ann.accepted or notify:
             self.wake_waiters()
+        if ann.accepted:
+            for hear in self.accept_listeners:
+                hear(ann.accepted)
         for t in notify:
             for listener in self.listeners:
                 listener(t)

@@ -228,18 +228,21 @@ class Controller:
         durable: bool = False,
         timeout: float = 30.0,
         key: KeyBinding | None = None,
+        checked: bool = False,
     ) -> Transaction:
         """Queue a transaction. Unknown procedures and ill-typed arguments are refused here, before any
         record exists (:class:`~tropic.errors.UserError`). With ``durable``, return only once the
         submission is in the store (it survives a crash from then on). ``key`` (an idempotency key id and
         the request's fingerprint) is stored with the transaction's first record by stores that keep keys
-        (:meth:`~tropic.store.base.Store.bind_key`)."""
+        (:meth:`~tropic.store.base.Store.bind_key`). ``checked``: the caller has already validated the
+        arguments with the procedure's own :meth:`~tropic.procedures.Procedure.validate` (the API does)."""
         return self.submit_many(
             [(procedure, args or {})],
             submitter=submitter,
             durable=durable,
             timeout=timeout,
             keys=None if key is None else [key],
+            checked=checked,
         )[0]
 
     def submit_many(
@@ -250,17 +253,22 @@ class Controller:
         durable: bool = False,
         timeout: float = 30.0,
         keys: Sequence[KeyBinding | None] | None = None,
+        checked: bool = False,
     ) -> list[Transaction]:
         """Queue several transactions at once, in order, after checking every call: one bad call refuses
         them all (:class:`~tropic.errors.UserError` naming its index), and nothing is recorded. With
-        ``durable``, return once every submission is in the store; they share group commits."""
+        ``durable``, return once every submission is in the store; they share group commits. With
+        ``checked``, the calls are taken as already validated (registered names, clean arguments)."""
         if keys is not None and len(keys) != len(calls):
             raise ValueError("keys must match calls one to one")
-        checked: list[tuple[str, dict[str, Value]]] = []
+        clean_calls: list[tuple[str, Mapping[str, Value]]] = []
         for i, (procedure, args) in enumerate(calls):
+            if checked:
+                clean_calls.append((procedure, args))
+                continue
             try:
                 proc = self.registry.get(procedure)
-                checked.append((proc.name, proc.validate(args)))
+                clean_calls.append((proc.name, proc.validate(args)))
             except UserError as e:
                 if len(calls) == 1:
                     raise
@@ -273,8 +281,8 @@ class Controller:
         out: list[Transaction] = []
         with self._submit_lock:
             now = time.time()
-            for i, (name, clean) in enumerate(checked):
-                t = Transaction(next(self._ids), name, clean, submitter)
+            for i, (name, clean) in enumerate(clean_calls):
+                t = Transaction(next(self._ids), name, dict(clean), submitter)
                 t.times[State.SUBMITTED.value] = now
                 key = keys[i] if keys is not None else None
                 if key is not None:
@@ -286,6 +294,12 @@ class Controller:
             missing = [t.id for t in out if not t.accepted]
             raise StoreError(f"transaction(s) {missing} were not stored within {timeout} s")
         return out
+
+    def check_accepting(self, txns: Sequence[Transaction]) -> None:
+        """While ``txns`` wait to be stored: raise if they cannot be any more (the controller stopped)."""
+        self._check_alive()
+        if not self.running:
+            raise ControllerStopped("the controller is not running")
 
     def plan(self, procedure: str, args: Mapping[str, Value] | None = None) -> Simulation:
         """Dry-run: simulate and check, showing the action log apply would run. Nothing is changed."""
@@ -337,6 +351,11 @@ class Controller:
     def subscribe(self, listener: Listener) -> None:
         """Call ``listener`` (on the logical thread, after the change is durable) at every state change."""
         self._commit.listeners.append(listener)
+
+    def on_accepted(self, listener: Callable[[Sequence[Transaction]], None]) -> None:
+        """Call ``listener`` with each durable batch's new submissions (on the logical thread, after
+        their ``accepted`` is set; it must not block): a way to await acceptance without a thread."""
+        self._commit.accept_listeners.append(listener)
 
     def call(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` on the logical thread (the model's only owner) and return its result."""
