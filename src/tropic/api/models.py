@@ -47,6 +47,7 @@ class ProcedureCall(_Strict):
     )
     text_args: bool = Field(
         default=False,
+        strict=True,  # JSON true or false, not 0 or "yes": the schema says boolean
         description="true: string values are text to read as the declared types (a command line's "
         'name=value): "4" is 4 for an integer argument, "yes" is true for a boolean one',
     )
@@ -337,3 +338,20 @@ def procedure_call_schema(registry: Registry) -> dict[str, Any]:
             }
         )
     return {"oneOf": variants}
+
+
+def batch_call_schema(registry: Registry) -> dict[str, Any]:
+    """JSON Schema of a batch (:class:`BatchCall`): 1 to 1000 procedure calls, each as in
+    :func:`procedure_call_schema` with its own optional idempotency ``key``."""
+    key = {"anyOf": [{"type": "string", "minLength": 1, "maxLength": 200}, {"type": "null"}]}
+    items = [
+        {**v, "properties": {**v["properties"], "key": key}} for v in procedure_call_schema(registry)["oneOf"]
+    ]
+    return {
+        "type": "object",
+        "properties": {
+            "items": {"type": "array", "minItems": 1, "maxItems": 1000, "items": {"oneOf": items}}
+        },
+        "required": ["items"],
+        "additionalProperties": False,
+    }

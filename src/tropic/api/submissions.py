@@ -26,7 +26,14 @@ from tropic.api.audit import AuditLog
 from tropic.api.auth import Principal
 from tropic.api.errors import ApiProblem, error_responses
 from tropic.api.idempotency import MAX_KEY_LENGTH, IdempotencyCache, KeyReused, fingerprint
-from tropic.api.models import MAX_SAFE_INT, Accepted, BatchAccepted, BatchCall, ProcedureCall
+from tropic.api.models import (
+    MAX_SAFE_INT,
+    Accepted,
+    BatchAccepted,
+    BatchCall,
+    ProcedureCall,
+    batch_call_schema,
+)
 from tropic.errors import InvalidArguments, StoreError, TropicError
 from tropic.model import Value
 from tropic.procedures import Procedure
@@ -260,6 +267,12 @@ def add_submission_routes(
         status_code=202,
         response_model=BatchAccepted,
         responses=error_responses(400, *auth_errors, 413, 422, 503),
+        openapi_extra={
+            "requestBody": {
+                "content": {"application/json": {"schema": batch_call_schema(controller.registry)}},
+                "required": True,
+            }
+        },
     )
     async def submit_batch(body: BatchCall, who: Operator) -> Response:
         """Queue up to 1000 transactions in one request. Every item is validated first: one bad item
