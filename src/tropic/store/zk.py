@@ -30,11 +30,12 @@ from typing import Any
 
 import orjson
 from kazoo.client import KazooClient
-from kazoo.exceptions import ConnectionLoss, OperationTimeoutError
+from kazoo.exceptions import ConnectionLoss, NoNodeError, OperationTimeoutError
 
 from tropic.errors import CorruptStore, StoreError
 from tropic.model import Delta, Model, Node, Schema, parent_of
 from tropic.records.record import Transaction
+from tropic.retry import RetryPolicy
 from tropic.store.base import Restored, Store
 from tropic.store.zk_keys import KeyBook
 from tropic.store.zk_layout import (
@@ -44,6 +45,7 @@ from tropic.store.zk_layout import (
     READ_WINDOW,
     SHARD_TARGET,
     SNAPSHOT_ENTRIES,
+    Head,
     Paths,
     SnapshotIndex,
     Unit,
@@ -56,10 +58,21 @@ from tropic.store.zkclient import ZkAddress, open_client, parse_zk_uri
 __all__ = [
     "FORMAT",
     "MAX_ENTRY",
+    "READ_RETRY",
     "LeadershipLost",
     "Paths",
     "ZooKeeperStore",
 ]
+
+
+# A read-only restore reads the head, then what it names; the writer may meanwhile make a new snapshot
+# current and collect the old one. The reader then starts again from the new head, this many times at
+# most (a reader overtaken every time is told so: StoreError).
+READ_RETRY = RetryPolicy(attempts=5, backoff_s=0.05, max_backoff_s=1.0, jitter=0.25, deadline_s=None)
+
+
+class _Overtaken(Exception):
+    """A read-only restore found gone what its head named: the writer has collected it since."""
 
 
 class ZooKeeperStore(Store):
@@ -175,28 +188,61 @@ class ZooKeeperStore(Store):
         return head is not None and head.snap is not None
 
     def restore(self, schema: Schema) -> Restored | None:
-        """Take over (unless read-only) and rebuild the state: the snapshot, then the log after it."""
+        """Take over (unless read-only) and rebuild the state: the snapshot, then the log after it.
+
+        Read-only, the store may be live: when the writer collects what the head read named before it is
+        read, the restore starts again from the new head (:data:`READ_RETRY`)."""
+        if not self.read_only:
+            return self._restore(schema, self._writer.take_over())
+
+        def attempt() -> Restored | None:
+            self._keys = KeyBook()
+            self._snaps.fences = {}
+            return self._restore(schema, self._writer.read_head())
+
+        try:
+            return READ_RETRY.call(attempt, retry_on=(_Overtaken,))
+        except _Overtaken as e:
+            raise StoreError(
+                f"{self._where()}: the store kept changing under a read-only restore "
+                f"({READ_RETRY.attempts} attempts; last: {e})"
+            ) from None
+
+    def _missing(self, head: Head, problem: str) -> Exception:
+        """The error for a part named by ``head`` not found: overtaken if the writer has moved on to
+        another snapshot since (read-only), else the store is corrupt."""
+        if self.read_only:
+            now = self._writer.read_head()
+            if now is None or now.snap != head.snap or now.epoch != head.epoch:
+                return _Overtaken(f"head {head.seq} read, then {problem}: collected meanwhile")
+        return CorruptStore(f"{self._where()}: {problem}")
+
+    def _restore(self, schema: Schema, head: Head | None) -> Restored | None:
         w = self._writer
-        head = w.read_head() if self.read_only else w.take_over()
         if head is None or head.snap is None:
             return None
-        index = w.call(partial(self.client.get_async, f"{Paths.SNAP}/{head.snap}"), "read snapshot")[0]
-        snap = SnapshotIndex.decode(head.snap, index)
-        wal_names = sorted(
-            n
-            for n in w.call(partial(self.client.get_children_async, Paths.WAL), f"list {Paths.WAL}")
-            if snap.seq < int(n) <= head.seq
-        )
-        shard_items = sorted(snap.shard_blobs.items())
-        blob_names = [b for _, b in shard_items] + snap.archives + snap.keys + snap.live
-        blobs = self._get_many(
-            [f"{Paths.DATA}/{b}" for b in blob_names] + [f"{Paths.WAL}/{n}" for n in wal_names]
-        )
+        try:
+            index = w.call(partial(self.client.get_async, f"{Paths.SNAP}/{head.snap}"), "read snapshot")[0]
+            snap = SnapshotIndex.decode(head.snap, index)
+            wal_names = sorted(
+                n
+                for n in w.call(partial(self.client.get_children_async, Paths.WAL), f"list {Paths.WAL}")
+                if snap.seq < int(n) <= head.seq
+            )
+            shard_items = sorted(snap.shard_blobs.items())
+            blob_names = [b for _, b in shard_items] + snap.archives + snap.keys + snap.live
+            blobs = self._get_many(
+                [f"{Paths.DATA}/{b}" for b in blob_names] + [f"{Paths.WAL}/{n}" for n in wal_names]
+            )
+        except NoNodeError:
+            gone = f"a part of snapshot {head.snap} or of the log after it is missing"
+            raise self._missing(head, gone) from None
         expected = list(range(snap.seq + 1, head.seq + 1))
         if [int(n) for n in wal_names] != expected:
-            raise CorruptStore(
-                f"{self._where()}: log entries {snap.seq + 1}..{head.seq} are incomplete "
-                f"(found {len(wal_names)} of {len(expected)})"
+            raise self._missing(
+                head,
+                f"log entries {snap.seq + 1}..{head.seq} are incomplete "
+                f"(found {len(wal_names)} of {len(expected)})",
             )
         loads = orjson.loads
         it = iter(blobs)
