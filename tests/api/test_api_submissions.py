@@ -135,9 +135,7 @@ def test_batch_validation_is_atomic(server: Server) -> None:
 
 def test_batch_keys_are_per_item(server: Server) -> None:
     c = server.client()
-    items = [
-        {"procedure": "spawn_vm", "args": spawn_args(name()), "key": uuid.uuid4().hex} for _ in range(2)
-    ]
+    items = [{"procedure": "spawn_vm", "args": spawn_args(name()), "key": uuid.uuid4().hex} for _ in range(2)]
     first = c.post("/v1/transactions:batch", json={"items": items}).json()["items"]
     before = txn_count(server)
     items.append({"procedure": "spawn_vm", "args": spawn_args(name()), "key": uuid.uuid4().hex})
