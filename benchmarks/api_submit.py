@@ -225,7 +225,20 @@ def run_api(
             spy_exe = str(Path(sys.executable).with_name("py-spy"))
             out = f"{PROFILE}-{tag}.txt"
             spy = subprocess.Popen(
-                [spy_exe, "record", "--gil", "--nonblocking", "-r", "100", "-f", "raw", "-o", out, "--pid", str(server.pid)]
+                [
+                    spy_exe,
+                    "record",
+                    "--gil",
+                    "--nonblocking",
+                    "-r",
+                    "100",
+                    "-f",
+                    "raw",
+                    "-o",
+                    out,
+                    "--pid",
+                    str(server.pid),
+                ]
             )
             time.sleep(1)
         if batch == 1:
@@ -275,9 +288,9 @@ def main() -> None:
         drive_main(sys.argv[2:])
         return
     parser = argparse.ArgumentParser(description="REST submission throughput vs the engine, side by side")
-    parser.add_argument("--count", type=int, default=600, help="spawns per run")
+    parser.add_argument("--count", type=int, default=3000, help="spawns per run")
     parser.add_argument("--clients", type=int, default=16, help="concurrent HTTP clients / engine threads")
-    parser.add_argument("--batch", type=int, default=25, help="items per batch request in the batch run")
+    parser.add_argument("--batch", type=int, default=50, help="items per batch request in the batch run")
     parser.add_argument("--rounds", type=int, default=1, help="repeat each run; the median is reported")
     parser.add_argument("--json", action="store_true", help="print JSON only")
     parser.add_argument("--profile", metavar="PREFIX", help="record the server with py-spy into PREFIX-*.txt")

@@ -188,7 +188,7 @@ def test_client_submit_many(server: Server) -> None:
     assert txn_count(server) == before + 5
 
 
-# --- text arguments ------------------------------------------------------------------------------------------
+# --- text arguments ----------------------------------------------------------------------------------------
 def test_text_arguments_are_typed_by_the_server(server: Server) -> None:
     c = server.client()
     args = {"host": HOST, "name": name(), "image": IMAGE, "vcpus": "1", "memory_mib": "512"}
