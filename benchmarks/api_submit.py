@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -34,6 +35,7 @@ from tropic.model.generate import DatacenterSpec, build_datacenter, host_path, i
 from tropic.service.embedded import open_embedded
 
 TOKEN = "bench-operator-token-0123456789abcdef"
+PROFILE: str | None = None  # --profile: run the server under py-spy (profiling only, not a dependency)
 SPEC = DatacenterSpec(hosts_per_region=8, host_cpus=4096, host_memory_mib=1 << 24)
 
 
@@ -60,7 +62,7 @@ def percentile(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(q * len(s)))] if s else 0.0
 
 
-def summary(count: int, elapsed: float, lat: list[float]) -> dict[str, float]:
+def summary(count: int, elapsed: float, lat: list[float]) -> dict[str, Any]:
     return {
         "per_s": round(count / elapsed, 1),
         "p50_ms": round(percentile(lat, 0.5) * 1000, 2),
@@ -153,7 +155,8 @@ async def drive(port: int, bodies: list[bytes], keyed: bool, path: str, clients:
 
     start = time.perf_counter()
     await asyncio.gather(*(one() for _ in range(clients)))
-    return {"elapsed": time.perf_counter() - start, "lat": lat, "errors": errors}
+    elapsed = time.perf_counter() - start
+    return {"elapsed": elapsed, "lat": lat, "errors": errors, "cpu_s": time.process_time()}
 
 
 def drive_main(argv: list[str]) -> None:
@@ -167,6 +170,12 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_api(
@@ -211,6 +220,27 @@ def run_api(
                         f"tropic serve did not start: {server.stderr.read().decode()}"
                     ) from None
                 time.sleep(0.1)
+        spy = None
+        if PROFILE is not None:
+            spy_exe = str(Path(sys.executable).with_name("py-spy"))
+            out = f"{PROFILE}-{tag}.txt"
+            spy = subprocess.Popen(
+                [
+                    spy_exe,
+                    "record",
+                    "--gil",
+                    "--nonblocking",
+                    "-r",
+                    "100",
+                    "-f",
+                    "raw",
+                    "-o",
+                    out,
+                    "--pid",
+                    str(server.pid),
+                ]
+            )
+            time.sleep(1)
         if batch == 1:
             lines = [json.dumps({"procedure": "spawn_vm", "args": a}) for a in calls]
             path = "/v1/transactions"
@@ -227,6 +257,7 @@ def run_api(
                 for i in range(0, len(calls), batch)
             ]
             path = "/v1/transactions:batch"
+        cpu0 = _cpu_s(server.pid)
         done = subprocess.run(
             [sys.executable, __file__, "--drive", str(port), path, "1" if batch == 1 else "0", str(clients)],
             input="\n".join(lines),
@@ -234,10 +265,19 @@ def run_api(
             text=True,
             check=True,
         )
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(60)
+        server_cpu = _cpu_s(server.pid) - cpu0
         result = json.loads(done.stdout)
         if result["errors"]:
             raise RuntimeError(f"the API refused a submission: {result['errors'][0]}")
-        return summary(len(calls), result["elapsed"], result["lat"])
+        out = summary(len(calls), result["elapsed"], result["lat"])
+        # Where the 2 cores went: CPU per submission in the server and in the load generator.
+        out["server_cpu_ms"] = round(server_cpu / len(calls) * 1000, 3)
+        out["client_cpu_ms"] = round(result["cpu_s"] / len(calls) * 1000, 3)
+        out["server_cpu_share"] = round(server_cpu / result["elapsed"], 2)
+        return out
     finally:
         server.terminate()
         server.wait(30)
@@ -248,12 +288,15 @@ def main() -> None:
         drive_main(sys.argv[2:])
         return
     parser = argparse.ArgumentParser(description="REST submission throughput vs the engine, side by side")
-    parser.add_argument("--count", type=int, default=600, help="spawns per run")
+    parser.add_argument("--count", type=int, default=3000, help="spawns per run")
     parser.add_argument("--clients", type=int, default=16, help="concurrent HTTP clients / engine threads")
-    parser.add_argument("--batch", type=int, default=25, help="items per batch request in the batch run")
+    parser.add_argument("--batch", type=int, default=50, help="items per batch request in the batch run")
     parser.add_argument("--rounds", type=int, default=1, help="repeat each run; the median is reported")
     parser.add_argument("--json", action="store_true", help="print JSON only")
+    parser.add_argument("--profile", metavar="PREFIX", help="record the server with py-spy into PREFIX-*.txt")
     args = parser.parse_args()
+    global PROFILE
+    PROFILE = args.profile
     out: dict[str, Any] = {
         "count": args.count,
         "clients": args.clients,
@@ -276,6 +319,9 @@ def main() -> None:
                 "ratio": round(a["per_s"] / e["per_s"], 2),
                 "p50_ms": a["p50_ms"],
                 "p99_ms": a["p99_ms"],
+                "server_cpu_ms": a["server_cpu_ms"],
+                "client_cpu_ms": a["client_cpu_ms"],
+                "server_cpu_share": a["server_cpu_share"],
                 "engine_p50_ms": e["p50_ms"],
                 "engine_p99_ms": e["p99_ms"],
             }

@@ -1,0 +1,220 @@
+"""The submission path: per-key idempotency locks, the batch endpoint, Client.submit_many, arguments as
+text typed by the server, and a CLI submit that sends nothing but the submission."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from api_harness import HOST, IMAGE, OPERATOR, Server, auth, spawn_args
+from typer.testing import CliRunner
+
+from tropic.api.client import ApiError, Client
+from tropic.api.idempotency import IdempotencyCache
+from tropic.cli.main import app
+
+runner = CliRunner()
+
+
+def txn_count(server: Server) -> int:
+    return len(server.controller.transactions())
+
+
+def name() -> str:
+    return f"vm-{uuid.uuid4().hex[:10]}"
+
+
+# --- per-key idempotency ---------------------------------------------------------------------------------
+def test_two_keys_do_not_wait_for_each_other() -> None:
+    cache = IdempotencyCache()
+    inside = threading.Event()
+    release = threading.Event()
+
+    def slow(binding: tuple[str, str]) -> int:
+        inside.set()
+        assert release.wait(10)
+        return 1
+
+    first = threading.Thread(target=cache.run, args=("op", "key-a", "fp", slow))
+    first.start()
+    assert inside.wait(10)
+    try:
+        # key-a is held across its (blocked) create; key-b goes through meanwhile.
+        assert cache.run("op", "key-b", "fp", lambda b: 2) == (2, False)
+    finally:
+        release.set()
+        first.join(10)
+    assert cache.run("op", "key-a", "fp", lambda b: 3) == (1, True)
+    assert len(cache.locks) == 0
+
+
+def test_one_key_used_concurrently_makes_one_transaction() -> None:
+    cache = IdempotencyCache()
+    made: list[int] = []
+    inside = threading.Event()
+    release = threading.Event()
+    results: list[tuple[int, bool]] = []
+
+    def create(binding: tuple[str, str]) -> int:
+        made.append(len(made) + 10)
+        inside.set()
+        assert release.wait(10)
+        return made[-1]
+
+    threads = [
+        threading.Thread(target=lambda: results.append(cache.run("op", "k", "fp", create))) for _ in range(2)
+    ]
+    threads[0].start()
+    assert inside.wait(10)
+    threads[1].start()
+    release.set()
+    for t in threads:
+        t.join(10)
+    assert made == [10]
+    assert sorted(results) == [(10, False), (10, True)]
+
+
+def test_same_key_over_http_concurrently_is_one_transaction(server: Server) -> None:
+    key = uuid.uuid4().hex
+    body = {"procedure": "spawn_vm", "args": spawn_args(name())}
+    answers: list[dict[str, Any]] = []
+    before = txn_count(server)
+
+    def post() -> None:
+        with httpx.Client(base_url=server.url, headers=auth(OPERATOR), timeout=10) as c:
+            r = c.post("/v1/transactions", json=body, headers={"Idempotency-Key": key})
+            assert r.status_code == 202, r.text
+            answers.append(r.json())
+
+    threads = [threading.Thread(target=post) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert len({a["id"] for a in answers}) == 1
+    assert sorted(a["replayed"] for a in answers) == [False, True, True, True]
+    assert txn_count(server) == before + 1
+
+
+# --- the batch endpoint ----------------------------------------------------------------------------------
+def test_batch_answers_each_item_in_order_once_durable(server: Server) -> None:
+    c = server.client()
+    items = [{"procedure": "spawn_vm", "args": spawn_args(name())} for _ in range(3)]
+    r = c.post("/v1/transactions:batch", json={"items": items})
+    assert r.status_code == 202, r.text
+    answers = r.json()["items"]
+    assert len(answers) == 3 and all(not a["replayed"] for a in answers)
+    for item, a in zip(items, answers, strict=True):
+        t = server.controller.get(a["id"])
+        assert t.accepted and t.args["name"] == item["args"]["name"]
+    accepted = [e for e in server.audit.entries() if e.get("txn") in {a["id"] for a in answers}]
+    assert {e["outcome"] for e in accepted} == {"accepted"} and len(accepted) == 3
+
+
+def test_batch_validation_is_atomic(server: Server) -> None:
+    c = server.client()
+    before = txn_count(server)
+    bad = spawn_args(name())
+    bad["vcpus"] = "two"
+    items = [
+        {"procedure": "spawn_vm", "args": spawn_args(name())},
+        {"procedure": "spawn_vm", "args": bad},
+        {"procedure": "spawn_vm", "args": spawn_args(name())},
+    ]
+    r = c.post("/v1/transactions:batch", json={"items": items})
+    assert r.status_code == 422
+    assert r.json()["error"]["message"].startswith("item 1:")
+    items[1] = {"procedure": "no_such_procedure", "args": {}}
+    r = c.post("/v1/transactions:batch", json={"items": items})
+    assert r.status_code in (404, 422) and r.json()["error"]["message"].startswith("item 1:")
+    assert txn_count(server) == before
+
+
+def test_batch_keys_are_per_item(server: Server) -> None:
+    c = server.client()
+    items = [{"procedure": "spawn_vm", "args": spawn_args(name()), "key": uuid.uuid4().hex} for _ in range(2)]
+    first = c.post("/v1/transactions:batch", json={"items": items}).json()["items"]
+    before = txn_count(server)
+    items.append({"procedure": "spawn_vm", "args": spawn_args(name()), "key": uuid.uuid4().hex})
+    again = c.post("/v1/transactions:batch", json={"items": items}).json()["items"]
+    assert [a["id"] for a in again[:2]] == [a["id"] for a in first]
+    assert [a["replayed"] for a in again] == [True, True, False]
+    assert txn_count(server) == before + 1
+    # A key reused for another call is that item's error; the other items go on.
+    other = {"procedure": "spawn_vm", "args": spawn_args(name()), "key": items[0]["key"]}
+    fresh = {"procedure": "spawn_vm", "args": spawn_args(name())}
+    r = c.post("/v1/transactions:batch", json={"items": [other, fresh]})
+    assert r.status_code == 202
+    reused, ok = r.json()["items"]
+    assert reused["error"]["code"] == "idempotency_key_reused" and reused["error"]["txn"] == first[0]["id"]
+    assert ok["id"] > again[2]["id"]
+
+
+def test_batch_size_limits(server: Server) -> None:
+    c = server.client()
+    item = {"procedure": "spawn_vm", "args": spawn_args("x")}
+    assert c.post("/v1/transactions:batch", json={"items": [item] * 1001}).status_code == 422
+    assert c.post("/v1/transactions:batch", json={"items": []}).status_code == 422
+    huge = {"items": [{"procedure": "spawn_vm", "args": {"name": "x" * (2 << 20)}}]}
+    assert c.post("/v1/transactions:batch", json=huge).status_code == 413
+
+
+def test_batch_checks_the_token_before_the_body(server: Server) -> None:
+    stranger = server.client(token=None)
+    r = stranger.post(
+        "/v1/transactions:batch", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == 401
+    viewer = server.client(token="viewer-token-0123456789abcdef")
+    assert viewer.post("/v1/transactions:batch", content=b"{not json").status_code == 403
+
+
+def test_client_submit_many(server: Server) -> None:
+    before = txn_count(server)
+    with Client(server.url, OPERATOR) as c:
+        calls = [("spawn_vm", spawn_args(name())) for _ in range(3)]
+        answers = c.submit_many(calls)
+        assert [server.controller.get(a["id"]).args["name"] for a in answers] == [a["name"] for _, a in calls]
+        keys = [uuid.uuid4().hex for _ in calls]
+        calls = [("spawn_vm", spawn_args(name())) for _ in range(2)]
+        first = c.submit_many(calls, keys=keys[:2])
+        assert [a["id"] for a in c.submit_many(calls, keys=keys[:2])] == [a["id"] for a in first]
+        with pytest.raises(ApiError) as err:
+            c.submit_many([("spawn_vm", {"host": HOST})])
+        assert err.value.status == 422 and "item 0:" in err.value.message
+    assert txn_count(server) == before + 5
+
+
+# --- text arguments ----------------------------------------------------------------------------------------
+def test_text_arguments_are_typed_by_the_server(server: Server) -> None:
+    c = server.client()
+    args = {"host": HOST, "name": name(), "image": IMAGE, "vcpus": "1", "memory_mib": "512"}
+    r = c.post("/v1/transactions", json={"procedure": "spawn_vm", "args": args})
+    assert r.status_code == 422  # without text_args a string is a string
+    r = c.post("/v1/transactions", json={"procedure": "spawn_vm", "args": args, "text_args": True})
+    assert r.status_code == 202, r.text
+    t = server.controller.get(r.json()["id"])
+    assert t.args["vcpus"] == 1 and t.args["memory_mib"] == 512 and t.args["host"] == HOST
+    args = {**args, "name": name(), "vcpus": "many"}
+    r = c.post("/v1/transactions", json={"procedure": "spawn_vm", "args": args, "text_args": True})
+    assert r.status_code == 422 and "'vcpus'" in r.json()["error"]["message"]
+
+
+def test_cli_submit_sends_only_the_submission(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    paths: list[str] = []
+    send = httpx.Client.request
+
+    def spy(self: httpx.Client, method: str, url: Any, *a: Any, **kw: Any) -> httpx.Response:
+        paths.append(f"{method} {url}")
+        return send(self, method, url, *a, **kw)
+
+    monkeypatch.setattr(httpx.Client, "request", spy)
+    args = [f"host={HOST}", f"name={name()}", f"image={IMAGE}", "vcpus=1", "memory_mib=512"]
+    result = runner.invoke(
+        app, ["submit", "spawn_vm", *args, "--no-wait", "--json", "--url", server.url, "--token", OPERATOR]
+    )
+    assert result.exit_code == 0, result.stderr
+    assert paths == ["POST /v1/transactions"]
