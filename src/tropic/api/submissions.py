@@ -6,8 +6,8 @@ validated once (here; the controller takes it as checked), queued, and its durab
 as a future that the controller's logical thread resolves after the group commit that stored it
 (:class:`Acceptances`). Concurrent requests therefore share group commits, and an idempotency key locks
 only itself while its transaction is queued (:class:`~tropic.api.idempotency.KeyLocks`). The audit log's
-accepted entries are written after the store has the submissions, with one fsync shared by the concurrent
-requests (:meth:`~tropic.api.audit.AuditLog.record_many`).
+accepted entries are written by the audit log's writer thread while the store commits, with one fsync
+shared by the concurrent requests (:meth:`~tropic.api.audit.AuditLog.record_later`).
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the handlers' annotations at runtime.
@@ -183,27 +183,35 @@ class Submitter:
         return [o for o in out if o is not None]
 
     async def submit(self, who: Principal, calls: Sequence[Call]) -> list[Outcome]:
-        """Queue ``calls``, then answer once every new one is durable and audited."""
+        """Queue ``calls``, then answer once every new one is durable and audited. The accepted entries
+        are written while the store commits (not after it): should the store fail to take them, a
+        ``refused`` entry for each follows."""
         try:
             if self.keys.blocking and any(key is not None for _, _, key in calls):
                 outcomes = await run_in_threadpool(self._queue, who, calls)
             else:
                 outcomes = self._queue(who, calls)
+        except TropicError as e:
+            await self.refused(who, [{"procedure": proc.name} for proc, _, _ in calls], e)
+            raise
+        details = [
+            {"txn": o.txn.id, "procedure": o.txn.procedure, "args": args}
+            for o, (_, args, _) in zip(outcomes, calls, strict=True)
+            if o.txn is not None and not o.replayed
+        ]
+        audited = asyncio.wrap_future(self.audit.record_later(who, "submit", "accepted", details))
+        try:
             await self.acceptances.wait([o.txn for o in outcomes if o.txn is not None])
         except TropicError as e:
-            await self.refused(who, [proc.name for proc, _, _ in calls], e)
+            await audited
+            await self.refused(who, [{"txn": d["txn"], "procedure": d["procedure"]} for d in details], e)
             raise
-        new = [
-            (o.txn, args) for o, (_, args, _) in zip(outcomes, calls, strict=True) if o.txn and not o.replayed
-        ]
-        if new:
-            details = [{"txn": t.id, "procedure": t.procedure, "args": args} for t, args in new]
-            await run_in_threadpool(self.audit.record_many, who, "submit", "accepted", details)
+        await audited
         return outcomes
 
-    async def refused(self, who: Principal, procedures: Sequence[str], e: TropicError) -> None:
-        details = [{"procedure": p, "error": e.code} for p in procedures]
-        await run_in_threadpool(self.audit.record_many, who, "submit", "refused", details)
+    async def refused(self, who: Principal, items: Sequence[Mapping[str, Any]], e: TropicError) -> None:
+        details = [{**item, "error": e.code} for item in items]
+        await asyncio.wrap_future(self.audit.record_later(who, "submit", "refused", details))
 
 
 def _json(status: int, content: Any, headers: Mapping[str, str] | None = None) -> Response:
@@ -247,7 +255,7 @@ def add_submission_routes(
         try:
             proc, args = prepare(controller, call)
         except TropicError as e:
-            await submitter.refused(who, [call.procedure], e)
+            await submitter.refused(who, [{"procedure": call.procedure}], e)
             raise
         (out,) = await submitter.submit(who, [(proc, args, idempotency_key)])
         if out.txn is None:
@@ -273,7 +281,7 @@ def add_submission_routes(
             except TropicError as e:
                 e.message = f"item {i}: {e.message}"
                 e.args = (e.message,)
-                await submitter.refused(who, [item.procedure], e)
+                await submitter.refused(who, [{"procedure": item.procedure}], e)
                 raise
             calls.append((proc, args, item.key))
         outcomes = await submitter.submit(who, calls)
