@@ -68,18 +68,31 @@ def prepare(controller: Controller, call: ProcedureCall) -> tuple[Procedure, dic
     return proc, checked_args(proc, args)
 
 
+@dataclass(slots=True, eq=False)
+class _Waiter:
+    """One request waiting for its submissions to be stored."""
+
+    txns: Sequence[Transaction]
+    left: set[int]
+    done: asyncio.Future[None]
+    deadline: float
+
+
 class Acceptances:
-    """Futures of submissions waiting to be durable, resolved on the event loop when the logical thread
-    announces the group commit that stored them (no thread waits meanwhile)."""
+    """Requests waiting for their submissions to be durable, answered on the event loop when the logical
+    thread announces the group commit that stored them (no thread waits meanwhile). One watchdog task
+    (while anyone waits) fails the waiters when the controller cannot store any more, or after a timeout."""
 
     def __init__(self, controller: Controller) -> None:
         self.controller = controller
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._waiting: dict[int, list[asyncio.Future[None]]] = {}
+        self._waiting: dict[int, list[_Waiter]] = {}
+        self._waiters: set[_Waiter] = set()
+        self._watchdog: asyncio.Task[None] | None = None
         controller.on_accepted(self._heard)
 
     def _heard(self, txns: Sequence[Transaction]) -> None:
-        # On the logical thread. A future registered after this check finds ``accepted`` already set.
+        # On the logical thread. A waiter registered after this check finds ``accepted`` already set.
         waiting = self._waiting
         ids = [t.id for t in txns if t.id in waiting]
         loop = self._loop
@@ -88,9 +101,10 @@ class Acceptances:
 
     def _resolve(self, ids: list[int]) -> None:
         for i in ids:
-            for fut in self._waiting.pop(i, ()):
-                if not fut.done():
-                    fut.set_result(None)
+            for w in self._waiting.pop(i, ()):
+                w.left.discard(i)
+                if not w.left and not w.done.done():
+                    w.done.set_result(None)
 
     async def wait(self, txns: Sequence[Transaction], timeout: float = ACCEPT_TIMEOUT_S) -> None:
         """Return once every one of ``txns`` is in the store; :class:`StoreError` after ``timeout``, and
@@ -98,36 +112,41 @@ class Acceptances:
         pending = [t for t in txns if not t.accepted]
         if not pending:
             return
-        if self._loop is None:
-            self._loop = asyncio.get_running_loop()
-        loop = self._loop
-        futs: list[asyncio.Future[None]] = []
+        loop = self._loop = asyncio.get_running_loop()
+        w = _Waiter(pending, {t.id for t in pending}, loop.create_future(), time.monotonic() + timeout)
         for t in pending:
-            fut = loop.create_future()
-            self._waiting.setdefault(t.id, []).append(fut)
-            futs.append(fut)
-            if t.accepted:  # announced before the future was there
-                fut.set_result(None)
-        deadline = time.monotonic() + timeout
+            self._waiting.setdefault(t.id, []).append(w)
+        w.left.difference_update(t.id for t in pending if t.accepted)  # announced before we registered
+        if not w.left:
+            w.done.set_result(None)
+        self._waiters.add(w)
+        if self._watchdog is None or self._watchdog.done():
+            self._watchdog = loop.create_task(self._watch())
         try:
-            while True:
-                _, left = await asyncio.wait(futs, timeout=min(0.1, max(0.0, deadline - time.monotonic())))
-                if not left:
-                    return
-                self.controller.check_accepting(pending)
-                if time.monotonic() >= deadline:
-                    missing = [t.id for t in pending if not t.accepted]
-                    raise StoreError(f"transaction(s) {missing} were not stored within {timeout:g} s")
-                futs = list(left)
+            await w.done
         finally:
+            self._waiters.discard(w)
             for t in pending:
-                left_futs = self._waiting.get(t.id)
-                if left_futs is not None:
-                    kept = [f for f in left_futs if not f.done()]
-                    if kept:
-                        self._waiting[t.id] = kept
-                    else:
+                ws = self._waiting.get(t.id)
+                if ws is not None and w in ws:
+                    ws.remove(w)
+                    if not ws:
                         del self._waiting[t.id]
+
+    async def _watch(self) -> None:
+        while self._waiters:
+            await asyncio.sleep(0.1)
+            now = time.monotonic()
+            for w in list(self._waiters):
+                if w.done.done():
+                    continue
+                try:
+                    self.controller.check_accepting(w.txns)
+                    if now >= w.deadline:
+                        missing = [t.id for t in w.txns if not t.accepted]
+                        raise StoreError(f"transaction(s) {missing} were not stored in time")
+                except TropicError as e:
+                    w.done.set_exception(e)
 
 
 @dataclass(slots=True)
