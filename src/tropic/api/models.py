@@ -47,6 +47,7 @@ class ProcedureCall(_Strict):
     )
     text_args: bool = Field(
         default=False,
+        strict=True,
         description="true: string values are text to read as the declared types (a command line's "
         'name=value): "4" is 4 for an integer argument, "yes" is true for a boolean one',
     )
@@ -337,3 +338,19 @@ def procedure_call_schema(registry: Registry) -> dict[str, Any]:
             }
         )
     return {"oneOf": variants}
+
+
+def batch_call_schema(registry: Registry) -> dict[str, Any]:
+    """JSON Schema of a batch body for the OpenAPI document: 1-1000 procedure calls (each variant of
+    :func:`procedure_call_schema`, plus its optional idempotency ``key``)."""
+    variants = []
+    for v in procedure_call_schema(registry)["oneOf"]:
+        key = {"anyOf": [{"type": "string", "minLength": 1, "maxLength": 200}, {"type": "null"}]}
+        variants.append({**v, "properties": {**v["properties"], "key": key}})
+    items = {"type": "array", "minItems": 1, "maxItems": 1000, "items": {"oneOf": variants}}
+    return {
+        "type": "object",
+        "properties": {"items": items},
+        "required": ["items"],
+        "additionalProperties": False,
+    }

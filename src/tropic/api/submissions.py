@@ -243,6 +243,7 @@ def add_submission_routes(
     submitter: Submitter,
     Operator: Any,
     call_body: dict[str, Any],
+    batch_body: dict[str, Any],
 ) -> None:
     """Register the two submission endpoints on ``app`` (its routes are gated: auth before the body)."""
     controller = submitter.controller
@@ -286,7 +287,8 @@ def add_submission_routes(
         tags=["transactions"],
         status_code=202,
         response_model=BatchAccepted,
-        responses=error_responses(400, *auth_errors, 413, 422, 503),
+        responses=error_responses(400, *auth_errors, 404, 413, 422, 503),
+        openapi_extra=batch_body,
     )
     async def submit_batch(body: BatchCall, who: Operator) -> Response:
         """Queue up to 1000 transactions in one request. Every item is validated first: one bad item
