@@ -325,7 +325,7 @@ def create_app(
         """Dry-run: simulate and check the constraints, returning the action log apply would run and any
         violation. Nothing is changed and nothing is recorded."""
         proc, args = prepare(controller, call)
-        return controller.plan(proc.name, args).to_dict()
+        return controller.plan(proc.name, args, checked=True).to_dict()
 
     @app.get(
         "/v1/events",
