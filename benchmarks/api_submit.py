@@ -324,6 +324,11 @@ def main() -> None:
                 "server_cpu_share": a["server_cpu_share"],
                 "engine_p50_ms": e["p50_ms"],
                 "engine_p99_ms": e["p99_ms"],
+                # every round, side by side: (api_per_s, engine_per_s, ratio)
+                "rounds": [
+                    [x["per_s"], y["per_s"], round(x["per_s"] / y["per_s"], 2)]
+                    for x, y in zip(api, engine, strict=True)
+                ],
             }
     if args.json:
         print(json.dumps(out, indent=2))

@@ -3,13 +3,14 @@ text typed by the server, and a CLI submit that sends nothing but the submission
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from typing import Any
 
 import httpx
 import pytest
-from api_harness import HOST, IMAGE, OPERATOR, Server, auth, spawn_args
+from api_harness import HOST, IMAGE, OPERATOR, Server, auth, raw_connection, read_response, spawn_args
 from typer.testing import CliRunner
 
 from tropic.api.client import ApiError, Client
@@ -158,8 +159,14 @@ def test_batch_size_limits(server: Server) -> None:
     item = {"procedure": "spawn_vm", "args": spawn_args("x")}
     assert c.post("/v1/transactions:batch", json={"items": [item] * 1001}).status_code == 422
     assert c.post("/v1/transactions:batch", json={"items": []}).status_code == 422
-    huge = {"items": [{"procedure": "spawn_vm", "args": {"name": "x" * (2 << 20)}}]}
-    assert c.post("/v1/transactions:batch", json=huge).status_code == 413
+    # A body declared over the limit is refused before it is sent (the server then closes).
+    with raw_connection(server.url) as sock:
+        head = (
+            f"POST /v1/transactions:batch HTTP/1.1\r\nHost: tropic\r\nAuthorization: Bearer {OPERATOR}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {2 << 20}\r\n\r\n"
+        )
+        sock.sendall(head.encode())
+        assert read_response(sock).status == 413
 
 
 def test_batch_checks_the_token_before_the_body(server: Server) -> None:
@@ -218,3 +225,46 @@ def test_cli_submit_sends_only_the_submission(server: Server, monkeypatch: pytes
     )
     assert result.exit_code == 0, result.stderr
     assert paths == ["POST /v1/transactions"]
+
+
+# --- the audit log's shared writes ------------------------------------------------------------------------
+def test_concurrent_audit_records_all_land_with_shared_syncs(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from tropic.api.audit import AuditLog
+    from tropic.api.auth import Principal, Role
+
+    syncs: list[int] = []
+    real_fsync = os.fsync
+    gate = threading.Event()
+
+    def slow_fsync(fd: int) -> None:
+        syncs.append(fd)
+        gate.wait(10)  # the first sync waits until every writer has queued behind it
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    log = AuditLog(tmp_path / "audit.jsonl")
+    who = Principal("op", Role.OPERATOR)
+    writers = [
+        threading.Thread(target=log.record, args=(who, "submit", "accepted"), kwargs={"details": {"txn": i}})
+        for i in range(8)
+    ]
+    for w in writers:
+        w.start()
+    later = log.record_later(who, "submit", "accepted", [{"txn": 100}, {"txn": 101}])
+    for _ in range(400):  # until every line is written (all but the first then wait for a sync)
+        if len(log.entries()) == 10:
+            break
+        threading.Event().wait(0.05)
+    gate.set()
+    for w in writers:
+        w.join(10)
+    later.result(10)
+    log.close()
+    lines = [json.loads(x) for x in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert sorted(e["txn"] for e in lines) == [*range(8), 100, 101]
+    # The writers that came while the first sync ran shared the next one: two syncs for nine writes.
+    assert 1 <= len(syncs) <= 2

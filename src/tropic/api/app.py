@@ -48,6 +48,7 @@ from tropic.api.models import (
     TransactionDetail,
     TransactionPage,
     WhoAmI,
+    batch_call_schema,
     procedure_call_schema,
 )
 from tropic.api.submissions import Submitter, add_submission_routes, prepare
@@ -240,7 +241,13 @@ def create_app(
         return audit.entries(limit)
 
     # --- transactions --------------------------------------------------------------------------------------
-    add_submission_routes(app, Submitter(controller, keys, audit), Operator, call_body)
+    batch_body = {
+        "requestBody": {
+            "content": {"application/json": {"schema": batch_call_schema(controller.registry)}},
+            "required": True,
+        }
+    }
+    add_submission_routes(app, Submitter(controller, keys, audit), Operator, call_body, batch_body)
 
     @app.get(
         "/v1/transactions",
@@ -318,7 +325,7 @@ def create_app(
         """Dry-run: simulate and check the constraints, returning the action log apply would run and any
         violation. Nothing is changed and nothing is recorded."""
         proc, args = prepare(controller, call)
-        return controller.plan(proc.name, args).to_dict()
+        return controller.plan(proc.name, args, checked=True).to_dict()
 
     @app.get(
         "/v1/events",

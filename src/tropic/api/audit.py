@@ -3,18 +3,21 @@
 Entries name the token's *name* and role (never its secret). The file is only ever appended to; each line
 is flushed (and by default fsynced) before the API answers, so an accepted request is on disk. Concurrent
 records share one fsync: a writer whose line another thread's fsync already covered does not sync again
-(group commit, as the store does). Without a file the log is kept in memory (tests, throwaway servers);
-the newest entries are always readable.
+(group commit, as the store does). :meth:`record_later` hands entries to a writer thread and returns a
+future, so the API's event loop never blocks on the disk. Without a file the log is kept in memory (tests,
+throwaway servers); the newest entries are always readable.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import IO, Any
 
@@ -34,6 +37,8 @@ class AuditLog:
         self._written = 0  # lines written (flushed to the OS) ...
         self._synced = 0  # ... and made durable by an fsync
         self._syncing = False
+        self._later: queue.SimpleQueue[tuple[list[Entry], Future[None]] | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
         self._recent: deque[Entry] = deque(maxlen=keep)
         self._file: IO[str] | None = None
         if self.path is not None:
@@ -68,6 +73,14 @@ class AuditLog:
         self, who: Principal, action: str, outcome: str, details: Sequence[Mapping[str, Any]]
     ) -> list[Entry]:
         """Append one entry per item of ``details`` (as :meth:`record` does), with one write and one sync."""
+        entries = self._entries(who, action, outcome, details)
+        self._append(entries)
+        return entries
+
+    @staticmethod
+    def _entries(
+        who: Principal, action: str, outcome: str, details: Sequence[Mapping[str, Any]]
+    ) -> list[Entry]:
         now = time.time()
         entries: list[Entry] = []
         for d in details:
@@ -75,6 +88,50 @@ class AuditLog:
             entry["outcome"] = outcome
             entry.update(d)
             entries.append(entry)
+        return entries
+
+    def record_later(
+        self, who: Principal, action: str, outcome: str, details: Sequence[Mapping[str, Any]]
+    ) -> Future[None]:
+        """As :meth:`record_many`, on the log's writer thread: the future is done once the entries are on
+        disk (the entries written meanwhile by other callers share that write and its fsync)."""
+        fut: Future[None] = Future()
+        if self._file is None:
+            self._append(self._entries(who, action, outcome, details))
+            fut.set_result(None)
+            return fut
+        with self._lock:
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_later, name="audit-writer", daemon=True)
+                self._writer.start()
+        self._later.put((self._entries(who, action, outcome, details), fut))
+        return fut
+
+    def _write_later(self) -> None:
+        while True:
+            first = self._later.get()
+            if first is None:
+                return
+            batch = [first]
+            while True:
+                try:
+                    more = self._later.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._later.put(None)  # stop after this batch
+                    break
+                batch.append(more)
+            try:
+                self._append([e for entries, _ in batch for e in entries])
+            except BaseException as e:  # handed to every waiting caller
+                for _, fut in batch:
+                    fut.set_exception(e)
+            else:
+                for _, fut in batch:
+                    fut.set_result(None)
+
+    def _append(self, entries: list[Entry]) -> None:
         text = "".join(json.dumps(e, sort_keys=True, default=str, allow_nan=False) + "\n" for e in entries)
         with self._lock:
             if self._file is not None:
@@ -85,7 +142,6 @@ class AuditLog:
             self._recent.extend(entries)
         if self._file is not None and self.fsync:
             self._sync_upto(mine)
-        return entries
 
     def _sync_upto(self, mine: int) -> None:
         """Return once write ``mine`` is on disk: one thread syncs for everyone waiting meanwhile."""
@@ -117,6 +173,11 @@ class AuditLog:
         return items if limit is None else items[-limit:] if limit > 0 else []
 
     def close(self) -> None:
+        writer = self._writer
+        if writer is not None:
+            self._later.put(None)
+            writer.join(30)
+            self._writer = None
         with self._lock:
             if self._file is not None:
                 self._file.close()

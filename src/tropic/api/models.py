@@ -47,7 +47,7 @@ class ProcedureCall(_Strict):
     )
     text_args: bool = Field(
         default=False,
-        strict=True,  # JSON true or false, not 0 or "yes": the schema says boolean
+        strict=True,
         description="true: string values are text to read as the declared types (a command line's "
         'name=value): "4" is 4 for an integer argument, "yes" is true for a boolean one',
     )
@@ -341,17 +341,16 @@ def procedure_call_schema(registry: Registry) -> dict[str, Any]:
 
 
 def batch_call_schema(registry: Registry) -> dict[str, Any]:
-    """JSON Schema of a batch (:class:`BatchCall`): 1 to 1000 procedure calls, each as in
-    :func:`procedure_call_schema` with its own optional idempotency ``key``."""
-    key = {"anyOf": [{"type": "string", "minLength": 1, "maxLength": 200}, {"type": "null"}]}
-    items = [
-        {**v, "properties": {**v["properties"], "key": key}} for v in procedure_call_schema(registry)["oneOf"]
-    ]
+    """JSON Schema of a batch body for the OpenAPI document: 1-1000 procedure calls (each variant of
+    :func:`procedure_call_schema`, plus its optional idempotency ``key``)."""
+    variants = []
+    for v in procedure_call_schema(registry)["oneOf"]:
+        key = {"anyOf": [{"type": "string", "minLength": 1, "maxLength": 200}, {"type": "null"}]}
+        variants.append({**v, "properties": {**v["properties"], "key": key}})
+    items = {"type": "array", "minItems": 1, "maxItems": 1000, "items": {"oneOf": variants}}
     return {
         "type": "object",
-        "properties": {
-            "items": {"type": "array", "minItems": 1, "maxItems": 1000, "items": {"oneOf": items}}
-        },
+        "properties": {"items": items},
         "required": ["items"],
         "additionalProperties": False,
     }

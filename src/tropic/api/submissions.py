@@ -6,8 +6,8 @@ validated once (here; the controller takes it as checked), queued, and its durab
 as a future that the controller's logical thread resolves after the group commit that stored it
 (:class:`Acceptances`). Concurrent requests therefore share group commits, and an idempotency key locks
 only itself while its transaction is queued (:class:`~tropic.api.idempotency.KeyLocks`). The audit log's
-accepted entries are written after the store has the submissions, with one fsync shared by the concurrent
-requests (:meth:`~tropic.api.audit.AuditLog.record_many`).
+accepted entries are written by the audit log's writer thread while the store commits, with one fsync
+shared by the concurrent requests (:meth:`~tropic.api.audit.AuditLog.record_later`).
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the handlers' annotations at runtime.
@@ -26,14 +26,7 @@ from tropic.api.audit import AuditLog
 from tropic.api.auth import Principal
 from tropic.api.errors import ApiProblem, error_responses
 from tropic.api.idempotency import MAX_KEY_LENGTH, IdempotencyCache, KeyReused, fingerprint
-from tropic.api.models import (
-    MAX_SAFE_INT,
-    Accepted,
-    BatchAccepted,
-    BatchCall,
-    ProcedureCall,
-    batch_call_schema,
-)
+from tropic.api.models import MAX_SAFE_INT, Accepted, BatchAccepted, BatchCall, ProcedureCall
 from tropic.errors import InvalidArguments, StoreError, TropicError
 from tropic.model import Value
 from tropic.procedures import Procedure
@@ -75,18 +68,31 @@ def prepare(controller: Controller, call: ProcedureCall) -> tuple[Procedure, dic
     return proc, checked_args(proc, args)
 
 
+@dataclass(slots=True, eq=False)
+class _Waiter:
+    """One request waiting for its submissions to be stored."""
+
+    txns: Sequence[Transaction]
+    left: set[int]
+    done: asyncio.Future[None]
+    deadline: float
+
+
 class Acceptances:
-    """Futures of submissions waiting to be durable, resolved on the event loop when the logical thread
-    announces the group commit that stored them (no thread waits meanwhile)."""
+    """Requests waiting for their submissions to be durable, answered on the event loop when the logical
+    thread announces the group commit that stored them (no thread waits meanwhile). One watchdog task
+    (while anyone waits) fails the waiters when the controller cannot store any more, or after a timeout."""
 
     def __init__(self, controller: Controller) -> None:
         self.controller = controller
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._waiting: dict[int, list[asyncio.Future[None]]] = {}
+        self._waiting: dict[int, list[_Waiter]] = {}
+        self._waiters: set[_Waiter] = set()
+        self._watchdog: asyncio.Task[None] | None = None
         controller.on_accepted(self._heard)
 
     def _heard(self, txns: Sequence[Transaction]) -> None:
-        # On the logical thread. A future registered after this check finds ``accepted`` already set.
+        # On the logical thread. A waiter registered after this check finds ``accepted`` already set.
         waiting = self._waiting
         ids = [t.id for t in txns if t.id in waiting]
         loop = self._loop
@@ -95,9 +101,10 @@ class Acceptances:
 
     def _resolve(self, ids: list[int]) -> None:
         for i in ids:
-            for fut in self._waiting.pop(i, ()):
-                if not fut.done():
-                    fut.set_result(None)
+            for w in self._waiting.pop(i, ()):
+                w.left.discard(i)
+                if not w.left and not w.done.done():
+                    w.done.set_result(None)
 
     async def wait(self, txns: Sequence[Transaction], timeout: float = ACCEPT_TIMEOUT_S) -> None:
         """Return once every one of ``txns`` is in the store; :class:`StoreError` after ``timeout``, and
@@ -105,36 +112,41 @@ class Acceptances:
         pending = [t for t in txns if not t.accepted]
         if not pending:
             return
-        if self._loop is None:
-            self._loop = asyncio.get_running_loop()
-        loop = self._loop
-        futs: list[asyncio.Future[None]] = []
+        loop = self._loop = asyncio.get_running_loop()
+        w = _Waiter(pending, {t.id for t in pending}, loop.create_future(), time.monotonic() + timeout)
         for t in pending:
-            fut = loop.create_future()
-            self._waiting.setdefault(t.id, []).append(fut)
-            futs.append(fut)
-            if t.accepted:  # announced before the future was there
-                fut.set_result(None)
-        deadline = time.monotonic() + timeout
+            self._waiting.setdefault(t.id, []).append(w)
+        w.left.difference_update(t.id for t in pending if t.accepted)  # announced before we registered
+        if not w.left:
+            w.done.set_result(None)
+        self._waiters.add(w)
+        if self._watchdog is None or self._watchdog.done():
+            self._watchdog = loop.create_task(self._watch())
         try:
-            while True:
-                _, left = await asyncio.wait(futs, timeout=min(0.1, max(0.0, deadline - time.monotonic())))
-                if not left:
-                    return
-                self.controller.check_accepting(pending)
-                if time.monotonic() >= deadline:
-                    missing = [t.id for t in pending if not t.accepted]
-                    raise StoreError(f"transaction(s) {missing} were not stored within {timeout:g} s")
-                futs = list(left)
+            await w.done
         finally:
+            self._waiters.discard(w)
             for t in pending:
-                left_futs = self._waiting.get(t.id)
-                if left_futs is not None:
-                    kept = [f for f in left_futs if not f.done()]
-                    if kept:
-                        self._waiting[t.id] = kept
-                    else:
+                ws = self._waiting.get(t.id)
+                if ws is not None and w in ws:
+                    ws.remove(w)
+                    if not ws:
                         del self._waiting[t.id]
+
+    async def _watch(self) -> None:
+        while self._waiters:
+            await asyncio.sleep(0.1)
+            now = time.monotonic()
+            for w in list(self._waiters):
+                if w.done.done():
+                    continue
+                try:
+                    self.controller.check_accepting(w.txns)
+                    if now >= w.deadline:
+                        missing = [t.id for t in w.txns if not t.accepted]
+                        raise StoreError(f"transaction(s) {missing} were not stored in time")
+                except TropicError as e:
+                    w.done.set_exception(e)
 
 
 @dataclass(slots=True)
@@ -190,27 +202,35 @@ class Submitter:
         return [o for o in out if o is not None]
 
     async def submit(self, who: Principal, calls: Sequence[Call]) -> list[Outcome]:
-        """Queue ``calls``, then answer once every new one is durable and audited."""
+        """Queue ``calls``, then answer once every new one is durable and audited. The accepted entries
+        are written while the store commits (not after it): should the store fail to take them, a
+        ``refused`` entry for each follows."""
         try:
             if self.keys.blocking and any(key is not None for _, _, key in calls):
                 outcomes = await run_in_threadpool(self._queue, who, calls)
             else:
                 outcomes = self._queue(who, calls)
+        except TropicError as e:
+            await self.refused(who, [{"procedure": proc.name} for proc, _, _ in calls], e)
+            raise
+        details = [
+            {"txn": o.txn.id, "procedure": o.txn.procedure, "args": args}
+            for o, (_, args, _) in zip(outcomes, calls, strict=True)
+            if o.txn is not None and not o.replayed
+        ]
+        audited = asyncio.wrap_future(self.audit.record_later(who, "submit", "accepted", details))
+        try:
             await self.acceptances.wait([o.txn for o in outcomes if o.txn is not None])
         except TropicError as e:
-            await self.refused(who, [proc.name for proc, _, _ in calls], e)
+            await audited
+            await self.refused(who, [{"txn": d["txn"], "procedure": d["procedure"]} for d in details], e)
             raise
-        new = [
-            (o.txn, args) for o, (_, args, _) in zip(outcomes, calls, strict=True) if o.txn and not o.replayed
-        ]
-        if new:
-            details = [{"txn": t.id, "procedure": t.procedure, "args": args} for t, args in new]
-            await run_in_threadpool(self.audit.record_many, who, "submit", "accepted", details)
+        await audited
         return outcomes
 
-    async def refused(self, who: Principal, procedures: Sequence[str], e: TropicError) -> None:
-        details = [{"procedure": p, "error": e.code} for p in procedures]
-        await run_in_threadpool(self.audit.record_many, who, "submit", "refused", details)
+    async def refused(self, who: Principal, items: Sequence[Mapping[str, Any]], e: TropicError) -> None:
+        details = [{**item, "error": e.code} for item in items]
+        await asyncio.wrap_future(self.audit.record_later(who, "submit", "refused", details))
 
 
 def _json(status: int, content: Any, headers: Mapping[str, str] | None = None) -> Response:
@@ -223,6 +243,7 @@ def add_submission_routes(
     submitter: Submitter,
     Operator: Any,
     call_body: dict[str, Any],
+    batch_body: dict[str, Any],
 ) -> None:
     """Register the two submission endpoints on ``app`` (its routes are gated: auth before the body)."""
     controller = submitter.controller
@@ -254,7 +275,7 @@ def add_submission_routes(
         try:
             proc, args = prepare(controller, call)
         except TropicError as e:
-            await submitter.refused(who, [call.procedure], e)
+            await submitter.refused(who, [{"procedure": call.procedure}], e)
             raise
         (out,) = await submitter.submit(who, [(proc, args, idempotency_key)])
         if out.txn is None:
@@ -266,13 +287,8 @@ def add_submission_routes(
         tags=["transactions"],
         status_code=202,
         response_model=BatchAccepted,
-        responses=error_responses(400, *auth_errors, 413, 422, 503),
-        openapi_extra={
-            "requestBody": {
-                "content": {"application/json": {"schema": batch_call_schema(controller.registry)}},
-                "required": True,
-            }
-        },
+        responses=error_responses(400, *auth_errors, 404, 413, 422, 503),
+        openapi_extra=batch_body,
     )
     async def submit_batch(body: BatchCall, who: Operator) -> Response:
         """Queue up to 1000 transactions in one request. Every item is validated first: one bad item
@@ -286,7 +302,7 @@ def add_submission_routes(
             except TropicError as e:
                 e.message = f"item {i}: {e.message}"
                 e.args = (e.message,)
-                await submitter.refused(who, [item.procedure], e)
+                await submitter.refused(who, [{"procedure": item.procedure}], e)
                 raise
             calls.append((proc, args, item.key))
         outcomes = await submitter.submit(who, calls)

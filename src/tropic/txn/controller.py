@@ -301,10 +301,13 @@ class Controller:
         if not self.running:
             raise ControllerStopped("the controller is not running")
 
-    def plan(self, procedure: str, args: Mapping[str, Value] | None = None) -> Simulation:
-        """Dry-run: simulate and check, showing the action log apply would run. Nothing is changed."""
+    def plan(
+        self, procedure: str, args: Mapping[str, Value] | None = None, *, checked: bool = False
+    ) -> Simulation:
+        """Dry-run: simulate and check, showing the action log apply would run. Nothing is changed.
+        ``checked``: the arguments are already validated (as for :meth:`submit`)."""
         proc = self.registry.get(procedure)
-        clean = proc.validate(args or {})
+        clean = dict(args or {}) if checked else proc.validate(args or {})
         return self.call(lambda: simulate(self.model, proc, clean))
 
     def kill(self, txn_id: int) -> Transaction:
