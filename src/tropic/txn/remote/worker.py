@@ -12,7 +12,8 @@ each unfinished transaction from the recorded steps (:func:`replay` skips steps 
 rollback; redoing a step whose outcome was not recorded is safe: device actions are idempotent). A
 transaction whose completion was reported is marked done in the same multi, so it is never run twice. A
 worker that lost its session stops before its next device action (:mod:`tropic.txn.remote.guard`) and
-writes nothing more (every multi checks its session's registration node).
+writes nothing more (every multi sets its session's registration node at the version it expects, which
+also tells a resend of a multi that went through unanswered from a first send).
 """
 
 from __future__ import annotations
