@@ -158,7 +158,7 @@ def test_tropic_serve_end_to_end(tmp_path: Path) -> None:
         )
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout.splitlines()[-1])["state"] == "COMMITTED"
-        page = httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
+        page = httpx.get(f"http://127.0.0.1:{port}/", timeout=30)
         assert page.status_code == 200 and "tropic dashboard" in page.text
         vm = httpx.get(
             f"http://127.0.0.1:{port}/v1/resources{HOST}/tour", headers={"Authorization": f"Bearer {token}"}

@@ -27,6 +27,7 @@ from zkharness import free_ports
 
 TROPIC = [sys.executable, "-m", "tropic.cli"]
 TOKEN = "failover-operator-token-0123456789"
+KAZOO_NOISE = ("kazoo.client: Connection dropped", "kazoo.client: Transition to CONNECTING")
 RETRY_CODES = {"not_leader", "zookeeper_unavailable", "controller_stopped", "store_error", "leadership_lost"}
 
 
@@ -138,10 +139,19 @@ class Cluster:
         raise AssertionError(f"no leader within {timeout} s:\n{self.logs()}")
 
     def logs(self, lines: int = 15) -> str:
+        """The last ``lines`` lines of each process's log, without kazoo's reconnection noise (counted)."""
         out = []
         for p in self.procs.values():
-            text = p.log.read_text(errors="replace").splitlines()[-lines:] if p.log.exists() else []
-            out.append(f"--- {p.name} ({'alive' if p.alive else 'dead'}):\n" + "\n".join(text))
+            text = p.log.read_text(errors="replace").splitlines() if p.log.exists() else []
+            kept = [line for line in text if not any(n in line for n in KAZOO_NOISE)]
+            noise = (
+                f", {len(text) - len(kept)} kazoo reconnection lines left out"
+                if len(kept) < len(text)
+                else ""
+            )
+            out.append(
+                f"--- {p.name} ({'alive' if p.alive else 'dead'}{noise}):\n" + "\n".join(kept[-lines:])
+            )
         return "\n".join(out)
 
 

@@ -70,7 +70,7 @@ def test_losing_a_server_or_the_quorum_loses_nothing(
         zk_ensemble.start_all(timeout=90)
         for i in range(80, 120):
             ids[i] = fc.submit(*request(3, i, REGIONS), key=f"q-{i}", deadline_s=120)
-        txns = wait_all_final(zk_uri, 120, 120)
+        txns = wait_all_final(zk_uri, 120, 300)
         report = verify(zk_uri, cluster.devices)
         assert sorted(ids.values()) == sorted(report["ids"]) == sorted(t.id for t in txns)
         assert report["not_final"] == [] and report["consistent"], report["differences"]

@@ -12,9 +12,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from kazoo.client import KazooClient
+from kazoo.exceptions import ConnectionLoss
 
 from core.helpers import small_dc, spawn
 from tropic.drivers import Fault
@@ -239,3 +241,66 @@ def test_queued_action_logs_outlive_log_compaction(zk_uri: str, tmp_path: Path) 
         client.stop()
         client.close()
         sim.close()
+
+
+class _LostAnswer:
+    """A multi's result whose answer was lost: ``get`` raises ConnectionLoss (the multi went through)."""
+
+    def get(self, timeout: float | None = None) -> Any:
+        raise ConnectionLoss("connection dropped (test)")
+
+
+class _UnsureClient:
+    """A worker's kazoo client whose first completing flush goes through but is answered by a lost
+    connection, and whose report the leader has consumed (finalised and deleted) before the worker
+    learns anything: the worker's resend must not fail for ever on what is already gone."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.lost = threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def transaction(self) -> Any:
+        ops = self._client.transaction()
+        if self.lost.is_set():
+            return ops
+        real_commit = ops.commit_async
+
+        def commit_async() -> Any:
+            root = self._client.chroot or ""
+            paths = [getattr(op, "path", "")[len(root) :] for op in ops.operations]  # (ops hold full paths)
+            if self.lost.is_set() or not any(p.startswith(f"{Paths.QUEUE}/") for p in paths):
+                return real_commit()
+            self.lost.set()
+            real_commit().get(timeout=30)  # it went through ...
+            for report in (p for p in paths if p.startswith(f"{Paths.DONE}/")):
+                _until(lambda r=report: self._client.exists(r) is None, "the leader consuming the report")
+            return _LostAnswer()  # ... but the worker is told the connection dropped
+
+        ops.commit_async = commit_async
+        return ops
+
+
+def test_a_flush_that_went_through_unanswered_is_not_resent_for_ever(leader: Setup) -> None:
+    stop = threading.Event()
+    client = open_client(leader.uri)
+    unsure = _UnsureClient(client)
+    w = Worker(cast(KazooClient, unsure), SharedSimDriver(leader.devices), name="unsure", concurrency=8)
+    runner = threading.Thread(target=w.run, args=(stop,), daemon=True)
+    runner.start()
+    try:
+        c = leader.controller
+        first = c.submit("spawn_vm", spawn("r1", 1, "u0", memory_mib=128))
+        _until(unsure.lost.is_set, "a completing flush")
+        later = [c.submit("spawn_vm", spawn("r1", 1 + i % 4, f"u{i}", memory_mib=128)) for i in range(1, 9)]
+        _assert_clean(leader)
+        assert all(t.state in FINAL for t in [first, *later])
+    finally:
+        stop.set()
+        runner.join(60)
+        client.stop()  # its claims end with its session
+        client.close()
+        if not leader.controller.drain(0):  # (failing) let a sound worker finish, or the teardown waits
+            _in_process_worker(leader, "rescue", threading.Event())

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 
+from core.helpers import until
 from distributed.cluster import TOKEN, Cluster, FailoverClient, request, verify, wait_all_final
 
 SESSION_S = 60.0  # the leader's ZooKeeper session: a handover faster than this was not waited out
@@ -23,6 +24,15 @@ def test_standbys_name_the_leader_and_a_stopped_leader_hands_over_at_once(
         leader = cluster.leader(120)
         standby = "c1" if leader == "c0" else "c0"
         url = cluster.urls[int(standby[1:])]
+
+        def standing_by() -> bool:  # the standby may start after the leader (a loaded machine)
+            try:
+                health = httpx.get(f"{url}/healthz", timeout=10)
+            except httpx.TransportError:
+                return False
+            return health.status_code == 503 and health.json().get("status") == "standby"
+
+        until(standing_by, f"{standby} answering as a standby", timeout=120)
         r = httpx.get(f"{url}/v1/transactions", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
         assert r.status_code == 503
         error = r.json()["error"]

@@ -99,7 +99,7 @@ def test_nothing_is_announced_or_sent_to_a_device_before_it_is_written(tmp_path:
         assert t.id not in stored_ids(store.path)
         assert not on_device(sim, 1, "a")
         store.gate.set()
-        assert c.wait(t, 10).state is State.COMMITTED
+        assert c.wait(t, WAIT_S).state is State.COMMITTED
         assert on_device(sim, 1, "a")
         assert_invariants(c)
     finally:
@@ -120,7 +120,7 @@ def test_batches_queued_behind_a_slow_write_are_written_together(tmp_path: Path)
         assert store.sizes == []  # both queued behind the stuck first write
         store.gate.set()
         for t in txns:
-            assert c.wait(t, 10).state is State.COMMITTED
+            assert c.wait(t, WAIT_S).state is State.COMMITTED
         assert max(store.sizes) >= 2, store.sizes  # the two later batches went out in one write
         assert_invariants(c)
     finally:
@@ -138,7 +138,7 @@ def test_a_failed_write_stops_the_controller_and_announces_nothing(tmp_path: Pat
         store.fail = StoreError(f"cannot write store {store.path}: disk I/O error", path=str(store.path))
         t = c.submit("spawn_vm", spawn("r1", 1, "a"))
         with pytest.raises(ControllerStopped, match="disk I/O error"):
-            c.wait(t, 10)
+            c.wait(t, WAIT_S)
         assert c.fatal is not None and str(store.path) in c.fatal.message
         assert not t.accepted and not t.settled
         assert not on_device(sim, 1, "a")
@@ -150,7 +150,7 @@ def test_a_failed_write_stops_the_controller_and_announces_nothing(tmp_path: Pat
     assert t.id not in stored_ids(store.path)
     c2 = Controller.open(SQLiteStore(store.path), sim).start()
     try:
-        t2 = c2.wait(c2.submit("spawn_vm", spawn("r1", 1, "a")), 10)
+        t2 = c2.wait(c2.submit("spawn_vm", spawn("r1", 1, "a")), WAIT_S)
         assert t2.state is State.COMMITTED
     finally:
         c2.stop()

@@ -33,7 +33,7 @@ def test_in_flight_transaction_round_trips_with_action_log_and_delta(tmp_path: P
     assert r.delta is not None and "/compute/r1/host-01/a" in r.delta.after
     assert "/compute/r1/host-01/a" in restored.model  # the model change is durable with the state
     sim.release(held)
-    c.drain(10)
+    assert c.drain(60)
     c.stop()
     final = SQLiteStore(tmp_path / "s.db").restore(STANDARD)
     assert final is not None
@@ -47,7 +47,7 @@ def test_failed_transaction_fences_survive_restart(tmp_path: Path) -> None:
     sim = SimDriver(faults=[Fault(action="create_vm"), Fault(action="delete_volume", undo=True)])
     sim.load(project(model))
     with Controller.open(SQLiteStore(tmp_path / "s.db"), sim, initial=lambda: model) as c:
-        t = c.wait(c.submit("spawn_vm", spawn("r1", 1, "bad")), 10)
+        t = c.wait(c.submit("spawn_vm", spawn("r1", 1, "bad")), 60)
         assert t.state is State.FAILED
     again = Controller.open(SQLiteStore(tmp_path / "s.db"), sim)
     assert again.fenced == {"/storage/r1/san-1/vol-bad": t.id}

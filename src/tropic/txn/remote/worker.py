@@ -12,7 +12,8 @@ each unfinished transaction from the recorded steps (:func:`replay` skips steps 
 rollback; redoing a step whose outcome was not recorded is safe: device actions are idempotent). A
 transaction whose completion was reported is marked done in the same multi, so it is never run twice. A
 worker that lost its session stops before its next device action (:mod:`tropic.txn.remote.guard`) and
-writes nothing more (every multi checks its session's registration node).
+writes nothing more (every multi sets its session's registration node at the version it expects, which
+also tells a resend of a multi that went through unanswered from a first send).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any
 import orjson
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import (
+    BadVersionError,
     ConnectionClosedError,
     ConnectionLoss,
     NodeExistsError,
@@ -129,6 +131,11 @@ class Worker:
         self._session: int | None = None
         self._generation = 0
         self._registration: str | None = None
+        # The registration node's version counts this session's flushes that went through: each flush
+        # sets it at the version it expects, so a resend of a flush that went through unanswered fails
+        # on it (and is known done) instead of on what the first send already changed.
+        self._reg_version = 0
+        self._reg_info = b""
         self._pool: ThreadPoolExecutor | None = None
         self._flushes = 0
         self._pending_flush: _Flush | None = None
@@ -188,8 +195,11 @@ class Worker:
         self._session = session[0] if session else None
         self._registration = f"{Paths.WORKERS}/{self.name}-{self._session or 0:x}"
         info = orjson.dumps({"name": self.name, "pid": os.getpid(), "host": socket.gethostname()})
+        self._reg_info = info
         with contextlib.suppress(NodeExistsError):
             self.client.create(self._registration, info, ephemeral=True, makepath=True)
+        stat = self.client.exists(self._registration)
+        self._reg_version = 0 if stat is None else stat.version
 
     def _on_state(self, state: str) -> None:
         with self._state:
@@ -364,7 +374,7 @@ class Worker:
             return
         ops = self.client.transaction()
         assert self._registration is not None
-        ops.check(self._registration, 0)
+        ops.set_data(self._registration, self._reg_info, version=self._reg_version)
         if flush.name is not None:
             ops.create(f"{Paths.DONE}/{flush.name}", orjson.dumps(flush.reports))
         for seq, data in flush.progress.items():
@@ -381,12 +391,21 @@ class Worker:
         try:
             results = ops.commit_async().get(timeout=30)
         except ZK_UNSURE:
-            return  # resent as is next round; a resend of a completed flush fails on its report node
+            return  # resent as is next round; if this send went through, the resend fails on the version
         failure = next((r for r in results if isinstance(r, Exception) and not _rolled_back(r)), None)
-        if failure is None or (flush.name is not None and isinstance(results[1], NodeExistsError)):
-            self._flushed(flush)  # (NodeExists on the report: an earlier attempt of this flush went through)
+        if failure is None:
+            self._reg_version += 1
+            self._flushed(flush)
             return
-        if isinstance(results[0], NoNodeError):
+        if isinstance(results[0], BadVersionError):
+            # An earlier send of this flush went through unanswered (nothing else sets the node): its
+            # report may be consumed and its batches' nodes deleted already, so it is done, not resent.
+            stat = self.client.exists(self._registration)
+            if stat is not None:
+                self._reg_version = stat.version
+                self._flushed(flush)
+                return
+        if isinstance(results[0], (NoNodeError, BadVersionError)):
             self._abandon()  # our registration is gone: so is our session
             return
         # Our view of a progress node was wrong (e.g. a resend after its creation): re-read and retry.
