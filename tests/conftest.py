@@ -61,6 +61,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.longrepr = f"skipped under TROPIC_NO_SKIP=1: {report.longrepr}"
 
 
+@pytest.hookimpl(tryfirst=True)  # before the terminal reporter files the report as skipped
 def pytest_collectreport(report: pytest.CollectReport) -> None:
     if _no_skip() and report.skipped and "realdata" not in report.nodeid:
         report.outcome = "failed"
