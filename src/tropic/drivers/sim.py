@@ -27,6 +27,7 @@ from typing import Any
 
 from tropic.drivers.base import Args, Driver, Step, covers
 from tropic.drivers.sim_faults import Fault, Hang, uniform
+from tropic.drivers.sim_rows import Rows
 from tropic.errors import CorruptStore, DeviceFault, DeviceTimeout, DriverError
 from tropic.model import Inventory
 from tropic.owner import Holder, OwnerLock, acquire
@@ -90,7 +91,7 @@ class SimDriver(Driver):
             if self._db is not None:
                 self._db.execute("DELETE FROM sim_objects")
                 self._saved.clear()
-                self._dirty = set(self.hosts) | set(self.sans) | set(self.routers)
+                self._dirty = self._rows().keys()
                 self._persist(None)
 
     def inventory(self) -> Inventory:
@@ -162,8 +163,9 @@ class SimDriver(Driver):
     def reboot_host(self, host: str) -> None:
         """The host reboots: every VM on it is stopped afterwards (none is set to start on boot)."""
         with self._lock:
-            for spec in self._host(host)["vms"].values():
+            for name, spec in self._host(host)["vms"].items():
                 spec["state"] = "stopped"
+                self._mark(f"{host}/{name}")
             self._persist(None)
 
     def drop_volume(self, volume: str) -> None:
@@ -172,6 +174,7 @@ class SimDriver(Driver):
         with self._lock:
             if self._san(san)["volumes"].pop(name, None) is None:
                 raise DriverError(f"sim: no volume {volume}", path=volume)
+            self._mark(volume)
             self._persist(None)
 
     def hang(
@@ -236,7 +239,10 @@ class SimDriver(Driver):
             raise
         self._owner = owner
         self._db = db
-        self._read(db)
+        if self._read(db):  # the old layout: rewrite it, one row per object
+            with self._lock:
+                self._dirty = self._rows().keys()
+                self._persist(None)
 
     @staticmethod
     def _connect(path: Path) -> sqlite3.Connection:
@@ -265,30 +271,21 @@ class SimDriver(Driver):
             raise CorruptStore(f"{path} is not a sim device file: {e}", path=str(path)) from None
         return db
 
-    def _read(self, db: sqlite3.Connection) -> None:
-        """Load every device, step count and fault rule the file holds."""
-        for key, kind, value in db.execute("SELECT key, kind, value FROM sim_objects"):
-            self._install(key, kind, value)
+    def _rows(self) -> Rows:
+        return Rows(self.hosts, self.sans, self.routers)
+
+    def _read(self, db: sqlite3.Connection) -> bool:
+        """Load every device, step count and fault rule the file holds; True if it is in the old layout."""
+        rows = self._rows()
+        for key, kind, value in db.execute("SELECT key, kind, value FROM sim_objects ORDER BY key"):
+            rows.install(key, kind, value)
+            self._saved[key] = value
         for txn, idx, undo, n in db.execute("SELECT txn, idx, undo, n FROM sim_applied"):
             self.applied[(txn, idx, bool(undo))] = n
         row = db.execute("SELECT value FROM sim_meta WHERE key='faults'").fetchone()
         if row is not None:
             self.faults = [Fault.from_dict(f) for f in json.loads(row[0])]
-
-    def _install(self, key: str, kind: str, value: str) -> None:
-        """Put one stored device object (as written by :meth:`_serialise`) into the in-memory state."""
-        obj = json.loads(value)
-        if kind == "host":
-            self.hosts[key] = {
-                "vms": obj["vms"],
-                "configs": set(obj["configs"]),
-                "volumes": set(obj["volumes"]),
-            }
-        elif kind == "san":
-            self.sans[key] = {"images": set(obj["images"]), "volumes": obj["volumes"]}
-        else:
-            self.routers[key] = obj
-        self._saved[key] = value
+        return rows.legacy
 
     @property
     def durable(self) -> bool:
@@ -300,30 +297,26 @@ class SimDriver(Driver):
                 data = json.dumps([f.to_dict() for f in self.faults])
                 self._db.execute("INSERT OR REPLACE INTO sim_meta VALUES ('faults', ?)", (data,))
 
-    def _serialise(self, key: str) -> tuple[str, str] | None:
-        if key in self.hosts:
-            h = self.hosts[key]
-            obj: Any = {"vms": h["vms"], "configs": sorted(h["configs"]), "volumes": sorted(h["volumes"])}
-            return "host", json.dumps(obj, sort_keys=True)
-        if key in self.sans:
-            sn = self.sans[key]
-            return "san", json.dumps(
-                {"images": sorted(sn["images"]), "volumes": sn["volumes"]}, sort_keys=True
-            )
-        if key in self.routers:
-            return "router", json.dumps(self.routers[key], sort_keys=True)
-        return None
+    def _changes(self) -> tuple[list[tuple[str, str, str]], list[tuple[str]]]:
+        """The rows to write and the keys to delete for what the last action marked (under the lock)."""
+        dirty, self._dirty = self._dirty, set()
+        rows = self._rows()
+        changed: list[tuple[str, str, str]] = []
+        gone: list[tuple[str]] = []
+        for key in dirty:
+            ser = rows.serialise(key)
+            if ser is None:
+                if self._saved.pop(key, None) is not None:
+                    gone.append((key,))
+            elif self._saved.get(key) != ser[1]:
+                changed.append((key, ser[0], ser[1]))
+                self._saved[key] = ser[1]
+        return changed, gone
 
     def _persist(self, step: Step | None) -> None:
         """Write the objects an action changed (called under the lock). Counts effective applications."""
-        dirty, self._dirty = self._dirty, set()
-        changed: list[tuple[str, str, str]] = []
-        for key in dirty:
-            ser = self._serialise(key)
-            if ser is not None and self._saved.get(key) != ser[1]:
-                changed.append((key, ser[0], ser[1]))
-                self._saved[key] = ser[1]
-        if not changed:
+        changed, gone = self._changes()
+        if not changed and not gone:
             return
         applied = None
         if step is not None:
@@ -335,6 +328,7 @@ class SimDriver(Driver):
             return
         db.execute("BEGIN")
         db.executemany("INSERT OR REPLACE INTO sim_objects VALUES (?, ?, ?)", changed)
+        db.executemany("DELETE FROM sim_objects WHERE key=?", gone)
         if applied is not None:
             db.execute("INSERT OR REPLACE INTO sim_applied VALUES (?, ?, ?, ?)", applied)
         db.execute("COMMIT")
@@ -439,11 +433,17 @@ class SimDriver(Driver):
             self._dirty.add(san)
         return s
 
+    def _mark(self, key: str) -> None:
+        """The object at ``key`` (a VM or a volume) may change: write its row at the end of the action."""
+        if self._db is not None:
+            self._dirty.add(key)
+
     def _vm(self, vm: str) -> dict[str, Any]:
         host, name = vm.rsplit("/", 1)
         spec = self._host(host)["vms"].get(name)
         if spec is None:
             raise DriverError(f"sim: no VM {vm}", path=vm)
+        self._mark(vm)
         return spec  # type: ignore[no-any-return]
 
     def _volume(self, volume: str) -> dict[str, Any]:
@@ -451,6 +451,7 @@ class SimDriver(Driver):
         vol = self._san(san)["volumes"].get(name)
         if vol is None:
             raise DriverError(f"sim: no volume {volume}", path=volume)
+        self._mark(volume)
         return vol  # type: ignore[no-any-return]
 
     def create_vm(self, host: str, args: Args) -> None:
@@ -459,6 +460,7 @@ class SimDriver(Driver):
         volume = args.get("volume", "")
         if volume and volume not in h["volumes"]:
             raise DriverError(f"sim: volume {volume} is not attached to {host}", path=host)
+        self._mark(f"{host}/{name}")
         h["vms"][name] = {
             "vcpus": args["vcpus"],
             "memory_mib": args["memory_mib"],
@@ -470,6 +472,7 @@ class SimDriver(Driver):
 
     def delete_vm(self, host: str, args: Args) -> None:
         h = self._host(host)
+        self._mark(f"{host}/{args['name']}")
         h["vms"].pop(args["name"], None)
         h["configs"].discard(args["name"])
 
@@ -491,6 +494,8 @@ class SimDriver(Driver):
             raise DriverError(f"sim: no VM {name} on {host} to migrate", path=f"{host}/{name}")
         if name not in dest["configs"]:
             raise DriverError(f"sim: {dest_path} has no configuration for {name}", path=dest_path)
+        self._mark(f"{host}/{name}")
+        self._mark(f"{dest_path}/{name}")
         dest["vms"][name] = src["vms"].pop(name)
         volume = spec.get("volume")
         if volume:
@@ -524,9 +529,11 @@ class SimDriver(Driver):
             raise DriverError(f"sim: no image {image} on {san}", path=f"{san}/{image}")
         vol = s["volumes"].get(args["volume"])
         if vol is None:
+            self._mark(f"{san}/{args['volume']}")
             s["volumes"][args["volume"]] = {"image": f"{san}/{image}", "exported": False}
 
     def delete_volume(self, san: str, args: Args) -> None:
+        self._mark(f"{san}/{args['volume']}")
         self._san(san)["volumes"].pop(args["volume"], None)
 
     def export_volume(self, volume: str, args: Args) -> None:
@@ -536,6 +543,7 @@ class SimDriver(Driver):
         san, name = volume.rsplit("/", 1)
         vol = self._san(san)["volumes"].get(name)
         if vol is not None:
+            self._mark(volume)
             vol["exported"] = False
 
     def set_next_hop(self, router: str, args: Args) -> None:

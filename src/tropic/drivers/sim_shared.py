@@ -17,6 +17,7 @@ from typing import Any
 
 from tropic.drivers.base import Args, Step
 from tropic.drivers.sim import Fault, SimDriver
+from tropic.drivers.sim_rows import under
 from tropic.errors import CorruptStore, DriverError
 from tropic.model import Inventory
 from tropic.retry import RetryPolicy
@@ -77,22 +78,26 @@ class SharedSimDriver(SimDriver):
             db.execute("BEGIN IMMEDIATE")  # one writer at a time across processes, readers go on
         return db
 
-    def _load(self, key: str, kind: str | None, value: str | None) -> None:
-        self.hosts.pop(key, None)
-        self.sans.pop(key, None)
-        self.routers.pop(key, None)
-        self._saved.pop(key, None)
-        if kind is None or value is None:
-            return
-        self._install(key, kind, value)
-
     def _refresh(self, key: str) -> None:
-        """Re-read one device inside the action's exclusive transaction (once per transaction)."""
+        """Re-read one device and the objects it holds (its VMs or volumes) inside the action's exclusive
+        transaction (once per transaction)."""
         db = self._begin()
         if key in self._fresh:
             return
-        row = db.execute("SELECT kind, value FROM sim_objects WHERE key=?", (key,)).fetchone()
-        self._load(key, *(row if row is not None else (None, None)))
+        rows = self._rows()
+        for child in rows.children(key):
+            self._saved.pop(child, None)
+        for devices in (self.hosts, self.sans, self.routers):
+            devices.pop(key, None)
+        self._saved.pop(key, None)
+        low, high = under(key)
+        found = db.execute(
+            "SELECT key, kind, value FROM sim_objects WHERE key=? OR (key>? AND key<?) ORDER BY key",
+            (key, low, high),
+        ).fetchall()
+        for k, kind, value in found:
+            rows.install(k, kind, value)
+            self._saved[k] = value
         self._fresh.add(key)
 
     def _refresh_all(self) -> None:
@@ -101,13 +106,15 @@ class SharedSimDriver(SimDriver):
         with self._lock:
             db.execute("BEGIN")
             try:
-                rows = db.execute("SELECT key, kind, value FROM sim_objects").fetchall()
+                rows = db.execute("SELECT key, kind, value FROM sim_objects ORDER BY key").fetchall()
                 applied = db.execute("SELECT txn, idx, undo, n FROM sim_applied").fetchall()
             finally:
                 db.execute("COMMIT")
             self.hosts, self.sans, self.routers, self._saved = {}, {}, {}, {}
+            devices = self._rows()
             for key, kind, value in rows:
-                self._load(key, kind, value)
+                devices.install(key, kind, value)
+                self._saved[key] = value
             self.applied = {(t, i, bool(u)): n for t, i, u, n in applied}
 
     def inventory(self) -> Inventory:
@@ -150,15 +157,10 @@ class SharedSimDriver(SimDriver):
             return
         db = self._begin()
         try:
-            dirty, self._dirty = self._dirty, set()
-            changed: list[tuple[str, str, str]] = []
-            for key in dirty:
-                ser = self._serialise(key)
-                if ser is not None and self._saved.get(key) != ser[1]:
-                    changed.append((key, ser[0], ser[1]))
-                    self._saved[key] = ser[1]
-            if changed:
+            changed, gone = self._changes()
+            if changed or gone:
                 db.executemany("INSERT OR REPLACE INTO sim_objects VALUES (?, ?, ?)", changed)
+                db.executemany("DELETE FROM sim_objects WHERE key=?", gone)
                 if step is not None:
                     k = (step.txn, step.index, int(step.undo))
                     row = db.execute(
