@@ -19,7 +19,7 @@ from typing import Any
 
 from tropic.drivers.sim import SimDriver
 from tropic.errors import InvalidArguments
-from tropic.model import Value
+from tropic.model import Model, Value
 from tropic.records.record import Transaction
 from tropic.records.states import State
 from tropic.replay.metrics import memory_status
@@ -105,11 +105,18 @@ def _run(spec: SoakSpec, store: Store, uri: str, say: Callable[[str], None]) -> 
     hosts = [p for p, n in model.nodes.items() if n.kind == "host"]
     sim = SimDriver()
     sim.hosts = {p: {"vms": {}, "configs": set(), "volumes": set()} for p in hosts}
-    sim.sans = {p: {"images": {"img"}, "volumes": {}} for p, n in model.nodes.items() if n.kind == "storage_host"}
-    if store.restore(model.schema) is not None:
+    sim.sans = {
+        p: {"images": {"img"}, "volumes": {}} for p, n in model.nodes.items() if n.kind == "storage_host"
+    }
+    fresh: list[bool] = []
+
+    def initial() -> Model:
+        fresh.append(True)
+        return model
+
+    c = Controller.open(store, sim, initial=initial, workers=spec.workers)
+    if not fresh:
         raise InvalidArguments(f"store {uri} is not empty: the soak needs a fresh store")
-    c = Controller.open(store, sim, initial=lambda: model, workers=spec.workers)
-    del model
     by_region: dict[str, list[str]] = {}
     for h in hosts:
         by_region.setdefault(h.split("/")[2], []).append(h)
@@ -164,7 +171,7 @@ def _run(spec: SoakSpec, store: Store, uri: str, say: Callable[[str], None]) -> 
         "rss_end_mib": round(rss_end, 1),
         "rss_growth_mib": round(rss_end - (rss_warm if rss_warm is not None else rss_start), 1),
         "store_bytes": store_bytes(uri),
-        "controller_records": len(c.transactions()),
+        "controller_live_records": len(c.live()),
     }
 
 

@@ -9,6 +9,9 @@ A *pipelined* store splits the commit in two so that the logical thread never wa
 :meth:`Store.seal` (on the logical thread) snapshots what was reported into an immutable batch, and
 :meth:`Store.write` (on the controller's writer thread) makes batches durable, in order, several at once
 when they queued up. The controller still announces a batch only once it is written.
+
+The controller keeps only live transactions in memory: past ones are read back from the store
+(:meth:`Store.get_txn`, :meth:`Store.find_txns`), from any thread, seeing only what was committed.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from tropic.model import Delta, Model, Schema
+from tropic.records.query import TxnQuery
 from tropic.records.record import Transaction
 
 
@@ -57,6 +61,16 @@ class Store(ABC):
     def commit(self) -> None:
         """Make every change reported since the last commit durable, atomically."""
 
+    @abstractmethod
+    def get_txn(self, txn_id: int) -> Transaction | None:
+        """The committed record of transaction ``txn_id`` with its action log, or None."""
+
+    @abstractmethod
+    def find_txns(self, query: TxnQuery, extra: int = 0) -> list[Transaction]:
+        """Committed records matching ``query``, newest first, at most ``query.limit + extra`` of them
+        (the controller asks for ``extra`` more to replace stale copies of live ones); without their
+        action logs."""
+
     def bind_key(self, txn_id: int, kid: str, fingerprint: str) -> None:  # noqa: B027 - optional
         """Stores that keep idempotency keys: store key ``kid`` (used for a request with ``fingerprint``)
         with transaction ``txn_id``'s first record, in the same commit. Called on the submitting thread
@@ -77,7 +91,11 @@ class Store(ABC):
 
 
 class MemoryStore(Store):
-    """No persistence: for tests and the in-memory demo."""
+    """No persistence: for tests and the in-memory demo. It is the history too, so it holds every record
+    it was given (use a durable store for a long-running service)."""
+
+    def __init__(self) -> None:
+        self._records: dict[int, Transaction] = {}
 
     def restore(self, schema: Schema) -> Restored | None:
         return None
@@ -86,7 +104,20 @@ class MemoryStore(Store):
         pass
 
     def put_txn(self, txn: Transaction) -> None:
-        pass
+        self._records[txn.id] = txn
+
+    def get_txn(self, txn_id: int) -> Transaction | None:
+        return self._records.get(txn_id)
+
+    def find_txns(self, query: TxnQuery, extra: int = 0) -> list[Transaction]:
+        out: list[Transaction] = []
+        for i in sorted(list(self._records), reverse=True):
+            t = self._records[i]
+            if query.matches(t):
+                out.append(t)
+                if len(out) == query.limit + extra:
+                    break
+        return out
 
     def put_delta(self, delta: Delta, *, revert: bool = False) -> None:
         pass

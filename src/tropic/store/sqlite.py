@@ -30,6 +30,7 @@ import orjson
 from tropic.errors import CorruptStore, StoreError
 from tropic.model import Delta, Model, Node, Schema, parent_of
 from tropic.owner import Holder, OwnerLock, acquire
+from tropic.records.query import TxnQuery
 from tropic.records.record import Transaction
 from tropic.store.base import Restored, Store
 
@@ -168,6 +169,10 @@ class SQLiteStore(Store):
         self.commits = 0
         self._write_lock = threading.Lock()
         self._checkpointer: _Checkpointer | None = _Checkpointer(self.path)
+        # Reads of past transactions come from any thread: a connection of their own sees only what was
+        # committed, and never waits for (or interleaves with) the writer's transaction.
+        self._reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._read_lock = threading.Lock()
 
     def _connect(self, synchronous: str) -> sqlite3.Connection:
         try:
@@ -194,6 +199,48 @@ class SQLiteStore(Store):
 
     def has_model(self) -> bool:
         return _has_model(self._conn)
+
+    def get_txn(self, txn_id: int) -> Transaction | None:
+        try:
+            with self._read_lock:
+                row = self._reader.execute(
+                    "SELECT record, actions, delta FROM txns WHERE id=?", (txn_id,)
+                ).fetchone()
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot read store {self.path}: {e}", path=str(self.path)) from None
+        return None if row is None else _record(*row)
+
+    def find_txns(self, query: TxnQuery, extra: int = 0) -> list[Transaction]:
+        """Scans the table down from the cursor (state and procedure filtered by SQLite, the others on the
+        decoded records) in chunks, until the page is full."""
+        want = query.limit + extra
+        where, params = ["id < ?"], []
+        if query.state is not None:
+            where.append("state = ?")
+            params.append(query.state.value)
+        if query.procedure is not None:
+            where.append("procedure = ?")
+            params.append(query.procedure)
+        sql = f"SELECT record FROM txns WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?"
+        chunk = max(want, 256)
+        cursor = query.before if query.before is not None else 2**62
+        out: list[Transaction] = []
+        while len(out) < want:
+            try:
+                with self._read_lock:
+                    rows = self._reader.execute(sql, (cursor, *params, chunk)).fetchall()
+            except sqlite3.Error as e:
+                raise StoreError(f"cannot read store {self.path}: {e}", path=str(self.path)) from None
+            for (rec,) in rows:
+                t = Transaction.from_dict(orjson.loads(rec))
+                cursor = t.id
+                if query.matches(t):
+                    out.append(t)
+                    if len(out) == want:
+                        break
+            if len(rows) < chunk:
+                break
+        return out
 
     def count_by_state(self) -> dict[str, int]:
         return dict(self._conn.execute("SELECT state, COUNT(*) FROM txns GROUP BY state").fetchall())
@@ -298,6 +345,8 @@ class SQLiteStore(Store):
             self._checkpointer.close()
             self._checkpointer = None
         with contextlib.suppress(sqlite3.Error):
+            self._reader.close()
+        with contextlib.suppress(sqlite3.Error):
             self._conn.close()
         if self._owner is not None:
             self._owner.release()
@@ -306,6 +355,15 @@ class SQLiteStore(Store):
 
 def _has_model(conn: sqlite3.Connection) -> bool:
     return conn.execute("SELECT 1 FROM meta WHERE key='model'").fetchone() is not None
+
+
+def _record(rec: str, actions: str | None, delta: str | None) -> Transaction:
+    d = orjson.loads(rec)
+    if actions is not None:
+        d["actions"] = orjson.loads(actions)
+    if delta is not None:
+        d["delta"] = orjson.loads(delta)
+    return Transaction.from_dict(d)
 
 
 def _read(conn: sqlite3.Connection, schema: Schema) -> Restored | None:
@@ -324,14 +382,7 @@ def _read(conn: sqlite3.Connection, schema: Schema) -> Restored | None:
             if s is None:
                 kids[parent] = s = set()
             s.add(path.rsplit("/", 1)[1])
-    txns = []
-    for rec, actions, delta in conn.execute("SELECT record, actions, delta FROM txns ORDER BY id"):
-        d = loads(rec)
-        if actions is not None:
-            d["actions"] = loads(actions)
-        if delta is not None:
-            d["delta"] = loads(delta)
-        txns.append(Transaction.from_dict(d))
+    txns = [_record(*row) for row in conn.execute("SELECT record, actions, delta FROM txns ORDER BY id")]
     fenced = {p: int(t) for p, t in conn.execute("SELECT path, txn FROM fences")}
     return Restored(model, txns, fenced)
 
