@@ -9,13 +9,14 @@ whatever is added meanwhile (new transactions have larger ids).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from tropic.errors import InvalidArguments
 from tropic.records.record import Transaction
 from tropic.records.states import State
 
-MAX_LIMIT = 1000
+MAX_LIMIT = 10_000  # records in one page (the API serves at most 1,000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,9 @@ class TxnQuery:
     def __post_init__(self) -> None:
         if not 1 <= self.limit <= MAX_LIMIT:
             raise InvalidArguments(f"limit must be between 1 and {MAX_LIMIT}, got {self.limit}")
+        for name, at in (("since", self.since), ("until", self.until)):
+            if at is not None and not math.isfinite(at):
+                raise InvalidArguments(f"{name} must be a finite time in seconds, got {at}")
         if self.path is not None and not self.path.startswith("/"):
             raise InvalidArguments(f"resource path must start with '/', got {self.path!r}")
 

@@ -43,7 +43,7 @@ from tropic.model import (
     without,
 )
 from tropic.procedures import REGISTRY, Registry
-from tropic.records.query import MAX_LIMIT, TxnQuery, merge
+from tropic.records.query import TxnQuery, merge
 from tropic.records.record import Transaction
 from tropic.records.states import FINAL, State
 from tropic.store.base import MemoryStore, Restored, Store
@@ -339,9 +339,9 @@ class Controller:
         out: list[Transaction] = []
         before: int | None = None
         while True:
-            page = self.history(TxnQuery(before=before, limit=MAX_LIMIT))
+            page = self.history(TxnQuery(before=before, limit=1000))
             out.extend(page)
-            if len(page) < MAX_LIMIT:
+            if len(page) < 1000:
                 break
             before = page[-1].id
         out.reverse()
