@@ -12,9 +12,10 @@ from hypothesis import strategies as st
 
 from core.helpers import small_dc, spawn, vm
 from distributed.conftest import Opener
-from tropic.drivers import SimDriver
-from tropic.model import Model, project
+from tropic.drivers import Fault, SimDriver
+from tropic.model import STANDARD, Model, project
 from tropic.records.query import TxnQuery, touches
+from tropic.store.base import Store
 from tropic.txn import Controller, State, Transaction
 
 ROUNDS = 40  # spawn, resize, destroy of 4 VMs per round: 480 transactions
@@ -168,3 +169,33 @@ def test_filters_match_the_records_they_name(open_store: Opener) -> None:
         assert all(touches(c.get(i), "/compute/r2/host-01") for i in aborted)
     finally:
         c.stop()
+
+
+def test_a_reopened_controller_counts_the_history_it_did_not_load(open_store: Opener) -> None:
+    """A controller opens with the live records only: its counters still cover every past transaction
+    (the store sums up the final ones), and new ids follow the largest stored one."""
+    model = small_dc()
+    sim = _sim(model, faults=[Fault(action="create_vm", probability=0.3)], seed=5)
+    c = Controller.open(open_store(), sim, initial=lambda: model).start()
+    try:
+        for r in range(5):
+            _round(c, r)
+            c.submit("spawn_vm", spawn("r2", 1, f"big{r}", memory_mib=10**7))
+        assert c.drain(60)
+    finally:
+        c.stop()
+    before = c.counters.to_dict()
+    assert before["rolled_back"] > 0 and before["aborted"] > before["rolled_back"]
+    store = open_store()
+    summed = store.restore_live(STANDARD)
+    assert summed is not None and summed.history is not None and summed.txns == []
+    assert summed.history == Store.restore_live(store, STANDARD).history  # the store's sums = a full read
+    again = Controller.open(open_store(), sim)
+    assert again.counters.to_dict() == before
+    assert again.live() == []
+    again.start()
+    try:
+        t = again.wait(again.submit("spawn_vm", spawn("r1", 2, "after", memory_mib=256)), 10)
+        assert t.id == before["submitted"] + 1
+    finally:
+        again.stop()

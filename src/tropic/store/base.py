@@ -17,7 +17,7 @@ The controller keeps only live transactions in memory: past ones are read back f
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 from tropic.model import Delta, Model, Schema
@@ -26,12 +26,45 @@ from tropic.records.record import Transaction
 
 
 @dataclass(slots=True)
+class History:
+    """What a controller needs to know of the final records it does not load: how many ended how (its
+    counters cover the store's whole history) and the largest id (new ids follow it)."""
+
+    last_id: int = 0
+    submitted: int = 0
+    committed: int = 0
+    aborted: int = 0
+    rolled_back: int = 0  # aborted after a rollback
+    failed: int = 0
+    killed: int = 0
+    deferred: int = 0  # deferral events
+
+    def count(self, state: str, deferrals: int, times: Collection[str], n: int = 1) -> None:
+        """Count ``n`` records that ended (so far) in ``state`` after going through the states ``times``,
+        deferred ``deferrals`` times in all."""
+        self.submitted += n
+        self.deferred += deferrals
+        if state == "COMMITTED":
+            self.committed += n
+        elif state == "FAILED":
+            self.failed += n
+        elif state == "ABORTED":
+            self.aborted += n
+            if "ROLLING_BACK" in times:
+                self.rolled_back += n
+        if state in ("COMMITTED", "ABORTED", "FAILED") and "KILLED" in times:
+            self.killed += n
+
+
+@dataclass(slots=True)
 class Restored:
-    """What a store hands back on open: the model and every transaction it knew."""
+    """What a store hands back on open: the model and every transaction it knew (with ``history`` set,
+    from :meth:`Store.restore_live`: only the live ones, the final ones summed up there)."""
 
     model: Model
     txns: list[Transaction] = field(default_factory=list)
     fenced: dict[str, int] = field(default_factory=dict)
+    history: History | None = None
 
 
 class Store(ABC):
@@ -41,6 +74,21 @@ class Store(ABC):
     @abstractmethod
     def restore(self, schema: Schema) -> Restored | None:
         """The persisted state, or None for an empty store."""
+
+    def restore_live(self, schema: Schema) -> Restored | None:
+        """Like :meth:`restore`, but with only the live records, the final ones summed up in
+        ``history`` (what a controller opens with: past records stay in the store). Stores that can
+        leave the final records unread override this."""
+        restored = self.restore(schema)
+        if restored is None:
+            return None
+        history = History()
+        for t in restored.txns:
+            history.last_id = max(history.last_id, t.id)
+            history.count(t.state.value, t.deferrals, t.times)
+        restored.txns = [t for t in restored.txns if not t.final]
+        restored.history = history
+        return restored
 
     @abstractmethod
     def init_model(self, model: Model) -> None:

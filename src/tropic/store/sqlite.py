@@ -32,7 +32,7 @@ from tropic.model import Delta, Model, Node, Schema, parent_of
 from tropic.owner import Holder, OwnerLock, acquire
 from tropic.records.query import TxnQuery
 from tropic.records.record import Transaction
-from tropic.store.base import Restored, Store
+from tropic.store.base import History, Restored, Store
 
 FORMAT = "tropic-store"
 VERSION = 1
@@ -196,6 +196,10 @@ class SQLiteStore(Store):
     # --- reading -----------------------------------------------------------------------------------
     def restore(self, schema: Schema) -> Restored | None:
         return _read(self._conn, schema)
+
+    def restore_live(self, schema: Schema) -> Restored | None:
+        """The model and the live records; the final ones stay on disk, counted by SQLite."""
+        return _read(self._conn, schema, live_only=True)
 
     def has_model(self) -> bool:
         return _has_model(self._conn)
@@ -366,8 +370,9 @@ def _record(rec: str, actions: str | None, delta: str | None) -> Transaction:
     return Transaction.from_dict(d)
 
 
-def _read(conn: sqlite3.Connection, schema: Schema) -> Restored | None:
-    """The model, every record and the fences (None for a store without a model yet)."""
+def _read(conn: sqlite3.Connection, schema: Schema, *, live_only: bool = False) -> Restored | None:
+    """The model, every record (``live_only``: the live ones, the others summed up) and the fences
+    (None for a store without a model yet)."""
     if not _has_model(conn):
         return None
     model = Model(schema)
@@ -382,9 +387,30 @@ def _read(conn: sqlite3.Connection, schema: Schema) -> Restored | None:
             if s is None:
                 kids[parent] = s = set()
             s.add(path.rsplit("/", 1)[1])
-    txns = [_record(*row) for row in conn.execute("SELECT record, actions, delta FROM txns ORDER BY id")]
+    where = f" WHERE state NOT IN ({FINAL_STATES})" if live_only else ""
+    sql = f"SELECT record, actions, delta FROM txns{where} ORDER BY id"
+    txns = [_record(*row) for row in conn.execute(sql)]
     fenced = {p: int(t) for p, t in conn.execute("SELECT path, txn FROM fences")}
-    return Restored(model, txns, fenced)
+    return Restored(model, txns, fenced, _summary(conn) if live_only else None)
+
+
+FINAL_STATES = "'COMMITTED', 'ABORTED', 'FAILED'"
+
+
+def _summary(conn: sqlite3.Connection) -> History:
+    """The counts of every record, read by SQLite without loading them into Python."""
+    h = History()
+    h.last_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM txns").fetchone()[0]
+    rows = conn.execute(
+        "SELECT state, json_extract(record, '$.times.ROLLING_BACK') IS NOT NULL,"
+        " json_extract(record, '$.times.KILLED') IS NOT NULL,"
+        " COUNT(*), COALESCE(SUM(json_extract(record, '$.deferrals')), 0)"
+        " FROM txns GROUP BY 1, 2, 3"
+    )
+    for state, rolled, killed, n, deferrals in rows:
+        times = [name for name, seen in (("ROLLING_BACK", rolled), ("KILLED", killed)) if seen]
+        h.count(state, int(deferrals), times, n)
+    return h
 
 
 def read_snapshot(path: str | os.PathLike[str], schema: Schema) -> Restored | None:

@@ -146,7 +146,7 @@ class Controller:
         """A controller on a durable store: restore the model and every transaction, or initialise an
         empty store with ``initial()``. Queued transactions resume in FIFO order once started; those that
         were executing are completed or rolled back from their durable step log."""
-        restored = store.restore(schema)
+        restored = store.restore_live(schema)
         if restored is None:
             if initial is None:
                 raise StoreError(f"store {store.uri} is empty and no initial model was given")
@@ -180,8 +180,20 @@ class Controller:
             if not t.final:
                 self._txns[t.id] = t
             top = max(top, t.id)
-            self.counters.restored(t)
-        self._scheduler.restore(restored.txns)
+            if restored.history is None:
+                self.counters.restored(t)
+        h = restored.history
+        if h is not None:  # the final records stayed in the store: count them from its summary
+            top = max(top, h.last_id)
+            c = self.counters
+            c.submitted, c.committed, c.aborted, c.rolled_back = (
+                h.submitted,
+                h.committed,
+                h.aborted,
+                h.rolled_back,
+            )
+            c.failed, c.killed, c.deferred = h.failed, h.killed, h.deferred
+        self._scheduler.restore([t for t in restored.txns if not t.final])
         self._ids = itertools.count(top + 1)
 
     # --- lifecycle -----------------------------------------------------------------------------------
