@@ -86,7 +86,7 @@ def soak(
     slices: int = typer.Option(20, "--slices", min=1, help="Slices of the run reported."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """A long run of spawn, migrate, resize and destroy at a constant model size: throughput and RSS per
+    """A long run of spawn, migrate, resize and destroy at a constant model size: throughput, CPU and RSS per
     slice, ``throughput_last_over_first``, ``rss_growth_mib`` (after the first 100K) and ``store_bytes``."""
     from tropic.scenario.soak import SoakSpec, run_soak
 

@@ -69,19 +69,21 @@ class _Slices:
     size: int
     rows: list[dict[str, float]] = field(default_factory=list)
     _t0: float = field(default_factory=time.perf_counter)
+    _cpu0: float = field(default_factory=time.process_time)
 
     def close(self, done: int) -> None:
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.process_time()
         rss = memory_status()["rss_gib"] * 1024
         self.rows.append(
             {
                 "txns_done": done,
                 "seconds": round(now - self._t0, 3),
                 "throughput_txn_s": round(self.size / (now - self._t0), 1) if now > self._t0 else 0.0,
+                "cpu_ms_per_txn": round((cpu - self._cpu0) * 1000 / self.size, 4),
                 "rss_mib": round(rss, 1),
             }
         )
-        self._t0 = now
+        self._t0, self._cpu0 = now, cpu
 
 
 def run_soak(spec: SoakSpec, *, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -153,6 +155,7 @@ def _run(spec: SoakSpec, store: Store, uri: str, say: Callable[[str], None]) -> 
     gc.collect()
     rss_end = memory_status()["rss_gib"] * 1024
     first, last = rows[0]["throughput_txn_s"], rows[-1]["throughput_txn_s"]
+    cpu_first, cpu_last = rows[0]["cpu_ms_per_txn"], rows[-1]["cpu_ms_per_txn"]
     return {
         "txns": spec.txns,
         "store": uri,
@@ -166,6 +169,11 @@ def _run(spec: SoakSpec, store: Store, uri: str, say: Callable[[str], None]) -> 
         "throughput_first_txn_s": first,
         "throughput_last_txn_s": last,
         "throughput_last_over_first": round(last / first, 3) if first else None,
+        # CPU time per transaction is what a per-transaction cost growing with history would show first,
+        # and it is less disturbed than the wall clock by other work on a shared machine.
+        "cpu_ms_per_txn_first": cpu_first,
+        "cpu_ms_per_txn_last": cpu_last,
+        "cpu_last_over_first": round(cpu_last / cpu_first, 3) if cpu_first else None,
         "warmup_txns": warmup,
         "rss_start_mib": round(rss_start, 1),
         "rss_end_mib": round(rss_end, 1),
