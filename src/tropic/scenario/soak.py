@@ -22,7 +22,6 @@ from tropic.errors import InvalidArguments
 from tropic.model import Model, Value
 from tropic.records.record import Transaction
 from tropic.records.states import State
-from tropic.replay.metrics import memory_status
 from tropic.scenario.bench import bench_model, spawn_args
 from tropic.store.base import Store
 from tropic.store.registry import open_store, parse_store_uri
@@ -73,7 +72,7 @@ class _Slices:
 
     def close(self, done: int) -> None:
         now, cpu = time.perf_counter(), time.process_time()
-        rss = memory_status()["rss_gib"] * 1024
+        rss = rss_mib()
         self.rows.append(
             {
                 "txns_done": done,
@@ -126,7 +125,7 @@ def _run(spec: SoakSpec, store: Store, uri: str, say: Callable[[str], None]) -> 
     size = max(1, spec.txns // spec.slices)
     warmup = min(WARMUP_TXNS, spec.txns // 10)
     slices = _Slices(size)
-    rss_start = memory_status()["rss_gib"] * 1024
+    rss_start = rss_mib()
     rss_warm: float | None = None
     counts = {name: 0 for name in OPS}
     states: dict[str, int] = {}
@@ -144,7 +143,7 @@ def _run(spec: SoakSpec, store: Store, uri: str, say: Callable[[str], None]) -> 
                 slices.close(done)
                 say(f"{done:,} of {spec.txns:,} transactions")
             if done == warmup:
-                rss_warm = memory_status()["rss_gib"] * 1024
+                rss_warm = rss_mib()
         c.drain(600)
         for slot in slots:
             if slot.last is not None:
@@ -153,7 +152,7 @@ def _run(spec: SoakSpec, store: Store, uri: str, say: Callable[[str], None]) -> 
         c.stop()
     rows = slices.rows
     gc.collect()
-    rss_end = memory_status()["rss_gib"] * 1024
+    rss_end = rss_mib()
     first, last = rows[0]["throughput_txn_s"], rows[-1]["throughput_txn_s"]
     cpu_first, cpu_last = rows[0]["cpu_ms_per_txn"], rows[-1]["cpu_ms_per_txn"]
     return {
@@ -206,11 +205,24 @@ def _next(slot: _Slot, by_region: dict[str, list[str]], i: int) -> tuple[str, di
     vm = f"{slot.host}/{slot.name}"
     if slot.op == MIGRATE:
         peers = by_region[slot.host.split("/")[2]]
-        dest = peers[(peers.index(slot.host) + 1 + i % 7) % len(peers)]
+        step = 1 + i % max(1, min(7, len(peers) - 1))  # another host of the region, never the same one
+        dest = peers[(peers.index(slot.host) + step) % len(peers)]
         return "migrate_vm", {"vm": vm, "dest": dest}
     if slot.op == RESIZE:
         return "resize_vm", {"vm": vm, "vcpus": 1 + i % 2, "memory_mib": 256 + 256 * (i % 2)}
     return "destroy_vm", {"vm": vm}
+
+
+def rss_mib() -> float:
+    """This process's resident memory in MiB, from /proc/self/status (0 where not available)."""
+    try:
+        text = Path("/proc/self/status").read_text()
+    except OSError:
+        return 0.0
+    for line in text.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def store_bytes(uri: str) -> int | None:
