@@ -66,34 +66,48 @@ class _Slices:
     """Figures per slice of the run: transactions, seconds, RSS at its end."""
 
     size: int
+    extra: Callable[[], dict[str, float]] | None = None
     rows: list[dict[str, float]] = field(default_factory=list)
     _t0: float = field(default_factory=time.perf_counter)
     _cpu0: float = field(default_factory=time.process_time)
+    _base: int = 0
+
+    def restart(self, done: int) -> None:
+        """Start the slice's clocks again, ``done`` transactions in."""
+        self._t0, self._cpu0, self._base = time.perf_counter(), time.process_time(), done
 
     def close(self, done: int) -> None:
         now, cpu = time.perf_counter(), time.process_time()
         rss = rss_mib()
+        n = done - self._base
         self.rows.append(
             {
                 "txns_done": done,
                 "seconds": round(now - self._t0, 3),
-                "throughput_txn_s": round(self.size / (now - self._t0), 1) if now > self._t0 else 0.0,
-                "cpu_ms_per_txn": round((cpu - self._cpu0) * 1000 / self.size, 4),
+                "throughput_txn_s": round(n / (now - self._t0), 1) if now > self._t0 else 0.0,
+                "cpu_ms_per_txn": round((cpu - self._cpu0) * 1000 / n, 4),
                 "rss_mib": round(rss, 1),
+                **(self.extra() if self.extra is not None else {}),
             }
         )
-        self._t0, self._cpu0 = now, cpu
+        self.restart(done)
 
 
-def run_soak(spec: SoakSpec, *, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Run ``spec.txns`` transactions of the mix on a fresh store and report the figures per slice."""
+def run_soak(
+    spec: SoakSpec,
+    *,
+    progress: Callable[[str], None] | None = None,
+    probe: Callable[[], dict[str, float]] | None = None,
+) -> dict[str, Any]:
+    """Run ``spec.txns`` transactions of the mix on a fresh store and report the figures per slice
+    (``probe``: more figures to add to each slice, e.g. a ZooKeeper ensemble's znode count)."""
     say = progress or (lambda _message: None)
     tmp = tempfile.TemporaryDirectory(prefix="tropic-soak-") if spec.store is None else None
     uri = spec.store if spec.store is not None else f"sqlite:///{Path(tmp.name) / 'soak.db'}"  # type: ignore[union-attr]
     try:
         store = open_store(uri)
         try:
-            return _run(spec, store, uri, say)
+            return _run(spec, store, uri, say, probe)
         finally:
             store.close()
     finally:
@@ -101,7 +115,13 @@ def run_soak(spec: SoakSpec, *, progress: Callable[[str], None] | None = None) -
             tmp.cleanup()
 
 
-def _run(spec: SoakSpec, store: Store, uri: str, say: Callable[[str], None]) -> dict[str, Any]:
+def _run(
+    spec: SoakSpec,
+    store: Store,
+    uri: str,
+    say: Callable[[str], None],
+    probe: Callable[[], dict[str, float]] | None,
+) -> dict[str, Any]:
     model = bench_model(spec.hosts, 0)
     hosts = [p for p, n in model.nodes.items() if n.kind == "host"]
     sim = SimDriver()
@@ -124,7 +144,8 @@ def _run(spec: SoakSpec, store: Store, uri: str, say: Callable[[str], None]) -> 
     slots = [_Slot(hosts[i % len(hosts)], i) for i in range(spec.slots)]
     size = max(1, spec.txns // spec.slices)
     warmup = min(WARMUP_TXNS, spec.txns // 10)
-    slices = _Slices(size)
+    slices = _Slices(size, probe)
+    lead = min(spec.slots, size // 2)  # the first slice is timed from then on
     rss_start = rss_mib()
     rss_warm: float | None = None
     counts = {name: 0 for name in OPS}
@@ -139,6 +160,8 @@ def _run(spec: SoakSpec, store: Store, uri: str, say: Callable[[str], None]) -> 
             counts[name] += 1
             slot.last = c.submit(name, args, submitter="soak")
             done = i + 1
+            if done == lead:
+                slices.restart(done)  # (the first ``slots`` submissions wait for nothing: not a rate)
             if done % size == 0:
                 slices.close(done)
                 say(f"{done:,} of {spec.txns:,} transactions")
