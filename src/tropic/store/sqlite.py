@@ -246,6 +246,71 @@ class SQLiteStore(Store):
                 break
         return out
 
+    # --- retention (see tropic.retention) ------------------------------------------------------------
+    def retention_candidates(
+        self, max_age_s: float | None, max_count: int | None, now: float, limit: int
+    ) -> list[dict[str, Any]]:
+        """Up to ``limit`` final records, oldest first, that a policy keeping final records at most
+        ``max_age_s`` seconds after they ended and at most ``max_count`` of them allows to remove; never
+        one a fence refers to. Each with its action log."""
+        cut = 0
+        if max_count is not None:
+            row = self._conn_read(
+                f"SELECT id FROM txns WHERE state IN ({FINAL_STATES}) ORDER BY id DESC LIMIT 1 OFFSET ?",
+                (max_count - 1,),
+            )
+            cut = row[0][0] if row else 0
+        older = now - max_age_s if max_age_s is not None else float("-inf")
+        rows = self._conn_read(
+            f"SELECT record, actions FROM txns WHERE state IN ({FINAL_STATES})"
+            " AND id NOT IN (SELECT txn FROM fences)"
+            " AND (id < ? OR MAX(COALESCE(json_extract(record, '$.times.COMMITTED'), 0),"
+            " COALESCE(json_extract(record, '$.times.ABORTED'), 0),"
+            " COALESCE(json_extract(record, '$.times.FAILED'), 0)) < ?) ORDER BY id LIMIT ?",
+            (cut, older, limit),
+        )
+        out = []
+        for rec, actions in rows:
+            d = orjson.loads(rec)
+            d["actions"] = orjson.loads(actions) if actions is not None else []
+            out.append(d)
+        return out
+
+    def remove_txns(self, records: list[dict[str, Any]]) -> None:
+        """Remove these final records (archived first by the caller), adding them to the counts of
+        removed records kept in ``meta``, in one SQLite transaction."""
+        retired = self._retired()
+        for r in records:
+            retired.last_id = max(retired.last_id, int(r["id"]))
+            retired.count(r["state"], int(r.get("deferrals", 0)), r.get("times", {}))
+        conn = self._conn
+        with self._write_lock:
+            try:
+                conn.execute("BEGIN")
+                conn.executemany(
+                    f"DELETE FROM txns WHERE id = ? AND state IN ({FINAL_STATES})",
+                    [(int(r["id"]),) for r in records],
+                )
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('retired', ?)", (_dumps(_history_dict(retired)),)
+                )
+                conn.execute("COMMIT")
+            except sqlite3.Error as e:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise StoreError(f"cannot write store {self.path}: {e}", path=str(self.path)) from None
+
+    def _retired(self) -> History:
+        row = self._conn_read("SELECT value FROM meta WHERE key='retired'", ())
+        return _history_of(row[0][0] if row else None)
+
+    def _conn_read(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        try:
+            with self._read_lock:
+                return self._reader.execute(sql, params).fetchall()
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot read store {self.path}: {e}", path=str(self.path)) from None
+
     def count_by_state(self) -> dict[str, int]:
         return dict(self._conn.execute("SELECT state, COUNT(*) FROM txns GROUP BY state").fetchall())
 
@@ -397,10 +462,20 @@ def _read(conn: sqlite3.Connection, schema: Schema, *, live_only: bool = False) 
 FINAL_STATES = "'COMMITTED', 'ABORTED', 'FAILED'"
 
 
+def _history_dict(h: History) -> dict[str, int]:
+    return {name: getattr(h, name) for name in History.__slots__}
+
+
+def _history_of(text: str | None) -> History:
+    return History(**orjson.loads(text)) if text else History()
+
+
 def _summary(conn: sqlite3.Connection) -> History:
-    """The counts of every record, read by SQLite without loading them into Python."""
-    h = History()
-    h.last_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM txns").fetchone()[0]
+    """The counts of every record, read by SQLite without loading them into Python, plus those of the
+    records retention removed (kept in ``meta``)."""
+    row = conn.execute("SELECT value FROM meta WHERE key='retired'").fetchone()
+    h = _history_of(row[0] if row else None)
+    h.last_id = max(h.last_id, conn.execute("SELECT COALESCE(MAX(id), 0) FROM txns").fetchone()[0])
     rows = conn.execute(
         "SELECT state, json_extract(record, '$.times.ROLLING_BACK') IS NOT NULL,"
         " json_extract(record, '$.times.KILLED') IS NOT NULL,"
