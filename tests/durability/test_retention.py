@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -115,7 +116,7 @@ def test_a_pass_cut_between_archive_and_removal_loses_and_duplicates_nothing(tmp
     script = (
         "import os, signal, sys\n"
         "from tropic.retention import Archive, Retention, retain\n"
-        "from tropic.retention import archive as a\n"
+        "from tropic.store import archive as a\n"
         "from tropic.store.sqlite import SQLiteStore\n"
         "write = a.Archive.write\n"
         "def killed(self, records):\n"
@@ -143,3 +144,57 @@ def test_a_pass_cut_between_archive_and_removal_loses_and_duplicates_nothing(tmp
     assert result.removed == len(gone) and result.archived == len(gone) - 7
     assert sorted(_archived_ids(archive)) == gone  # nothing lost, nothing twice
     assert failed in kept
+
+
+def test_serve_refuses_a_bad_policy_or_archive_folder_before_starting(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from tropic.cli.main import app
+
+    store = f"sqlite:///{tmp_path / 's.db'}"
+    base = ["serve", "--store", store, "--port", "0", "--token-file", str(tmp_path / "token")]
+    bad = CliRunner().invoke(app, [*base, "--retain", "30x"])
+    assert bad.exit_code == 2 and "retention '30x'" in bad.output
+    (tmp_path / "file").write_text("")
+    unwritable = CliRunner().invoke(
+        app, [*base, "--retain", "30d", "--archive", str(tmp_path / "file" / "a")]
+    )
+    assert unwritable.exit_code == 2 and "cannot be written" in unwritable.output
+    assert not (tmp_path / "s.db").exists()  # refused before the store was touched
+
+
+def test_a_service_with_retention_shows_archived_transactions(tmp_path: Path) -> None:
+    """Wired into a service: the store reads removed records back from the archive."""
+    from tropic.api import AuditLog, TokenStore
+    from tropic.service.wiring import EmbeddedService, ServiceConfig, build_service
+
+    config = ServiceConfig(
+        tokens=TokenStore([("admin", "x" * 32, "admin")]),
+        audit=AuditLog(tmp_path / "audit.jsonl"),
+        store=f"sqlite:///{tmp_path / 's.db'}",
+        port=0,
+        reconcile_interval=0,
+        retain=Retention(max_count=3),
+    )
+    service = build_service(config)
+    assert isinstance(service, EmbeddedService) and service.retention is not None
+    try:
+        deadline = time.monotonic() + 30
+        while service.retention.passes < 1 and time.monotonic() < deadline:  # its pass at start is done
+            time.sleep(0.01)
+        c = service.controller
+        ts = [c.submit("stop_vm", {"vm": f"/compute/nowhere/vm-{i}"}) for i in range(8)]
+        for t in ts:
+            c.wait(t, 10)
+        store = c.store
+        assert isinstance(store, SQLiteStore)
+        assert retain(store, service.retention.archive, config.retain).removed == 5
+        old = c.get(ts[0].id)  # from the archive (tmp/s.db.archive)
+        assert old.state is State.ABORTED and old.args == {"vm": "/compute/nowhere/vm-0"}
+        assert any(line.startswith("  retention:") for line in service.describe())
+    finally:
+        service.retention.stop()
+        service.controller.stop()
+        service.embedded.close()
+        for s in service.sockets:
+            s.close()

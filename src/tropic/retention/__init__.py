@@ -6,8 +6,9 @@ writes and reads the archive folder; :mod:`~tropic.retention.sqlite` runs a rete
 store.
 """
 
-from tropic.retention.archive import Archive
 from tropic.retention.policy import Retention
-from tropic.retention.sqlite import retain
+from tropic.retention.runner import RetentionThread
+from tropic.retention.sqlite import PassResult, retain
+from tropic.store.archive import Archive
 
-__all__ = ["Archive", "Retention", "retain"]
+__all__ = ["Archive", "PassResult", "Retention", "RetentionThread", "retain"]

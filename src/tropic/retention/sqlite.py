@@ -11,8 +11,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from tropic.retention.archive import Archive
 from tropic.retention.policy import Retention
+from tropic.store.archive import Archive
 from tropic.store.sqlite import SQLiteStore
 
 BATCH = 5000  # records archived to one file and removed in one SQLite transaction

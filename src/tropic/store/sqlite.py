@@ -32,6 +32,7 @@ from tropic.model import Delta, Model, Node, Schema, parent_of
 from tropic.owner import Holder, OwnerLock, acquire
 from tropic.records.query import TxnQuery
 from tropic.records.record import Transaction
+from tropic.store.archive import Archive
 from tropic.store.base import History, Restored, Store
 
 FORMAT = "tropic-store"
@@ -173,6 +174,7 @@ class SQLiteStore(Store):
         # committed, and never waits for (or interleaves with) the writer's transaction.
         self._reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._read_lock = threading.Lock()
+        self.archive: Archive | None = None  # where retention put the records it removed (tropic.retention)
 
     def _connect(self, synchronous: str) -> sqlite3.Connection:
         try:
@@ -212,7 +214,10 @@ class SQLiteStore(Store):
                 ).fetchone()
         except sqlite3.Error as e:
             raise StoreError(f"cannot read store {self.path}: {e}", path=str(self.path)) from None
-        return None if row is None else _record(*row)
+        if row is not None:
+            return _record(*row)
+        found = self.archive.find(txn_id) if self.archive is not None else None
+        return None if found is None else Transaction.from_dict(found[0])
 
     def find_txns(self, query: TxnQuery, extra: int = 0) -> list[Transaction]:
         """Scans the table down from the cursor (state and procedure filtered by SQLite, the others on the
