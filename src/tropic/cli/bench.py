@@ -84,15 +84,24 @@ def soak(
     hosts: int = typer.Option(400, "--hosts", min=8, help="Hosts in the model."),
     slots: int = typer.Option(800, "--slots", min=1, help="VMs cycling spawn/migrate/resize/destroy."),
     slices: int = typer.Option(20, "--slices", min=1, help="Slices of the run reported."),
+    retain: str | None = typer.Option(
+        None, "--retain", help="Retention pass at every slice's end, e.g. '100K' (sqlite:// stores)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """A long run of spawn, migrate, resize and destroy at a constant model size: throughput, CPU and RSS per
     slice, ``throughput_last_over_first``, ``rss_growth_mib`` (after the first 100K) and ``store_bytes``."""
+    from tropic.errors import TropicError
+    from tropic.retention import Retention
     from tropic.scenario.soak import SoakSpec, run_soak
 
-    spec = SoakSpec(txns=txns, store=store, hosts=hosts, slots=slots, slices=slices)
-    with output.err_console.status("soaking...") as status:
-        result = run_soak(spec, progress=lambda message: status.update(message))
+    try:
+        policy = Retention.parse(retain) if retain is not None else None
+        spec = SoakSpec(txns=txns, store=store, hosts=hosts, slots=slots, slices=slices, retain=policy)
+        with output.err_console.status("soaking...") as status:
+            result = run_soak(spec, progress=lambda message: status.update(message))
+    except TropicError as e:
+        output.fail(e, code=output.exit_code(e))
     if json_out:
         output.emit_json(result)
         return

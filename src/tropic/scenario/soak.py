@@ -22,9 +22,11 @@ from tropic.errors import InvalidArguments
 from tropic.model import Model, Value
 from tropic.records.record import Transaction
 from tropic.records.states import State
+from tropic.retention import Archive, Retention, retain
 from tropic.scenario.bench import bench_model, spawn_args
 from tropic.store.base import Store
 from tropic.store.registry import open_store, parse_store_uri
+from tropic.store.sqlite import SQLiteStore
 from tropic.txn import Controller
 
 SPAWN, MIGRATE, RESIZE, DESTROY = range(4)
@@ -40,6 +42,8 @@ class SoakSpec:
     slots: int = 800  # VM slots cycling spawn/migrate/resize/destroy (at most this many in flight)
     slices: int = 20
     workers: int = 4
+    retain: Retention | None = None  # a retention pass at the end of every slice (SQLite stores)
+    archive: Path | None = None  # its archive folder (default: beside the store)
 
     def __post_init__(self) -> None:
         if self.txns < 1 or self.hosts < 8 or self.slots < 1 or self.slices < 1 or self.workers < 1:
@@ -135,16 +139,32 @@ def _run(
         fresh.append(True)
         return model
 
+    archive: Archive | None = None
+    if spec.retain is not None:
+        where = parse_store_uri(uri).path
+        if not isinstance(store, SQLiteStore) or where is None:
+            raise InvalidArguments("--retain needs a sqlite:// store")
+        archive = Archive(spec.archive or where.with_name(where.name + ".archive"))
+        archive.check()
+        store.archive = archive
     c = Controller.open(store, sim, initial=initial, workers=spec.workers)
     if not fresh:
         raise InvalidArguments(f"store {uri} is not empty: the soak needs a fresh store")
+    removed = 0
     by_region: dict[str, list[str]] = {}
     for h in hosts:
         by_region.setdefault(h.split("/")[2], []).append(h)
     slots = [_Slot(hosts[i % len(hosts)], i) for i in range(spec.slots)]
     size = max(1, spec.txns // spec.slices)
     warmup = min(WARMUP_TXNS, spec.txns // 10)
-    slices = _Slices(size, probe)
+
+    def per_slice() -> dict[str, float]:
+        size_now = store_bytes(uri)
+        out: dict[str, float] = {} if size_now is None else {"store_bytes": size_now}
+        out.update(probe() if probe is not None else {})
+        return out
+
+    slices = _Slices(size, per_slice)
     lead = min(spec.slots, size // 2)  # the first slice is timed from then on
     rss_start = rss_mib()
     rss_warm: float | None = None
@@ -163,6 +183,9 @@ def _run(
             if done == lead:
                 slices.restart(done)  # (the first ``slots`` submissions wait for nothing: not a rate)
             if done % size == 0:
+                if archive is not None and spec.retain is not None:
+                    assert isinstance(store, SQLiteStore)
+                    removed += retain(store, archive, spec.retain).removed
                 slices.close(done)
                 say(f"{done:,} of {spec.txns:,} transactions")
             if done == warmup:
@@ -201,6 +224,7 @@ def _run(
         "rss_end_mib": round(rss_end, 1),
         "rss_growth_mib": round(rss_end - (rss_warm if rss_warm is not None else rss_start), 1),
         "store_bytes": store_bytes(uri),
+        "retained_removed": removed if archive is not None else None,
         "controller_live_records": len(c.live()),
     }
 
