@@ -37,3 +37,24 @@ def test_the_cli_prints_the_soak_as_json(tmp_path: Path) -> None:
     assert out.exit_code == 0, out.output
     r = json.loads(out.stdout)
     assert r["txns"] == 200 and r["store"] == uri and len(r["slices"]) == 20
+
+
+def test_a_soak_with_retention_keeps_the_store_to_the_policy(tmp_path: Path) -> None:
+    import sqlite3
+
+    from tropic.retention import Archive, Retention
+
+    uri = f"sqlite:///{tmp_path / 'r.db'}"
+    r = run_soak(
+        SoakSpec(txns=1200, store=uri, hosts=16, slots=40, slices=4, workers=2, retain=Retention.parse("300"))
+    )
+    conn = sqlite3.connect(tmp_path / "r.db")
+    try:
+        rows = conn.execute("SELECT COUNT(*) FROM txns").fetchone()[0]
+    finally:
+        conn.close()
+    archive = Archive(tmp_path / "r.db.archive")
+    archived = [int(x["id"]) for f in archive.files() for x in archive.read(f)]
+    assert r["retained_removed"] == len(archived) == len(set(archived)) > 0
+    assert rows + len(archived) == 1200  # every record in the store or the archive, once
+    assert rows <= 300 + 40  # the policy's count, plus what was in flight at the last pass
