@@ -192,6 +192,10 @@ def test_a_service_with_retention_shows_archived_transactions(tmp_path: Path) ->
         old = c.get(ts[0].id)  # from the archive (tmp/s.db.archive)
         assert old.state is State.ABORTED and old.args == {"vm": "/compute/nowhere/vm-0"}
         assert any(line.startswith("  retention:") for line in service.describe())
+        for f in service.retention.archive.files():
+            f.path.unlink()
+        with pytest.raises(UnknownTransaction, match="removed from the store by retention"):
+            c.get(ts[0].id)
     finally:
         service.retention.stop()
         service.controller.stop()

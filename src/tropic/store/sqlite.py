@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from tropic.errors import CorruptStore, StoreError
+from tropic.errors import CorruptStore, StoreError, UnknownTransaction
 from tropic.model import Delta, Model, Node, Schema, parent_of
 from tropic.owner import Holder, OwnerLock, acquire
 from tropic.records.query import TxnQuery
@@ -217,7 +217,14 @@ class SQLiteStore(Store):
         if row is not None:
             return _record(*row)
         found = self.archive.find(txn_id) if self.archive is not None else None
-        return None if found is None else Transaction.from_dict(found[0])
+        if found is not None:
+            return Transaction.from_dict(found[0])
+        if self.archive is not None and txn_id <= self._retired().last_id:
+            raise UnknownTransaction(
+                f"transaction {txn_id} was removed from the store by retention and is not in its archive "
+                f"{self.archive.folder} (moved or deleted?)"
+            )
+        return None
 
     def find_txns(self, query: TxnQuery, extra: int = 0) -> list[Transaction]:
         """Scans the table down from the cursor (state and procedure filtered by SQLite, the others on the
