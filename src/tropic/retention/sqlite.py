@@ -15,7 +15,7 @@ from tropic.retention.policy import Retention
 from tropic.store.archive import Archive
 from tropic.store.sqlite import SQLiteStore
 
-BATCH = 5000  # records archived to one file and removed in one SQLite transaction
+BATCH = 1000  # records archived to one file and removed in one SQLite transaction
 
 
 @dataclass(frozen=True, slots=True)
