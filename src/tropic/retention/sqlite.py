@@ -30,11 +30,15 @@ def retain(
 ) -> PassResult:
     """Archive and remove every record ``policy`` lets go, oldest first, ``batch`` at a time."""
     at = time.time() if now is None else now
+    cut = store.retention_cut(policy.max_count) if policy.max_count is not None else 0
+    ended_before = at - policy.max_age_s if policy.max_age_s is not None else None
     removed = archived = files = 0
+    after = 0
     while True:
-        rows = store.retention_candidates(policy.max_age_s, policy.max_count, at, batch)
+        rows = store.retention_candidates(cut, ended_before, batch, after)
         if not rows:
             break
+        after = int(rows[-1]["id"])
         done = archive.holds(int(r["id"]) for r in rows)
         new = [r for r in rows if int(r["id"]) not in done]
         if new:

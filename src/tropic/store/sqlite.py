@@ -259,30 +259,37 @@ class SQLiteStore(Store):
         return out
 
     # --- retention (see tropic.retention) ------------------------------------------------------------
-    def retention_candidates(
-        self, max_age_s: float | None, max_count: int | None, now: float, limit: int
-    ) -> list[dict[str, Any]]:
-        """Up to ``limit`` final records, oldest first, that a policy keeping final records at most
-        ``max_age_s`` seconds after they ended and at most ``max_count`` of them allows to remove; never
-        one a fence refers to. Each with its action log."""
-        cut = 0
-        if max_count is not None:
-            row = self._conn_read(
-                f"SELECT id FROM txns WHERE state IN ({FINAL_STATES}) ORDER BY id DESC LIMIT 1 OFFSET ?",
-                (max_count - 1,),
-            )
-            cut = row[0][0] if row else 0
-        older = now - max_age_s if max_age_s is not None else float("-inf")
-        rows = self._conn_read(
-            f"SELECT record, actions FROM txns WHERE state IN ({FINAL_STATES})"
-            " AND id NOT IN (SELECT txn FROM fences)"
-            " AND (id < ? OR MAX(COALESCE(json_extract(record, '$.times.COMMITTED'), 0),"
-            " COALESCE(json_extract(record, '$.times.ABORTED'), 0),"
-            " COALESCE(json_extract(record, '$.times.FAILED'), 0)) < ?) ORDER BY id LIMIT ?",
-            (cut, older, limit),
+    def retention_cut(self, max_count: int) -> int:
+        """The id of the ``max_count``-th newest final record (a count policy keeps it and the newer
+        ones), 0 when there are fewer."""
+        row = self._conn_read(
+            f"SELECT id FROM txns WHERE state IN ({FINAL_STATES}) ORDER BY id DESC LIMIT 1 OFFSET ?",
+            (max_count - 1,),
         )
+        return int(row[0][0]) if row else 0
+
+    def retention_candidates(
+        self, cut: int, ended_before: float | None, limit: int, after: int = 0
+    ) -> list[dict[str, Any]]:
+        """Up to ``limit`` final records with ids above ``after``, oldest first, that a policy lets go:
+        below ``cut`` (see :meth:`retention_cut`; a range of the primary key, so a batch costs its own
+        size), or (``ended_before``) ended before that time; never one a fence refers to. Each with its
+        action log."""
+        where = f"state IN ({FINAL_STATES}) AND id > ? AND id NOT IN (SELECT txn FROM fences)"
+        if ended_before is None:
+            sql = f"SELECT record, actions FROM txns WHERE {where} AND id < ? ORDER BY id LIMIT ?"
+            params: tuple[Any, ...] = (after, cut, limit)
+        else:
+            ended = (
+                "MAX(COALESCE(json_extract(record, '$.times.COMMITTED'), 0),"
+                " COALESCE(json_extract(record, '$.times.ABORTED'), 0),"
+                " COALESCE(json_extract(record, '$.times.FAILED'), 0))"
+            )
+            where += f" AND (id < ? OR {ended} < ?)"
+            sql = f"SELECT record, actions FROM txns WHERE {where} ORDER BY id LIMIT ?"
+            params = (after, cut, ended_before, limit)
         out = []
-        for rec, actions in rows:
+        for rec, actions in self._conn_read(sql, params):
             d = orjson.loads(rec)
             d["actions"] = orjson.loads(actions) if actions is not None else []
             out.append(d)
