@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import Any
 
 import httpx
@@ -255,6 +256,28 @@ def test_list_filters_and_pages(server: Server) -> None:
     assert [t["id"] for t in nxt.json()["items"]] == sorted(ids, reverse=True)[2:4]
     assert c.get("/v1/transactions", params={"state": "NOPE"}).status_code == 422
     assert c.get("/v1/transactions", params={"limit": 0}).status_code == 422
+
+
+def test_list_by_resource_path_and_time_and_show_a_past_transaction(server: Server) -> None:
+    """Filters by the resource a transaction was about and by submission time; a final transaction,
+    no longer in the controller's memory, is shown from the store."""
+    mark = time.time()
+    ids = [
+        submit(server, {"procedure": "stop_vm", "args": {"vm": f"/compute/us-west/gone-{i}"}}).json()["id"]
+        for i in range(3)
+    ]
+    for i in ids:
+        server.wait_final(i)
+    c = server.client(VIEWER)
+    page = c.get("/v1/transactions", params={"path": "/compute/us-west", "since": mark, "limit": 10}).json()
+    assert [t["id"] for t in page["items"]] == sorted(ids, reverse=True)
+    one = c.get("/v1/transactions", params={"path": "compute/us-west/gone-1/", "since": mark}).json()
+    assert [t["id"] for t in one["items"]] == [ids[1]]
+    assert c.get("/v1/transactions", params={"path": "/compute/us-west", "until": mark}).json()["items"] == []
+    assert c.get("/v1/transactions", params={"since": "nan"}).status_code == 422
+    assert server.controller.live_record(ids[0]) is None  # final and durable: out of memory
+    shown = c.get(f"/v1/transactions/{ids[0]}").json()
+    assert shown["id"] == ids[0] and shown["state"] == "ABORTED" and shown["args"]["vm"].endswith("gone-0")
 
 
 def test_resources_subtree_with_depth(server: Server) -> None:

@@ -13,6 +13,7 @@ from distributed.conftest import Opener
 from tropic.drivers import Fault, SimDriver
 from tropic.errors import ControllerStopped, StoreError
 from tropic.model import STANDARD, Delta, Model, Node, Schema, project
+from tropic.records.query import TxnQuery
 from tropic.scenario import host_path
 from tropic.store.base import Restored, Store
 from tropic.txn import FINAL, Controller, State, Transaction, move
@@ -158,6 +159,12 @@ class _CrashingStore(Store):
 
     def put_txn(self, txn: Transaction) -> None:
         self.inner.put_txn(txn)
+
+    def get_txn(self, txn_id: int) -> Transaction | None:
+        return self.inner.get_txn(txn_id)
+
+    def find_txns(self, query: TxnQuery, extra: int = 0) -> list[Transaction]:
+        return self.inner.find_txns(query, extra)
 
     def put_delta(self, delta: Delta, *, revert: bool = False) -> None:
         self.inner.put_delta(delta, revert=revert)

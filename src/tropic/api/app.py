@@ -61,7 +61,9 @@ from tropic.reconcile import (
     Reconciliation,
     ScopeBusy,
 )
+from tropic.records.query import TxnQuery
 from tropic.records.record import Transaction
+from tropic.records.states import State
 from tropic.txn.controller import Controller
 
 log = logging.getLogger(__name__)
@@ -261,26 +263,31 @@ def create_app(
         procedure: Annotated[str | None, Query(max_length=200)] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
         before: Annotated[int | None, Query(ge=1, description="only transactions with a smaller id")] = None,
+        path: Annotated[
+            str | None,
+            Query(
+                max_length=1000,
+                description="only transactions that locked or named this resource, "
+                "an ancestor or a descendant of it",
+            ),
+        ] = None,
+        since: Annotated[
+            float | None, Query(description="submitted at or after (seconds since the epoch)")
+        ] = None,
+        until: Annotated[
+            float | None, Query(description="submitted before (seconds since the epoch)")
+        ] = None,
     ) -> dict[str, Any]:
-        """Transactions, newest first, filtered by state and procedure, ``limit`` a page."""
-
-        def read() -> dict[str, Any]:
-            items: list[dict[str, Any]] = []
-            more = False
-            for t in reversed(controller.transactions()):
-                if before is not None and t.id >= before:
-                    continue
-                if state is not None and t.state.value != state:
-                    continue
-                if procedure is not None and t.procedure != procedure:
-                    continue
-                if len(items) == limit:
-                    more = True
-                    break
-                items.append(views.summary(t))
-            return {"items": items, "next_before": items[-1]["id"] if more else None}
-
-        return controller.call(read)
+        """Transactions, newest first, live or final, filtered by state, procedure, resource path and
+        submission time, ``limit`` a page; past ones are read from the store."""
+        where = None if path is None else "/" + path.strip("/")  # as /v1/resources/ reads a path
+        query = TxnQuery(
+            State(state) if state is not None else None, procedure, where, since, until, before, limit + 1
+        )
+        page = controller.history(query)
+        more = len(page) > limit
+        items = [views.summary(t) for t in page[:limit]]
+        return {"items": items, "next_before": items[-1]["id"] if more else None}
 
     @app.get(
         "/v1/transactions/{txn_id}",
@@ -291,6 +298,9 @@ def create_app(
     def show_transaction(txn_id: int, who: Viewer) -> dict[str, Any]:
         """One transaction: state, timings, the action log, per-step outcomes (undo steps included), the
         error or violated constraint."""
+        t = controller.get(txn_id)
+        if t.settled:  # a final record does not change any more (and is no longer the controller's)
+            return views.detail(t)
         return controller.call(lambda: views.detail(controller.get(txn_id)))
 
     @app.post(

@@ -192,8 +192,20 @@ class Client:
         procedure: str | None = None,
         limit: int = 50,
         before: int | None = None,
+        path: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
     ) -> dict[str, Any]:
-        params = {"state": state, "procedure": procedure, "limit": limit, "before": before}
+        """One page of transactions, newest first; page on with ``before=page["next_before"]``."""
+        params = {
+            "state": state,
+            "procedure": procedure,
+            "limit": limit,
+            "before": before,
+            "path": path,
+            "since": since,
+            "until": until,
+        }
         return dict(self._json("GET", "/v1/transactions", params=params))
 
     def transaction(self, txn_id: int) -> dict[str, Any]:

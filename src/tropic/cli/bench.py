@@ -73,3 +73,43 @@ def scale(
         f"at {baseline:,} VMs (ratio of medians {result['ratio']}); paced p50 "
         f"{big['paced_latency_ms']['p50']} ms vs {base['paced_latency_ms']['p50']} ms"
     )
+
+
+@app.command("soak")
+def soak(
+    txns: int = typer.Option(100_000, "--txns", min=1, help="Transactions to run."),
+    store: str | None = typer.Option(
+        None, "--store", help="A fresh store's URI (default: a SQLite file in a temporary folder)."
+    ),
+    hosts: int = typer.Option(400, "--hosts", min=8, help="Hosts in the model."),
+    slots: int = typer.Option(800, "--slots", min=1, help="VMs cycling spawn/migrate/resize/destroy."),
+    slices: int = typer.Option(20, "--slices", min=1, help="Slices of the run reported."),
+    retain: str | None = typer.Option(
+        None, "--retain", help="Retention pass at every slice's end, e.g. '100K' (sqlite:// stores)."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """A long run of spawn, migrate, resize and destroy at a constant model size: throughput, CPU and RSS per
+    slice, ``throughput_last_over_first``, ``rss_growth_mib`` (after the first 100K) and ``store_bytes``."""
+    from tropic.errors import TropicError
+    from tropic.retention import Retention
+    from tropic.scenario.soak import SoakSpec, run_soak
+
+    try:
+        policy = Retention.parse(retain) if retain is not None else None
+        spec = SoakSpec(txns=txns, store=store, hosts=hosts, slots=slots, slices=slices, retain=policy)
+        with output.err_console.status("soaking...") as status:
+            result = run_soak(spec, progress=lambda message: status.update(message))
+    except TropicError as e:
+        output.fail(e, code=output.exit_code(e))
+    if json_out:
+        output.emit_json(result)
+        return
+    for row in result["slices"]:
+        output.console.print(
+            f"{row['txns_done']:>10,}  {row['throughput_txn_s']:>8} txn/s  {row['rss_mib']:>8} MiB"
+        )
+    output.console.print(
+        f"throughput last/first {result['throughput_last_over_first']}, RSS growth "
+        f"{result['rss_growth_mib']} MiB after {result['warmup_txns']:,}, store {result['store_bytes']} bytes"
+    )

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -392,14 +393,32 @@ def txn_list(
     procedure: Annotated[str | None, typer.Option("--procedure", help="Only this procedure.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="Page size.")] = 50,
     before: Annotated[int | None, typer.Option("--before", help="Only ids below this (next page).")] = None,
+    path: Annotated[
+        str | None, typer.Option("--path", help="Only those that touched this resource (or its subtree).")
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Submitted at or after (ISO 8601 or epoch seconds)."),
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="Submitted before (ISO 8601 or epoch seconds).")
+    ] = None,
     url: Url = DEFAULT_URL,
     token: Token = None,
     as_json: Json = False,
 ) -> None:
-    """Transactions, newest first, filtered by state and procedure; --before pages through older ones."""
+    """Transactions, newest first, live or final, filtered by state, procedure, resource path and
+    submission time; --before pages through older ones."""
+    after, below = _instant(since, "--since"), _instant(until, "--until")
     with _client(url, token) as c:
         page = c.transactions(
-            state=state.upper() if state else None, procedure=procedure, limit=limit, before=before
+            state=state.upper() if state else None,
+            procedure=procedure,
+            limit=limit,
+            before=before,
+            path=path,
+            since=after,
+            until=below,
         )
     if as_json:
         output.emit_json(page)
@@ -407,6 +426,23 @@ def txn_list(
     output.console.print(_summary_table(page["items"]))
     if page["next_before"] is not None:
         output.console.print(f"[dim]more: --before {page['next_before']}[/]")
+
+
+def _instant(text: str | None, option: str) -> float | None:
+    """Seconds since the epoch from an ISO 8601 time (UTC unless it names its zone) or a number."""
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is neither an ISO 8601 time nor seconds since the epoch", param_hint=option
+        ) from None
+    return (at if at.tzinfo is not None else at.replace(tzinfo=UTC)).timestamp()
 
 
 @txn_app.command("show")

@@ -117,6 +117,18 @@ def serve(
             help="What periodic passes do with drift, e.g. 'vm=repair,volume=reload,*=report'.",
         ),
     ] = "*=report",
+    retain: Annotated[
+        str | None,
+        typer.Option(
+            "--retain",
+            help="Keep final transactions this long and/or this many, e.g. '30d,10M'; then archive and "
+            "remove them (sqlite:// stores).",
+        ),
+    ] = None,
+    archive: Annotated[
+        Path | None,
+        typer.Option("--archive", help="Folder of the archive of --retain (default: <store>.archive)."),
+    ] = None,
 ) -> None:
     """Run the controller as a service: REST API under /v1, live events, /metrics, dashboard at /.
 
@@ -127,12 +139,14 @@ def serve(
     line on stderr and exit status 2 (1 when a store cannot be opened). SIGTERM or Ctrl-C stops the server
     cleanly with exit status 0."""
     from tropic.reconcile import Policies
+    from tropic.retention import Retention
     from tropic.service.wiring import ServiceConfig, build_service
 
     logging.basicConfig(
         level=log_level.value.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
+        retention = Retention.parse(retain) if retain is not None else None
         if tokens is not None:
             token_store = TokenStore.load(tokens)
             token_note = f"{len(token_store)} token(s) from {tokens}"
@@ -154,6 +168,8 @@ def serve(
             policies=Policies.parse(policy),
             name=name,
             session_timeout=session_timeout,
+            retain=retention,
+            archive=archive,
         )
         service = build_service(config)
     except TropicError as e:

@@ -23,7 +23,7 @@ from kazoo.exceptions import CancelledError, KazooException
 from tropic.cluster.controller import ReplicatedController
 from tropic.cluster.election import Election, LeaderInfo
 from tropic.drivers.base import Driver
-from tropic.errors import TropicError, UnknownTransaction
+from tropic.errors import TropicError
 from tropic.model import Model, project
 from tropic.retry import RetryPolicy
 from tropic.store.zk import ZooKeeperStore
@@ -207,10 +207,8 @@ class Replica:
         controller.zookeeper_ok = self._connected.is_set
 
         def settled(txn: int) -> bool:
-            try:
-                return controller.get(txn).settled
-            except UnknownTransaction:
-                return True
+            t = controller.live_record(txn)  # a final record is no longer in memory: it is settled
+            return t is None or t.settled
 
         executor.adopt(settled)
         controller.subscribe(executor.durable)
@@ -219,10 +217,10 @@ class Replica:
         self.terms += 1
         self.last_takeover_s = time.monotonic() - started
         log.warning(
-            "controller %s leads (epoch %s): restored %d transactions in %.2f s",
+            "controller %s leads (epoch %s): restored %d live transactions in %.2f s",
             self.config.name,
             store.epoch,
-            len(controller.transactions()),
+            len(controller.live()),
             self.last_takeover_s,
         )
         try:

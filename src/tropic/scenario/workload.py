@@ -124,7 +124,7 @@ def run_workload(store: str, spec: WorkloadSpec, progress: Progress | None = Non
     done_before = max((request_index(t) or -1 for t in c.transactions()), default=-1)
     c.start()
     try:
-        outstanding: list[Transaction] = [t for t in c.transactions() if t.state not in FINAL]
+        outstanding: list[Transaction] = c.live()
         i = done_before + 1
         while i < spec.txns:
             outstanding = [t for t in outstanding if t.state not in FINAL]

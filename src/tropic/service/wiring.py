@@ -34,8 +34,12 @@ from tropic.drivers.base import Driver
 from tropic.errors import ConfigError, TropicError
 from tropic.owner import Holder, in_use, read_holder
 from tropic.reconcile import Policies, Reconciler
+from tropic.retention.policy import Retention
+from tropic.retention.runner import RetentionThread
 from tropic.service.embedded import DEFAULT_STORE, Embedded, default_datacenter, open_embedded
+from tropic.store.archive import Archive
 from tropic.store.registry import StoreURI, parse_store_uri
+from tropic.store.sqlite import SQLiteStore
 
 if TYPE_CHECKING:
     import uvicorn
@@ -63,6 +67,8 @@ class ServiceConfig:
     name: str | None = None
     session_timeout: float = 3.0
     http_limits: HttpLimits = field(default_factory=HttpLimits)
+    retain: Retention | None = None  # retention of final records (embedded stores); None: keep them all
+    archive: Path | None = None  # where retention archives them (default: <store>.archive)
 
     @property
     def url(self) -> str:
@@ -188,8 +194,19 @@ class EmbeddedService(Service):
 
         # The store names this server (and where its API is) to any process it refuses.
         holder = Holder.current(command="tropic serve", url=config.url)
+        self.retention: RetentionThread | None = None
+        if config.retain is not None:
+            if spec.path is None:
+                raise ConfigError(f"--retain needs an embedded sqlite:// store, not {config.store}")
+            archive = Archive(config.archive or spec.path.with_name(spec.path.name + ".archive"))
+            archive.check()  # an unwritable folder is an error now, not at the first pass hours later
         self.embedded: Embedded = open_embedded(config.store, config.driver, holder=holder)
         try:
+            if config.retain is not None:
+                store = self.embedded.store
+                assert isinstance(store, SQLiteStore)
+                store.archive = archive
+                self.retention = RetentionThread(store, archive, config.retain).start()
             self.controller = self.embedded.controller.start()
             self.reconciler = Reconciler(
                 self.controller, interval=config.reconcile_interval or 30.0, policies=config.policies
@@ -198,15 +215,24 @@ class EmbeddedService(Service):
                 self.reconciler.start()
             self.app = create_app(self.controller, config.tokens, config.audit, reconciler=self.reconciler)
         except BaseException:
+            if self.retention is not None:
+                self.retention.stop()
             self.embedded.close()
             raise
 
     def describe(self) -> list[str]:
-        return [
+        out = [
             f"tropic serving on {self.config.url}  (dashboard /, API /v1, OpenAPI /openapi.json)",
             f"  store: {self.embedded.store.uri}",
             f"  drift detection: {self.drift_note()}",
         ]
+        if self.retention is not None:
+            p = self.retention.policy
+            out.append(
+                f"  retention: final records kept {p.max_age_s or 'any'} s / {p.max_count or 'any'} records, "
+                f"then archived to {self.retention.archive.folder}"
+            )
+        return out
 
     def run(self) -> None:
         import uvicorn
@@ -218,6 +244,8 @@ class EmbeddedService(Service):
             make_server(config, on_exit=events.close).run(sockets=self.sockets or None)
         finally:
             self.reconciler.stop()
+            if self.retention is not None:
+                self.retention.stop()
             self.embedded.close()
             self.config.audit.close()
 

@@ -9,25 +9,62 @@ A *pipelined* store splits the commit in two so that the logical thread never wa
 :meth:`Store.seal` (on the logical thread) snapshots what was reported into an immutable batch, and
 :meth:`Store.write` (on the controller's writer thread) makes batches durable, in order, several at once
 when they queued up. The controller still announces a batch only once it is written.
+
+The controller keeps only live transactions in memory: past ones are read back from the store
+(:meth:`Store.get_txn`, :meth:`Store.find_txns`), from any thread, seeing only what was committed.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 from tropic.model import Delta, Model, Schema
+from tropic.records.query import TxnQuery
 from tropic.records.record import Transaction
 
 
 @dataclass(slots=True)
+class History:
+    """What a controller needs to know of the final records it does not load: how many ended how (its
+    counters cover the store's whole history) and the largest id (new ids follow it)."""
+
+    last_id: int = 0
+    submitted: int = 0
+    committed: int = 0
+    aborted: int = 0
+    rolled_back: int = 0  # aborted after a rollback
+    failed: int = 0
+    killed: int = 0
+    deferred: int = 0  # deferral events
+
+    def count(self, state: str, deferrals: int, times: Collection[str], n: int = 1) -> None:
+        """Count ``n`` records that ended (so far) in ``state`` after going through the states ``times``,
+        deferred ``deferrals`` times in all."""
+        self.submitted += n
+        self.deferred += deferrals
+        if state == "COMMITTED":
+            self.committed += n
+        elif state == "FAILED":
+            self.failed += n
+        elif state == "ABORTED":
+            self.aborted += n
+            if "ROLLING_BACK" in times:
+                self.rolled_back += n
+        if state in ("COMMITTED", "ABORTED", "FAILED") and "KILLED" in times:
+            self.killed += n
+
+
+@dataclass(slots=True)
 class Restored:
-    """What a store hands back on open: the model and every transaction it knew."""
+    """What a store hands back on open: the model and every transaction it knew (with ``history`` set,
+    from :meth:`Store.restore_live`: only the live ones, the final ones summed up there)."""
 
     model: Model
     txns: list[Transaction] = field(default_factory=list)
     fenced: dict[str, int] = field(default_factory=dict)
+    history: History | None = None
 
 
 class Store(ABC):
@@ -37,6 +74,21 @@ class Store(ABC):
     @abstractmethod
     def restore(self, schema: Schema) -> Restored | None:
         """The persisted state, or None for an empty store."""
+
+    def restore_live(self, schema: Schema) -> Restored | None:
+        """Like :meth:`restore`, but with only the live records, the final ones summed up in
+        ``history`` (what a controller opens with: past records stay in the store). Stores that can
+        leave the final records unread override this."""
+        restored = self.restore(schema)
+        if restored is None:
+            return None
+        history = History()
+        for t in restored.txns:
+            history.last_id = max(history.last_id, t.id)
+            history.count(t.state.value, t.deferrals, t.times)
+        restored.txns = [t for t in restored.txns if not t.final]
+        restored.history = history
+        return restored
 
     @abstractmethod
     def init_model(self, model: Model) -> None:
@@ -56,6 +108,16 @@ class Store(ABC):
     @abstractmethod
     def commit(self) -> None:
         """Make every change reported since the last commit durable, atomically."""
+
+    @abstractmethod
+    def get_txn(self, txn_id: int) -> Transaction | None:
+        """The committed record of transaction ``txn_id`` with its action log, or None."""
+
+    @abstractmethod
+    def find_txns(self, query: TxnQuery, extra: int = 0) -> list[Transaction]:
+        """Committed records matching ``query``, newest first, at most ``query.limit + extra`` of them
+        (the controller asks for ``extra`` more to replace stale copies of live ones); without their
+        action logs."""
 
     def bind_key(self, txn_id: int, kid: str, fingerprint: str) -> None:  # noqa: B027 - optional
         """Stores that keep idempotency keys: store key ``kid`` (used for a request with ``fingerprint``)
@@ -77,7 +139,11 @@ class Store(ABC):
 
 
 class MemoryStore(Store):
-    """No persistence: for tests and the in-memory demo."""
+    """No persistence: for tests and the in-memory demo. It is the history too, so it holds every record
+    it was given (use a durable store for a long-running service)."""
+
+    def __init__(self) -> None:
+        self._records: dict[int, Transaction] = {}
 
     def restore(self, schema: Schema) -> Restored | None:
         return None
@@ -86,7 +152,20 @@ class MemoryStore(Store):
         pass
 
     def put_txn(self, txn: Transaction) -> None:
-        pass
+        self._records[txn.id] = txn
+
+    def get_txn(self, txn_id: int) -> Transaction | None:
+        return self._records.get(txn_id)
+
+    def find_txns(self, query: TxnQuery, extra: int = 0) -> list[Transaction]:
+        out: list[Transaction] = []
+        for i in sorted(list(self._records), reverse=True):
+            t = self._records[i]
+            if query.matches(t):
+                out.append(t)
+                if len(out) == query.limit + extra:
+                    break
+        return out
 
     def put_delta(self, delta: Delta, *, revert: bool = False) -> None:
         pass

@@ -27,11 +27,13 @@ from typing import Any
 
 import orjson
 
-from tropic.errors import CorruptStore, StoreError
+from tropic.errors import CorruptStore, StoreError, UnknownTransaction
 from tropic.model import Delta, Model, Node, Schema, parent_of
 from tropic.owner import Holder, OwnerLock, acquire
+from tropic.records.query import TxnQuery
 from tropic.records.record import Transaction
-from tropic.store.base import Restored, Store
+from tropic.store.archive import Archive
+from tropic.store.base import History, Restored, Store
 
 FORMAT = "tropic-store"
 VERSION = 1
@@ -168,6 +170,11 @@ class SQLiteStore(Store):
         self.commits = 0
         self._write_lock = threading.Lock()
         self._checkpointer: _Checkpointer | None = _Checkpointer(self.path)
+        # Reads of past transactions come from any thread: a connection of their own sees only what was
+        # committed, and never waits for (or interleaves with) the writer's transaction.
+        self._reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._read_lock = threading.Lock()
+        self.archive: Archive | None = None  # where retention put the records it removed (tropic.retention)
 
     def _connect(self, synchronous: str) -> sqlite3.Connection:
         try:
@@ -192,8 +199,136 @@ class SQLiteStore(Store):
     def restore(self, schema: Schema) -> Restored | None:
         return _read(self._conn, schema)
 
+    def restore_live(self, schema: Schema) -> Restored | None:
+        """The model and the live records; the final ones stay on disk, counted by SQLite."""
+        return _read(self._conn, schema, live_only=True)
+
     def has_model(self) -> bool:
         return _has_model(self._conn)
+
+    def get_txn(self, txn_id: int) -> Transaction | None:
+        try:
+            with self._read_lock:
+                row = self._reader.execute(
+                    "SELECT record, actions, delta FROM txns WHERE id=?", (txn_id,)
+                ).fetchone()
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot read store {self.path}: {e}", path=str(self.path)) from None
+        if row is not None:
+            return _record(*row)
+        found = self.archive.find(txn_id) if self.archive is not None else None
+        if found is not None:
+            return Transaction.from_dict(found[0])
+        if self.archive is not None and txn_id <= self._retired().last_id:
+            raise UnknownTransaction(
+                f"transaction {txn_id} was removed from the store by retention and is not in its archive "
+                f"{self.archive.folder} (moved or deleted?)"
+            )
+        return None
+
+    def find_txns(self, query: TxnQuery, extra: int = 0) -> list[Transaction]:
+        """Scans the table down from the cursor (state and procedure filtered by SQLite, the others on the
+        decoded records) in chunks, until the page is full."""
+        want = query.limit + extra
+        where, params = ["id < ?"], []
+        if query.state is not None:
+            where.append("state = ?")
+            params.append(query.state.value)
+        if query.procedure is not None:
+            where.append("procedure = ?")
+            params.append(query.procedure)
+        sql = f"SELECT record FROM txns WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?"
+        chunk = max(want, 256)
+        cursor = query.before if query.before is not None else 2**62
+        out: list[Transaction] = []
+        while len(out) < want:
+            try:
+                with self._read_lock:
+                    rows = self._reader.execute(sql, (cursor, *params, chunk)).fetchall()
+            except sqlite3.Error as e:
+                raise StoreError(f"cannot read store {self.path}: {e}", path=str(self.path)) from None
+            for (rec,) in rows:
+                t = Transaction.from_dict(orjson.loads(rec))
+                cursor = t.id
+                if query.matches(t):
+                    out.append(t)
+                    if len(out) == want:
+                        break
+            if len(rows) < chunk:
+                break
+        return out
+
+    # --- retention (see tropic.retention) ------------------------------------------------------------
+    def retention_cut(self, max_count: int) -> int:
+        """The id of the ``max_count``-th newest final record (a count policy keeps it and the newer
+        ones), 0 when there are fewer."""
+        row = self._conn_read(
+            f"SELECT id FROM txns WHERE state IN ({FINAL_STATES}) ORDER BY id DESC LIMIT 1 OFFSET ?",
+            (max_count - 1,),
+        )
+        return int(row[0][0]) if row else 0
+
+    def retention_candidates(
+        self, cut: int, ended_before: float | None, limit: int, after: int = 0
+    ) -> list[dict[str, Any]]:
+        """Up to ``limit`` final records with ids above ``after``, oldest first, that a policy lets go:
+        below ``cut`` (see :meth:`retention_cut`; a range of the primary key, so a batch costs its own
+        size), or (``ended_before``) ended before that time; never one a fence refers to. Each with its
+        action log."""
+        where = f"state IN ({FINAL_STATES}) AND id > ? AND id NOT IN (SELECT txn FROM fences)"
+        if ended_before is None:
+            sql = f"SELECT record, actions FROM txns WHERE {where} AND id < ? ORDER BY id LIMIT ?"
+            params: tuple[Any, ...] = (after, cut, limit)
+        else:
+            ended = (
+                "MAX(COALESCE(json_extract(record, '$.times.COMMITTED'), 0),"
+                " COALESCE(json_extract(record, '$.times.ABORTED'), 0),"
+                " COALESCE(json_extract(record, '$.times.FAILED'), 0))"
+            )
+            where += f" AND (id < ? OR {ended} < ?)"
+            sql = f"SELECT record, actions FROM txns WHERE {where} ORDER BY id LIMIT ?"
+            params = (after, cut, ended_before, limit)
+        out = []
+        for rec, actions in self._conn_read(sql, params):
+            d = orjson.loads(rec)
+            d["actions"] = orjson.loads(actions) if actions is not None else []
+            out.append(d)
+        return out
+
+    def remove_txns(self, records: list[dict[str, Any]]) -> None:
+        """Remove these final records (archived first by the caller), adding them to the counts of
+        removed records kept in ``meta``, in one SQLite transaction."""
+        retired = self._retired()
+        for r in records:
+            retired.last_id = max(retired.last_id, int(r["id"]))
+            retired.count(r["state"], int(r.get("deferrals", 0)), r.get("times", {}))
+        conn = self._conn
+        with self._write_lock:
+            try:
+                conn.execute("BEGIN")
+                conn.executemany(
+                    f"DELETE FROM txns WHERE id = ? AND state IN ({FINAL_STATES})",
+                    [(int(r["id"]),) for r in records],
+                )
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('retired', ?)", (_dumps(_history_dict(retired)),)
+                )
+                conn.execute("COMMIT")
+            except sqlite3.Error as e:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise StoreError(f"cannot write store {self.path}: {e}", path=str(self.path)) from None
+
+    def _retired(self) -> History:
+        row = self._conn_read("SELECT value FROM meta WHERE key='retired'", ())
+        return _history_of(row[0][0] if row else None)
+
+    def _conn_read(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        try:
+            with self._read_lock:
+                return self._reader.execute(sql, params).fetchall()
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot read store {self.path}: {e}", path=str(self.path)) from None
 
     def count_by_state(self) -> dict[str, int]:
         return dict(self._conn.execute("SELECT state, COUNT(*) FROM txns GROUP BY state").fetchall())
@@ -298,6 +433,8 @@ class SQLiteStore(Store):
             self._checkpointer.close()
             self._checkpointer = None
         with contextlib.suppress(sqlite3.Error):
+            self._reader.close()
+        with contextlib.suppress(sqlite3.Error):
             self._conn.close()
         if self._owner is not None:
             self._owner.release()
@@ -308,8 +445,18 @@ def _has_model(conn: sqlite3.Connection) -> bool:
     return conn.execute("SELECT 1 FROM meta WHERE key='model'").fetchone() is not None
 
 
-def _read(conn: sqlite3.Connection, schema: Schema) -> Restored | None:
-    """The model, every record and the fences (None for a store without a model yet)."""
+def _record(rec: str, actions: str | None, delta: str | None) -> Transaction:
+    d = orjson.loads(rec)
+    if actions is not None:
+        d["actions"] = orjson.loads(actions)
+    if delta is not None:
+        d["delta"] = orjson.loads(delta)
+    return Transaction.from_dict(d)
+
+
+def _read(conn: sqlite3.Connection, schema: Schema, *, live_only: bool = False) -> Restored | None:
+    """The model, every record (``live_only``: the live ones, the others summed up) and the fences
+    (None for a store without a model yet)."""
     if not _has_model(conn):
         return None
     model = Model(schema)
@@ -324,16 +471,40 @@ def _read(conn: sqlite3.Connection, schema: Schema) -> Restored | None:
             if s is None:
                 kids[parent] = s = set()
             s.add(path.rsplit("/", 1)[1])
-    txns = []
-    for rec, actions, delta in conn.execute("SELECT record, actions, delta FROM txns ORDER BY id"):
-        d = loads(rec)
-        if actions is not None:
-            d["actions"] = loads(actions)
-        if delta is not None:
-            d["delta"] = loads(delta)
-        txns.append(Transaction.from_dict(d))
+    where = f" WHERE state NOT IN ({FINAL_STATES})" if live_only else ""
+    sql = f"SELECT record, actions, delta FROM txns{where} ORDER BY id"
+    txns = [_record(*row) for row in conn.execute(sql)]
     fenced = {p: int(t) for p, t in conn.execute("SELECT path, txn FROM fences")}
-    return Restored(model, txns, fenced)
+    return Restored(model, txns, fenced, _summary(conn) if live_only else None)
+
+
+FINAL_STATES = "'COMMITTED', 'ABORTED', 'FAILED'"
+
+
+def _history_dict(h: History) -> dict[str, int]:
+    return {name: getattr(h, name) for name in History.__slots__}
+
+
+def _history_of(text: str | None) -> History:
+    return History(**orjson.loads(text)) if text else History()
+
+
+def _summary(conn: sqlite3.Connection) -> History:
+    """The counts of every record, read by SQLite without loading them into Python, plus those of the
+    records retention removed (kept in ``meta``)."""
+    row = conn.execute("SELECT value FROM meta WHERE key='retired'").fetchone()
+    h = _history_of(row[0] if row else None)
+    h.last_id = max(h.last_id, conn.execute("SELECT COALESCE(MAX(id), 0) FROM txns").fetchone()[0])
+    rows = conn.execute(
+        "SELECT state, json_extract(record, '$.times.ROLLING_BACK') IS NOT NULL,"
+        " json_extract(record, '$.times.KILLED') IS NOT NULL,"
+        " COUNT(*), COALESCE(SUM(json_extract(record, '$.deferrals')), 0)"
+        " FROM txns GROUP BY 1, 2, 3"
+    )
+    for state, rolled, killed, n, deferrals in rows:
+        times = [name for name, seen in (("ROLLING_BACK", rolled), ("KILLED", killed)) if seen]
+        h.count(state, int(deferrals), times, n)
+    return h
 
 
 def read_snapshot(path: str | os.PathLike[str], schema: Schema) -> Restored | None:

@@ -34,6 +34,7 @@ from kazoo.exceptions import ConnectionLoss, NoNodeError, OperationTimeoutError
 
 from tropic.errors import CorruptStore, StoreError
 from tropic.model import Delta, Model, Node, Schema, parent_of
+from tropic.records.query import TxnQuery
 from tropic.records.record import Transaction
 from tropic.retry import RetryPolicy
 from tropic.store.base import Restored, Store
@@ -291,6 +292,74 @@ class ZooKeeperStore(Store):
             snaps.wal_bytes = wal_bytes
             self._logged = {i for i, r in live.items() if "delta" in r}
         return Restored(model, txns, dict(snaps.fences))
+
+    def get_txn(self, txn_id: int) -> Transaction | None:
+        rec = self._history().get(txn_id)
+        return None if rec is None else Transaction.from_dict(rec)
+
+    def find_txns(self, query: TxnQuery, extra: int = 0) -> list[Transaction]:
+        """Reads the whole history from ZooKeeper (see :meth:`_history`) and filters it."""
+        records = self._history()
+        out: list[Transaction] = []
+        for i in sorted(records, reverse=True):
+            t = Transaction.from_dict(records[i])
+            if query.matches(t):
+                out.append(t)
+                if len(out) == query.limit + extra:
+                    break
+        return out
+
+    def _history(self) -> dict[int, dict[str, Any]]:
+        """Every committed record, read from ZooKeeper (the current snapshot's archives and live records,
+        then the log after it): nothing of the history stays in this process. A snapshot switched (and
+        its predecessor collected) during the read makes it start again."""
+        for attempt in range(3):
+            try:
+                return self._read_history()
+            except NoNodeError:
+                if attempt == 2:
+                    raise StoreError(f"{self._where()}: history kept changing while being read") from None
+        raise AssertionError("unreachable")
+
+    def _read_history(self) -> dict[int, dict[str, Any]]:
+        w = self._writer
+        head = w.read_head()
+        if head is None or head.snap is None:
+            return {}
+        index = w.call(partial(self.client.get_async, f"{Paths.SNAP}/{head.snap}"), "read snapshot")[0]
+        snap = SnapshotIndex.decode(head.snap, index)
+        wal_names = sorted(
+            (
+                n
+                for n in w.call(partial(self.client.get_children_async, Paths.WAL), f"list {Paths.WAL}")
+                if snap.seq < int(n) <= head.seq
+            ),
+            key=int,
+        )
+        blobs = self._get_many(
+            [f"{Paths.DATA}/{b}" for b in snap.archives + snap.live] + [f"{Paths.WAL}/{n}" for n in wal_names]
+        )
+        loads = orjson.loads
+        records: dict[int, dict[str, Any]] = {}
+        it = iter(blobs)
+        for _ in snap.archives:
+            for rec in loads(next(it)):
+                records[int(rec["id"])] = rec
+        for _ in snap.live:
+            for rec in loads(next(it))["live"]:
+                records[int(rec["id"])] = rec
+        for raw in it:
+            for unit in loads(raw):
+                rec = unit.get("t")
+                if rec is None:
+                    continue
+                tid = int(rec["id"])
+                if "a" in unit:
+                    rec["actions"] = unit["a"]
+                elif tid in records and "actions" in records[tid]:
+                    rec["actions"] = records[tid]["actions"]
+                records[tid] = rec
+        return records
 
     # --- writing -----------------------------------------------------------------------------------
     def init_model(self, model: Model) -> None:

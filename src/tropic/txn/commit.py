@@ -49,6 +49,7 @@ class GroupCommit:
         self.executor = executor
         self.listeners: list[Listener] = []  # called on the logical thread, after the change is durable
         self.accept_listeners: list[Callable[[Sequence[Transaction]], None]] = []  # same, new submissions
+        self.retire: Listener | None = None  # called last for each durable final record (it leaves memory)
         self.settled = threading.Condition()  # notified after each batch is durable
         self._stored: list[threading.Event] = []  # workers waiting for a rollback record to be durable
         self._accepted: list[Transaction] = []
@@ -159,6 +160,10 @@ class GroupCommit:
         for t in notify:
             for listener in self.listeners:
                 listener(t)
+        if self.retire is not None:
+            for t in notify:
+                if t.settled:
+                    self.retire(t)
         submit = self.executor.submit
         for t in ann.dispatch:
             submit(t)

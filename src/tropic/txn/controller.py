@@ -43,6 +43,7 @@ from tropic.model import (
     without,
 )
 from tropic.procedures import REGISTRY, Registry
+from tropic.records.query import TxnQuery, merge
 from tropic.records.record import Transaction
 from tropic.records.states import FINAL, State
 from tropic.store.base import MemoryStore, Restored, Store
@@ -122,6 +123,7 @@ class Controller:
         self._ids = itertools.count(1)
         self._submit_lock = threading.Lock()
         self._commit = GroupCommit(self.store, self.executor)
+        self._commit.retire = self._retire
         self._scheduler = Scheduler(
             model, registry, self.store, self.locks, self.fenced, self.counters, self._commit
         )
@@ -144,7 +146,7 @@ class Controller:
         """A controller on a durable store: restore the model and every transaction, or initialise an
         empty store with ``initial()``. Queued transactions resume in FIFO order once started; those that
         were executing are completed or rolled back from their durable step log."""
-        restored = store.restore(schema)
+        restored = store.restore_live(schema)
         if restored is None:
             if initial is None:
                 raise StoreError(f"store {store.uri} is empty and no initial model was given")
@@ -175,10 +177,23 @@ class Controller:
         self.fenced.update(restored.fenced)  # (the scheduler shares this table: fill it, do not replace it)
         top = 0
         for t in restored.txns:
-            self._txns[t.id] = t
+            if not t.final:
+                self._txns[t.id] = t
             top = max(top, t.id)
-            self.counters.restored(t)
-        self._scheduler.restore(restored.txns)
+            if restored.history is None:
+                self.counters.restored(t)
+        h = restored.history
+        if h is not None:  # the final records stayed in the store: count them from its summary
+            top = max(top, h.last_id)
+            c = self.counters
+            c.submitted, c.committed, c.aborted, c.rolled_back = (
+                h.submitted,
+                h.committed,
+                h.aborted,
+                h.rolled_back,
+            )
+            c.failed, c.killed, c.deferred = h.failed, h.killed, h.deferred
+        self._scheduler.restore([t for t in restored.txns if not t.final])
         self._ids = itertools.count(top + 1)
 
     # --- lifecycle -----------------------------------------------------------------------------------
@@ -318,14 +333,48 @@ class Controller:
             self._loop.kill(t)
         return t
 
+    def _retire(self, t: Transaction) -> None:
+        """A final record is durable: it leaves memory (the store answers for it from now on)."""
+        if self._txns.get(t.id) is t:
+            del self._txns[t.id]
+
     def get(self, txn_id: int) -> Transaction:
+        """The live record of ``txn_id`` (the one the controller changes), or its stored copy once final."""
         t = self._txns.get(txn_id)
         if t is None:
-            raise UnknownTransaction(f"no transaction {txn_id}")
+            t = self.store.get_txn(txn_id)
+            if t is None:
+                raise UnknownTransaction(f"no transaction {txn_id}")
         return t
 
+    def live(self) -> list[Transaction]:
+        """The transactions not final yet (or whose final state is not durable yet), oldest first: the
+        only records the controller keeps in memory."""
+        return sorted(self._txns.values(), key=lambda t: t.id)
+
+    def live_record(self, txn_id: int) -> Transaction | None:
+        """The in-memory record of ``txn_id`` while it is live; None once it is final and durable."""
+        return self._txns.get(txn_id)
+
+    def history(self, query: TxnQuery) -> list[Transaction]:
+        """One page of transactions matching ``query``, newest first, live or final: the live records
+        from memory, the others from the store. Page on with ``before`` = the last id of the page."""
+        live = [t for t in list(self._txns.values()) if query.before is None or t.id < query.before]
+        return merge(live, self.store.find_txns(query, extra=len(live)), query)
+
     def transactions(self) -> list[Transaction]:
-        return list(self._txns.values())
+        """Every transaction, oldest first, read page by page (a full read of the history: for tests and
+        small tools; services page with :meth:`history`)."""
+        out: list[Transaction] = []
+        before: int | None = None
+        while True:
+            page = self.history(TxnQuery(before=before, limit=1000))
+            out.extend(page)
+            if len(page) < 1000:
+                break
+            before = page[-1].id
+        out.reverse()
+        return out
 
     def wait(self, txn: Transaction | int, timeout: float | None = None) -> Transaction:
         t = txn if isinstance(txn, Transaction) else self.get(txn)
@@ -457,9 +506,20 @@ class Controller:
 
     # --- summaries -----------------------------------------------------------------------------------
     def states(self) -> dict[str, int]:
+        """How many transactions are in each state: the live ones counted in memory, the final ones by
+        the counters (which cover the store's history since it was created)."""
         out: dict[str, int] = {}
         for t in list(self._txns.values()):
-            out[t.state.value] = out.get(t.state.value, 0) + 1
+            if not t.final:
+                out[t.state.value] = out.get(t.state.value, 0) + 1
+        c = self.counters
+        for state, n in (
+            (State.COMMITTED, c.committed),
+            (State.ABORTED, c.aborted),
+            (State.FAILED, c.failed),
+        ):
+            if n:
+                out[state.value] = n
         return out
 
     def idle(self) -> bool:

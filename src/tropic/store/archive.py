@@ -1,0 +1,120 @@
+"""The archive of removed transaction records: a folder of gzip-compressed JSON-lines files, one per
+retention batch, each written atomically (temporary file, fsync, rename, fsync of the folder).
+
+A file's name is its index: ``txns-<YYYYMMDD>-<first id>-<last id>.jsonl.gz`` (the UTC day its oldest
+record ended, and its id range), so finding a record by id or by time reads only the names, then the
+few files whose range matches. A record is in at most one file: a batch leaves out the ids an earlier
+file already holds (a pass cut after writing its file and before removing the records finds them there).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tropic.errors import ConfigError, StoreError
+
+_NAME = re.compile(r"^txns-(\d{8})-(\d{12})-(\d{12})\.jsonl\.gz$")
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveFile:
+    path: Path
+    day: str  # YYYYMMDD (UTC) its oldest record ended
+    first: int
+    last: int
+
+
+class Archive:
+    """The archive folder of one store."""
+
+    def __init__(self, folder: str | os.PathLike[str]) -> None:
+        self.folder = Path(folder)
+
+    def check(self) -> None:
+        """Make sure the folder exists and can be written (at start-up, not hours later); remove what an
+        interrupted write left behind."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            probe = self.folder / f".probe-{os.getpid()}.tmp"
+            probe.write_bytes(b"")
+            probe.unlink()
+            for stale in self.folder.glob("*.tmp"):
+                stale.unlink()
+        except OSError as e:
+            raise ConfigError(
+                f"archive folder {self.folder} cannot be written: {e.strerror or e}", path=str(self.folder)
+            ) from None
+
+    def files(self) -> list[ArchiveFile]:
+        out = []
+        for p in self.folder.iterdir() if self.folder.is_dir() else ():
+            m = _NAME.match(p.name)
+            if m is not None:
+                out.append(ArchiveFile(p, m.group(1), int(m.group(2)), int(m.group(3))))
+        return sorted(out, key=lambda f: f.first)
+
+    def read(self, f: ArchiveFile) -> list[dict[str, Any]]:
+        try:
+            with gzip.open(f.path, "rb") as fh:
+                return [orjson.loads(line) for line in fh if line.strip()]
+        except (OSError, ValueError) as e:
+            raise StoreError(f"cannot read archive file {f.path}: {e}", path=str(f.path)) from None
+
+    def holds(self, ids: Iterable[int]) -> set[int]:
+        """Which of ``ids`` some archive file already holds."""
+        wanted = set(ids)
+        if not wanted:
+            return set()
+        lo, hi = min(wanted), max(wanted)
+        found: set[int] = set()
+        for f in self.files():
+            if f.last >= lo and f.first <= hi:
+                found.update(int(r["id"]) for r in self.read(f) if int(r["id"]) in wanted)
+        return found
+
+    def find(self, txn_id: int) -> tuple[dict[str, Any], Path] | None:
+        """The archived record of ``txn_id`` and its file, or None."""
+        for f in self.files():
+            if f.first <= txn_id <= f.last:
+                for r in self.read(f):
+                    if int(r["id"]) == txn_id:
+                        return r, f.path
+        return None
+
+    def write(self, records: list[dict[str, Any]]) -> Path:
+        """Write ``records`` (in id order) as one new file, atomically; returns its path."""
+        ids = [int(r["id"]) for r in records]
+        ended = min(_ended(r) for r in records)
+        day = time.strftime("%Y%m%d", time.gmtime(ended))
+        path = self.folder / f"txns-{day}-{ids[0]:012d}-{ids[-1]:012d}.jsonl.gz"
+        tmp = path.with_name(path.name + ".tmp")
+        try:
+            with open(tmp, "wb") as raw:
+                with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+                    for r in records:
+                        gz.write(orjson.dumps(r) + b"\n")
+                raw.flush()
+                os.fsync(raw.fileno())
+            os.replace(tmp, path)
+            fd = os.open(self.folder, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise StoreError(f"cannot write archive {path}: {e.strerror or e}", path=str(path)) from None
+        return path
+
+
+def _ended(record: dict[str, Any]) -> float:
+    times = record.get("times", {})
+    return max((float(v) for v in times.values()), default=0.0)
