@@ -123,6 +123,15 @@ def test_missing_tls_files_are_one_line_before_any_banner(tmp_path: Path) -> Non
         assert "serving" not in done.stderr and "Uvicorn" not in done.stderr
 
 
+def test_bad_audit_rotation_options_are_one_line_before_any_banner(tmp_path: Path) -> None:
+    env = {"TROPIC_TOKEN_FILE": str(tmp_path / "token"), "XDG_STATE_HOME": str(tmp_path / "state")}
+    for flags in (["--audit-max-bytes", "0"], ["--audit-keep", "-1"]):
+        done = run("serve", "--store", "memory://", "--port", "0", *flags, env=env, cwd=tmp_path)
+        assert done.returncode == ExitCode.BAD_INPUT
+        assert "audit log" in one_error_line(done.stderr)
+        assert "serving" not in done.stderr and "Uvicorn" not in done.stderr
+
+
 # --- exit statuses that say what happened -------------------------------------------------------------------
 def test_a_wait_that_times_out_exits_124_not_1(server: Server) -> None:
     hang = server.driver.hang(EU_HOST, action="create_vm", timeout=120)

@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from tropic.api.audit import AuditLog
+from tropic.api.audit import DEFAULT_KEEP_FILES, DEFAULT_MAX_BYTES, AuditLog
 from tropic.api.auth import MIN_TOKEN_LENGTH, TokenStore, new_secret, write_secret
 from tropic.api.defaults import DEFAULT_HOST, DEFAULT_PORT, default_audit_file, default_token_file
 from tropic.cli import output
@@ -86,6 +86,14 @@ def serve(
         Path | None,
         typer.Option("--audit", help="Audit log, JSON lines (default ~/.local/state/tropic/audit.jsonl)."),
     ] = None,
+    audit_max_bytes: Annotated[
+        int,
+        typer.Option("--audit-max-bytes", help="Rotate the audit log beyond this size (default 100 MiB)."),
+    ] = DEFAULT_MAX_BYTES,
+    audit_keep: Annotated[
+        int,
+        typer.Option("--audit-keep", help="Rotated audit files kept (AUDIT.1 newest ... AUDIT.N oldest)."),
+    ] = DEFAULT_KEEP_FILES,
     tls_cert: Annotated[
         Path | None, typer.Option("--tls-cert", help="Serve HTTPS with this certificate.")
     ] = None,
@@ -156,7 +164,7 @@ def serve(
             token_note = f"admin token {'generated in' if fresh else 'read from'} {where} (mode 600)"
         config = ServiceConfig(
             tokens=token_store,
-            audit=AuditLog(audit or default_audit_file()),
+            audit=AuditLog(audit or default_audit_file(), max_bytes=audit_max_bytes, keep_files=audit_keep),
             store=store or DEFAULT_STORE,
             driver=driver,
             host=host,
