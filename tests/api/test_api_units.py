@@ -113,7 +113,7 @@ def test_idempotency_cache_is_bounded_and_scoped() -> None:
     with pytest.raises(KeyReused):
         cache.run("otto", "k", fingerprint("p", {"a": 2}), create)
     cache.run("x", "k2", fp, create)
-    assert len(cache) == 2  # the least recently used key was forgotten
+    assert len(cache) == 2  # the oldest key was forgotten
 
 
 def test_event_broker_replays_filters_and_resyncs() -> None:

@@ -123,12 +123,17 @@ def test_missing_tls_files_are_one_line_before_any_banner(tmp_path: Path) -> Non
         assert "serving" not in done.stderr and "Uvicorn" not in done.stderr
 
 
-def test_bad_audit_rotation_options_are_one_line_before_any_banner(tmp_path: Path) -> None:
+def test_bad_audit_and_idempotency_options_are_one_line_before_any_banner(tmp_path: Path) -> None:
     env = {"TROPIC_TOKEN_FILE": str(tmp_path / "token"), "XDG_STATE_HOME": str(tmp_path / "state")}
-    for flags in (["--audit-max-bytes", "0"], ["--audit-keep", "-1"]):
+    for flags, what in (
+        (["--audit-max-bytes", "0"], "audit log"),
+        (["--audit-keep", "-1"], "audit log"),
+        (["--idempotency-ttl", "0"], "idempotency TTL"),
+        (["--idempotency-ttl", "soon"], "idempotency TTL"),
+    ):
         done = run("serve", "--store", "memory://", "--port", "0", *flags, env=env, cwd=tmp_path)
         assert done.returncode == ExitCode.BAD_INPUT
-        assert "audit log" in one_error_line(done.stderr)
+        assert what in one_error_line(done.stderr)
         assert "serving" not in done.stderr and "Uvicorn" not in done.stderr
 
 

@@ -18,6 +18,7 @@ import typer
 from tropic.api.audit import DEFAULT_KEEP_FILES, DEFAULT_MAX_BYTES, AuditLog
 from tropic.api.auth import MIN_TOKEN_LENGTH, TokenStore, new_secret, write_secret
 from tropic.api.defaults import DEFAULT_HOST, DEFAULT_PORT, default_audit_file, default_token_file
+from tropic.api.idempotency import parse_ttl
 from tropic.cli import output
 from tropic.errors import TropicError
 from tropic.service.embedded import DEFAULT_STORE
@@ -94,6 +95,13 @@ def serve(
         int,
         typer.Option("--audit-keep", help="Rotated audit files kept (AUDIT.1 newest ... AUDIT.N oldest)."),
     ] = DEFAULT_KEEP_FILES,
+    idempotency_ttl: Annotated[
+        str,
+        typer.Option(
+            "--idempotency-ttl",
+            help="How long an Idempotency-Key is remembered from its first use, e.g. 24h, 90m, 7d.",
+        ),
+    ] = "24h",
     tls_cert: Annotated[
         Path | None, typer.Option("--tls-cert", help="Serve HTTPS with this certificate.")
     ] = None,
@@ -155,6 +163,7 @@ def serve(
     )
     try:
         retention = Retention.parse(retain) if retain is not None else None
+        key_ttl = parse_ttl(idempotency_ttl)
         if tokens is not None:
             token_store = TokenStore.load(tokens)
             token_note = f"{len(token_store)} token(s) from {tokens}"
@@ -178,6 +187,7 @@ def serve(
             session_timeout=session_timeout,
             retain=retention,
             archive=archive,
+            idempotency_ttl=key_ttl,
         )
         service = build_service(config)
     except TropicError as e:

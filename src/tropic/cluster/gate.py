@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from tropic.api.idempotency import IdempotencyCache, KeyReused
+from tropic.api.idempotency import DEFAULT_TTL, IdempotencyCache, KeyReused
 from tropic.records import key_id
 from tropic.store.zk import ZooKeeperStore
 from tropic.store.zkclient import ZooKeeperUnavailable
@@ -139,13 +139,18 @@ class LeaderGate:
 
 class DurableKeys(IdempotencyCache):
     """Idempotency keys kept in the ZooKeeper store with their transaction (same commit): a client that
-    retries a submission on another replica after a failover gets the first transaction back."""
+    retries a submission on another replica after a failover gets the first transaction back. A key lives
+    ``ttl`` seconds of ``clock`` (wall-clock time, stored with the key) from its first use; expired keys
+    leave memory and ZooKeeper in bounded passes (:mod:`tropic.store.zk_keys`)."""
 
     blocking = True  # lookups read ZooKeeper
 
-    def __init__(self, store: ZooKeeperStore) -> None:
-        super().__init__()
+    def __init__(
+        self, store: ZooKeeperStore, *, ttl: float = DEFAULT_TTL, clock: Callable[[], float] = time.time
+    ) -> None:
+        super().__init__(ttl=ttl, clock=clock)
         self.store = store
+        store.set_key_ttl(ttl, clock)
         self.pending_wait_s = 30.0  # how long a retry waits for its first try's record to be stored
 
     def __bool__(self) -> bool:

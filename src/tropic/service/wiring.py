@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from tropic.api.audit import AuditLog
 from tropic.api.auth import TokenStore
 from tropic.api.defaults import DEFAULT_HOST, DEFAULT_PORT
+from tropic.api.idempotency import DEFAULT_TTL, IdempotencyCache
 from tropic.api.server import HttpLimits
 from tropic.drivers.base import Driver
 from tropic.errors import ConfigError, TropicError
@@ -69,6 +70,7 @@ class ServiceConfig:
     http_limits: HttpLimits = field(default_factory=HttpLimits)
     retain: Retention | None = None  # retention of final records (embedded stores); None: keep them all
     archive: Path | None = None  # where retention archives them (default: <store>.archive)
+    idempotency_ttl: float = DEFAULT_TTL  # seconds an idempotency key is remembered from its first use
 
     @property
     def url(self) -> str:
@@ -213,7 +215,13 @@ class EmbeddedService(Service):
             )
             if config.reconcile_interval > 0:
                 self.reconciler.start()
-            self.app = create_app(self.controller, config.tokens, config.audit, reconciler=self.reconciler)
+            self.app = create_app(
+                self.controller,
+                config.tokens,
+                config.audit,
+                idempotency=IdempotencyCache(ttl=config.idempotency_ttl),
+                reconciler=self.reconciler,
+            )
         except BaseException:
             if self.retention is not None:
                 self.retention.stop()
@@ -287,7 +295,11 @@ class ReplicatedService(Service):
         if c.reconcile_interval > 0:
             reconciler.start()
         app = create_app(
-            controller, c.tokens, c.audit, idempotency=DurableKeys(controller.store), reconciler=reconciler
+            controller,
+            c.tokens,
+            c.audit,
+            idempotency=DurableKeys(controller.store, ttl=c.idempotency_ttl),
+            reconciler=reconciler,
         )
         self.gate.lead(app)
 

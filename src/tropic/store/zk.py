@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -133,6 +134,11 @@ class ZooKeeperStore(Store):
         """Committed idempotency keys: key id -> (txn id, fingerprint)."""
         return self._keys.committed
 
+    def set_key_ttl(self, ttl: float, clock: Callable[[], float] = time.time) -> None:
+        """Idempotency keys live ``ttl`` seconds of ``clock`` (wall-clock: stored with each key)."""
+        self._keys.ttl, self._keys.clock = ttl, clock
+        self._snaps.key_ttl, self._snaps.key_clock = ttl, clock
+
     @property
     def pending_keys(self) -> dict[str, tuple[int, str]]:
         """Keys bound to a transaction whose first record is not committed yet (ZooKeeper may be away)."""
@@ -197,7 +203,7 @@ class ZooKeeperStore(Store):
             return self._restore(schema, self._writer.take_over())
 
         def attempt() -> Restored | None:
-            self._keys = KeyBook()
+            self._keys = KeyBook(self._keys.ttl, self._keys.clock)
             self._snaps.fences = {}
             return self._restore(schema, self._writer.read_head())
 
@@ -257,8 +263,8 @@ class ZooKeeperStore(Store):
             for rec in loads(next(it)):
                 records[int(rec["id"])] = rec
         for _ in snap.keys:
-            for kid, txn, fp in loads(next(it)):
-                self._keys.restored(kid, int(txn), fp)
+            for kid, txn, fp, *at in loads(next(it)):
+                self._keys.restored(kid, int(txn), fp, at[0] if at else None)
         snaps = self._snaps
         live: dict[int, dict[str, Any]] = {}
         for _ in snap.live:
@@ -387,6 +393,7 @@ class ZooKeeperStore(Store):
         binding = self._bindings.pop(txn.id, None)
         if binding is not None:
             unit.key = binding
+            unit.key_at = self._keys.bound_at(binding[0])
         self._units[txn.id] = unit  # (re)inserted last: see the ordering note in commit()
 
     def put_delta(self, delta: Delta, *, revert: bool = False) -> None:

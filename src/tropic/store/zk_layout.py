@@ -185,6 +185,7 @@ class Unit:
     nodes: list[tuple[str, Node | None]] = field(default_factory=list)
     fences: list[tuple[str, int | None]] = field(default_factory=list)
     key: tuple[str, str] | None = None
+    key_at: float | None = None  # when the key was bound (wall-clock seconds), for its TTL
 
 
 def encode_unit(
@@ -218,7 +219,7 @@ def encode_unit(
                     }
                 )
         if unit.key is not None:
-            d["k"] = list(unit.key)
+            d["k"] = [*unit.key, unit.key_at] if unit.key_at is not None else list(unit.key)
     if unit.nodes:
         d["n"] = [[p] if n is None else [p, n.kind, n.attrs] for p, n in unit.nodes]
     if unit.fences:

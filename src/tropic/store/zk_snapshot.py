@@ -6,12 +6,19 @@ since the previous snapshot are rewritten), the live (non-final) transactions, a
 chunks of final records (each final record is archived once). ZooKeeper's 1 MB znode and request limit is
 therefore never reached by a growing model or history. A snapshot becomes current with the next commit,
 which names it in the head.
+
+Idempotency keys go into key chunks (``k-<gen>-<n>-t<newest>``: the name carries when the newest key in it
+was bound). A snapshot keeps the most recent :data:`~tropic.store.zk_layout.KEEP_KEY_CHUNKS` chunks whose
+newest key is younger than the keys' TTL; the others are no longer named and are deleted with the
+previous snapshot's garbage. So the keys in ZooKeeper stay bounded under any load, and each pass deletes
+at most the chunks of one snapshot.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -20,7 +27,7 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NodeExistsError
 
 from tropic.model import Model, Node
-from tropic.store.zk_keys import KeyBook
+from tropic.store.zk_keys import DEFAULT_TTL, KeyBook
 from tropic.store.zk_layout import (
     KEEP_KEY_CHUNKS,
     MAX_BLOB,
@@ -58,6 +65,9 @@ class Snapshots:
         self.live: dict[int, dict[str, Any]] = {}
         self.finals: list[bytes] = []  # final records (with actions) since the snapshot
         self.new_keys: list[bytes] = []
+        self.new_keys_newest = 0.0  # when the newest of new_keys was bound
+        self.key_ttl = DEFAULT_TTL
+        self.key_clock: Callable[[], float] = time.time
         self.fences: dict[str, int] = {}
         self.dirty: set[int] = set()
         self.wal_entries = 0
@@ -66,7 +76,7 @@ class Snapshots:
         self._thread: threading.Thread | None = None
         self.ready: SnapshotIndex | None = None  # written in the background, switched to at the next commit
         self._garbage: tuple[SnapshotIndex, SnapshotIndex] | None = None
-        self._carry: tuple[list[bytes], list[bytes], set[int], int, int] | None = None
+        self._carry: tuple[list[bytes], list[bytes], set[int], int, int, float] | None = None
 
     # --- keeping up with the log ----------------------------------------------------------------------
     def replay(
@@ -93,10 +103,11 @@ class Snapshots:
             else:
                 self.fences[path] = int(txn)
         if "k" in unit:
-            kid, fp = unit["k"]
-            keys.restored(kid, int(unit["t"]["id"]), fp)
+            kid, fp, *rest = unit["k"]
+            at = float(rest[0]) if rest else keys.clock()  # keys logged before they had a time: from now
+            keys.restored(kid, int(unit["t"]["id"]), fp, at)
             # Not in any snapshot yet: the next one must keep it (the log entry will be deleted).
-            self.new_keys.append(dumps([kid, int(unit["t"]["id"]), fp]))
+            self._new_key(kid, int(unit["t"]["id"]), fp, at)
         rec = unit.get("t")
         if rec is None:
             return
@@ -130,7 +141,9 @@ class Snapshots:
         if t is None:
             return
         if unit.key is not None:
-            self.new_keys.append(dumps([unit.key[0], t.id, unit.key[1]]))
+            self._new_key(
+                unit.key[0], t.id, unit.key[1], self.key_clock() if unit.key_at is None else unit.key_at
+            )
         prev = self.live.pop(t.id, None) or {}
         rec = dict(data["t"])
         actions = data.get("a", prev.get("actions"))
@@ -143,6 +156,18 @@ class Snapshots:
             if delta is not None:
                 rec["delta"] = delta
             self.live[t.id] = rec
+
+    def _new_key(self, kid: str, txn_id: int, fp: str, at: float) -> None:
+        self.new_keys.append(dumps([kid, txn_id, fp, at]))
+        self.new_keys_newest = max(self.new_keys_newest, at)
+
+    def _key_chunk_alive(self, name: str) -> bool:
+        """Whether key chunk ``name`` holds a key younger than the TTL (chunks named before keys had a
+        time are kept, up to KEEP_KEY_CHUNKS)."""
+        tail = name.rsplit("-", 1)[-1]
+        if not tail.startswith("t") or not tail[1:].isdigit():
+            return True
+        return self.key_clock() - int(tail[1:]) < self.key_ttl
 
     def logged(self, size: int) -> None:
         """A log entry of ``size`` bytes was written (the next snapshot covers it)."""
@@ -160,7 +185,14 @@ class Snapshots:
             return
         if self.wal_entries < every and self.wal_bytes < SNAPSHOT_BYTES:
             return
-        carry = (self.finals, self.new_keys, self.dirty, self.wal_entries, self.wal_bytes)
+        carry = (
+            self.finals,
+            self.new_keys,
+            self.dirty,
+            self.wal_entries,
+            self.wal_bytes,
+            self.new_keys_newest,
+        )
         blobs = self.prepare(head)
 
         def write() -> None:
@@ -181,6 +213,7 @@ class Snapshots:
         if carry is not None:
             self.finals = carry[0] + self.finals
             self.new_keys = carry[1] + self.new_keys
+            self.new_keys_newest = max(self.new_keys_newest, carry[5])
             self.dirty |= carry[2]
         old = self.index
         gen = f"{head.epoch}-{head.seq}-{self.count + 1}"
@@ -210,9 +243,10 @@ class Snapshots:
             blobs.append((name, chunk))
             snap.archives.append(name)
         recent = self.new_keys
-        snap.keys = list(old.keys)
+        snap.keys = [name for name in old.keys if self._key_chunk_alive(name)]  # drop expired keys
+        newest = int(self.new_keys_newest) + 1  # rounded up: a chunk is dropped once all of it expired
         for k, chunk in enumerate(chunks(recent, MAX_BLOB)):
-            name = f"k-{gen}-{k}"
+            name = f"k-{gen}-{k}-t{newest}"
             blobs.append((name, chunk))
             snap.keys.append(name)
         del snap.keys[:-KEEP_KEY_CHUNKS]  # forget the oldest idempotency keys
@@ -225,6 +259,7 @@ class Snapshots:
             snap.live.append(name)
         self.finals = []
         self.new_keys = []
+        self.new_keys_newest = 0.0
         self.dirty = set()
         self.wal_entries = 0
         self.wal_bytes = 0
