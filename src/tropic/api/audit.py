@@ -222,13 +222,15 @@ class AuditLog:
         if self.fsync:
             os.fsync(self._file.fileno())  # what it holds is durable before it is renamed
         self._file.close()
-        self.rotated(self.keep_files).unlink(missing_ok=True)
-        for n in range(self.keep_files - 1, 0, -1):
-            if self.rotated(n).exists():
-                os.replace(self.rotated(n), self.rotated(n + 1))
-        os.replace(self.path, self.rotated(1))
-        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for appends
-        self._size = 0
+        try:
+            self.rotated(self.keep_files).unlink(missing_ok=True)
+            for n in range(self.keep_files - 1, 0, -1):
+                if self.rotated(n).exists():
+                    os.replace(self.rotated(n), self.rotated(n + 1))
+            os.replace(self.path, self.rotated(1))
+        finally:  # a failed rotation (the error goes to the caller) leaves a file to append to
+            self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for appends
+            self._size = self._file.tell()
         if self.fsync:
             dfd = os.open(self.path.parent, os.O_RDONLY)
             try:
