@@ -33,6 +33,11 @@ class KeyBook:
         with self._lock:
             return self.pending.get(kid)
 
+    def txns(self) -> set[int]:
+        """The transactions committed keys refer to (retention keeps their records)."""
+        with self._lock:
+            return {t for t, _ in self.committed.values()}
+
     def restored(self, kid: str, txn_id: int, fingerprint: str) -> None:
         """A key read back from a snapshot or the log."""
         with self._lock:
