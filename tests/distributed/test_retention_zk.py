@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from core.helpers import small_dc, spawn, vm
 from tropic.drivers import Fault, SimDriver
 from tropic.model import STANDARD, project
@@ -147,3 +149,57 @@ def test_a_pass_killed_between_archive_and_removal_loses_and_duplicates_nothing(
     assert result.removed == len(gone) and result.archived == len(gone) - len(first)
     assert sorted(_archived_ids(archive)) == gone  # nothing lost, nothing twice
     assert failed in stored and all(i in stored for i in ids[-10:])
+
+
+def test_a_replica_runs_retention_while_it_leads(zk_uri: str, tmp_path: Path) -> None:
+    """``tropic serve --retain --archive`` on zk://: passes run on the leader's store while it leads,
+    removed records are read back from the archive, and stepping down stops them."""
+    from tropic.api import AuditLog, TokenStore
+    from tropic.errors import ConfigError
+    from tropic.service.wiring import ReplicatedService, ServiceConfig, build_service
+
+    def config(**kw: object) -> ServiceConfig:
+        return ServiceConfig(
+            tokens=TokenStore([("admin", "x" * 32, "admin")]),
+            audit=AuditLog(tmp_path / "audit.jsonl"),
+            store=zk_uri,
+            driver=f"sim://{tmp_path / 'devices.db'}",
+            port=0,
+            reconcile_interval=0,
+            retain=Retention(max_count=3),
+            **kw,  # type: ignore[arg-type]
+        )
+
+    with pytest.raises(ConfigError, match="needs --archive"):
+        build_service(config())
+    service = build_service(config(archive=tmp_path / "archive", retain_interval=0.1))
+    assert isinstance(service, ReplicatedService) and service.archive is not None
+    assert any("retention while leading" in line for line in service.describe())
+    store = ZooKeeperStore(zk_uri, snapshot_entries=2)
+    model = small_dc()
+    sim = SimDriver()
+    sim.load(project(model))
+    c = Controller.open(store, sim, initial=lambda: model).start()
+    try:
+        service._lead(c)
+        retention = service.retention
+        assert retention is not None and store.archive is service.archive
+        first = [c.wait(c.submit("stop_vm", {"vm": f"/compute/nowhere/vm-{i}"}), 10) for i in range(8)]
+        for i in range(200):  # commits (snapshots) until a pass has removed the first ones
+            if first[0].id not in store._history():
+                break
+            c.wait(c.submit("stop_vm", {"vm": f"/compute/nowhere/more-{i}"}), 10)
+            store.wait_background()
+        else:
+            raise AssertionError("no record removed by the leader's retention passes")
+        assert retention.removed > 0
+        old = c.get(first[0].id)  # from the archive
+        assert old.state is State.ABORTED and old.args == {"vm": "/compute/nowhere/vm-0"}
+        service._step_down()
+        assert service.retention is None and not retention._thread.is_alive()
+    finally:
+        c.stop()
+        store.close()
+        service.devices.close()
+        for s in service.sockets:
+            s.close()
