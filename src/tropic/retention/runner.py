@@ -37,6 +37,7 @@ class RetentionThread:
         self.store, self.archive, self.policy, self.interval = store, archive, policy, interval
         self.passes = 0
         self.removed = 0
+        self._known: dict[str, list[tuple[int, float]]] = {}  # ZooKeeper archive chunks read before
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tropic-retention", daemon=True)
 
@@ -68,7 +69,7 @@ class RetentionThread:
             return retain(self.store, self.archive, self.policy)
         from tropic.retention.zk import retain_zk
 
-        return retain_zk(self.store, self.archive, self.policy)
+        return retain_zk(self.store, self.archive, self.policy, known=self._known)
 
     def stop(self) -> None:
         self._stop.set()

@@ -119,14 +119,14 @@ def run_soak(
             tmp.cleanup()
 
 
-def _retain(store: Store, archive: Archive, policy: Retention) -> int:
+def _retain(store: Store, archive: Archive, policy: Retention, known: dict[str, Any]) -> int:
     if isinstance(store, SQLiteStore):
         return retain(store, archive, policy).removed
     from tropic.retention.zk import retain_zk
     from tropic.store.zk import ZooKeeperStore
 
     assert isinstance(store, ZooKeeperStore)
-    return retain_zk(store, archive, policy).removed
+    return retain_zk(store, archive, policy, known=known).removed
 
 
 def _run(
@@ -166,6 +166,7 @@ def _run(
     if not fresh:
         raise InvalidArguments(f"store {uri} is not empty: the soak needs a fresh store")
     removed = 0
+    known: dict[str, Any] = {}  # ZooKeeper archive chunks read by earlier passes (tropic.retention.zk)
     by_region: dict[str, list[str]] = {}
     for h in hosts:
         by_region.setdefault(h.split("/")[2], []).append(h)
@@ -199,7 +200,7 @@ def _run(
                 slices.restart(done)  # (the first ``slots`` submissions wait for nothing: not a rate)
             if done % size == 0:
                 if archive is not None and spec.retain is not None:
-                    removed += _retain(store, archive, spec.retain)
+                    removed += _retain(store, archive, spec.retain, known)
                 slices.close(done)
                 say(f"{done:,} of {spec.txns:,} transactions")
             if done == warmup:

@@ -370,13 +370,27 @@ class ZooKeeperStore(Store):
     def retention_view(self) -> tuple[list[str], int, set[int]] | None:
         """The current snapshot's archive chunks (oldest first), how many final records are not in a
         chunk yet, and the transactions a fence, an idempotency key or a live record refers to; None
-        while an earlier pass's removal is not in the current snapshot yet."""
+        while an earlier pass's removal is not in the current snapshot yet.
+
+        Read while the logical thread commits: taken again until no snapshot was being written and
+        nothing moved meanwhile (a snapshot moves the pending final records into new chunks)."""
         snaps = self._snaps
-        if self.read_only or snaps.model is None or snaps.retention_pending():
+        if self.read_only or snaps.model is None:
             return None
-        # (copies of dicts the logical thread changes: dict() and list() copy them in one step)
-        pinned = set(dict(snaps.fences).values()) | set(dict(snaps.live)) | self._keys.txns()
-        return list(snaps.index.archives), len(snaps.finals), pinned
+        for _ in range(200):
+            if snaps.retention_pending():
+                return None
+            # A snapshot written and waiting for its commit holds every chunk (and a few new ones).
+            seen = (snaps.index, snaps.ready, snaps.finals)
+            if not snaps.busy():
+                # (dict() and list() copy what the logical thread changes in one step)
+                pinned = set(dict(snaps.fences).values()) | set(dict(snaps.live)) | self._keys.txns()
+                view = (list((seen[1] or seen[0]).archives), len(seen[2]), pinned)
+                now = (snaps.index, snaps.ready, snaps.finals)
+                if not snaps.busy() and all(a is b for a, b in zip(seen, now, strict=True)):
+                    return view
+            time.sleep(0.025)
+        return None
 
     def read_archive_chunks(self, names: list[str]) -> list[list[dict[str, Any]]]:
         """The records of these archive chunks (with their action logs)."""

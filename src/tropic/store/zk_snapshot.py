@@ -269,6 +269,11 @@ class Snapshots:
             self._garbage = (old, snap)
 
     # --- retention --------------------------------------------------------------------------------
+    def busy(self) -> bool:
+        """A snapshot (or a collection) is being written, or one failed to be (its records are pending)."""
+        th = self._thread
+        return (th is not None and th.is_alive()) or self._carry is not None
+
     def retention_pending(self) -> bool:
         """A retirement not yet in the current snapshot (a pass waits for it: it would redo it)."""
         return self.retiring is not None or not self.retired.isdisjoint(self.index.archives)
