@@ -151,7 +151,9 @@ def test_a_pass_killed_between_archive_and_removal_loses_and_duplicates_nothing(
     assert failed in stored and all(i in stored for i in ids[-10:])
 
 
-def test_a_replica_runs_retention_while_it_leads(zk_uri: str, tmp_path: Path) -> None:
+def test_a_replica_runs_retention_while_it_leads(
+    zk_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``tropic serve --retain --archive`` on zk://: passes run on the leader's store while it leads,
     removed records are read back from the archive, and stepping down stops them."""
     from tropic.api import AuditLog, TokenStore
@@ -175,6 +177,8 @@ def test_a_replica_runs_retention_while_it_leads(zk_uri: str, tmp_path: Path) ->
     service = build_service(config(archive=tmp_path / "archive", retain_interval=0.1))
     assert isinstance(service, ReplicatedService) and service.archive is not None
     assert any("retention while leading" in line for line in service.describe())
+    # No HTTP server runs here: the gate would wait for one to serve the leader's app.
+    monkeypatch.setattr(service.gate, "lead", lambda app: None)
     store = ZooKeeperStore(zk_uri, snapshot_entries=2)
     model = small_dc()
     sim = SimDriver()
