@@ -1,7 +1,7 @@
 """``tropic bench soak`` on a fresh 3-server ZooKeeper ensemble on loopback (fsync on), with the ensemble's
 znode count and approximate data size (from the leader's ``mntr``) added to every slice.
 
-    .venv/bin/python benchmarks/soak_zk.py --txns 200000 --json
+    .venv/bin/python benchmarks/soak_zk.py --txns 200000 --retain 20K --json
 """
 
 from __future__ import annotations
@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from tropic.retention import Retention
 from tropic.scenario.soak import SoakSpec, run_soak
 from zkharness import ZooKeeperEnsemble, find_zookeeper, four_letter
 
@@ -34,15 +36,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--txns", type=int, default=200_000)
     parser.add_argument("--slices", type=int, default=20)
+    parser.add_argument("--retain", help="retention pass at every slice's end, e.g. '20K'")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     install = find_zookeeper()
     if install is None:
         print("ZooKeeper is not installed: run scripts/install-zookeeper.sh", file=sys.stderr)
         return 2
-    with ZooKeeperEnsemble(install=install, heap_mb=512) as ensemble:
+    policy = Retention.parse(args.retain) if args.retain else None
+    with ZooKeeperEnsemble(install=install, heap_mb=512) as ensemble, tempfile.TemporaryDirectory() as tmp:
         ensemble.start_all(timeout=120)
-        spec = SoakSpec(txns=args.txns, store=ensemble.uri("/soak"), slices=args.slices)
+        spec = SoakSpec(
+            txns=args.txns,
+            store=ensemble.uri("/soak"),
+            slices=args.slices,
+            retain=policy,
+            archive=Path(tmp) / "archive",
+        )
         result = run_soak(spec, probe=lambda: mntr(ensemble))
     result["ensemble"] = {"servers": 3, "address": "127.0.0.1 (loopback)", "force_sync": True, "heap_mb": 512}
     rows = result["slices"]

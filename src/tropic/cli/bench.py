@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from tropic.cli import output
@@ -85,7 +87,12 @@ def soak(
     slots: int = typer.Option(800, "--slots", min=1, help="VMs cycling spawn/migrate/resize/destroy."),
     slices: int = typer.Option(20, "--slices", min=1, help="Slices of the run reported."),
     retain: str | None = typer.Option(
-        None, "--retain", help="Retention pass at every slice's end, e.g. '100K' (sqlite:// stores)."
+        None, "--retain", help="Retention pass at every slice's end, e.g. '100K' (zk://: with --archive)."
+    ),
+    archive: Path | None = typer.Option(  # noqa: B008
+        None,
+        "--archive",
+        help="Folder of the archive of --retain (default: <store>.archive; zk://: required).",
     ),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
@@ -97,7 +104,9 @@ def soak(
 
     try:
         policy = Retention.parse(retain) if retain is not None else None
-        spec = SoakSpec(txns=txns, store=store, hosts=hosts, slots=slots, slices=slices, retain=policy)
+        spec = SoakSpec(
+            txns=txns, store=store, hosts=hosts, slots=slots, slices=slices, retain=policy, archive=archive
+        )
         with output.err_console.status("soaking...") as status:
             result = run_soak(spec, progress=lambda message: status.update(message))
     except TropicError as e:

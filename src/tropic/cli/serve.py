@@ -138,13 +138,21 @@ def serve(
         typer.Option(
             "--retain",
             help="Keep final transactions this long and/or this many, e.g. '30d,10M'; then archive and "
-            "remove them (sqlite:// stores).",
+            "remove them (sqlite:// stores; zk:// stores: on the leader, with --archive).",
         ),
     ] = None,
     archive: Annotated[
         Path | None,
-        typer.Option("--archive", help="Folder of the archive of --retain (default: <store>.archive)."),
+        typer.Option(
+            "--archive",
+            help="Folder of the archive of --retain (default: <store>.archive; zk:// stores: required, "
+            "the same folder, e.g. shared storage, for every controller).",
+        ),
     ] = None,
+    retain_interval: Annotated[
+        float,
+        typer.Option("--retain-interval", help="Seconds between retention passes.", min=0.1),
+    ] = 300.0,
 ) -> None:
     """Run the controller as a service: REST API under /v1, live events, /metrics, dashboard at /.
 
@@ -188,6 +196,7 @@ def serve(
             retain=retention,
             archive=archive,
             idempotency_ttl=key_ttl,
+            retain_interval=retain_interval,
         )
         service = build_service(config)
     except TropicError as e:

@@ -3,7 +3,7 @@ allows are archived (compressed JSON lines, written atomically) and then removed
 
 :mod:`~tropic.retention.policy` parses ``--retain`` (e.g. ``30d,10M``); :mod:`~tropic.retention.archive`
 writes and reads the archive folder; :mod:`~tropic.retention.sqlite` runs a retention pass on the embedded
-store.
+store, :mod:`~tropic.retention.zk` one on the ZooKeeper store (imported on demand: it needs kazoo).
 """
 
 from tropic.retention.policy import Retention

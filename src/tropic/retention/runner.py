@@ -1,16 +1,21 @@
-"""Retention as part of a service: a thread that runs a pass (:func:`~tropic.retention.sqlite.retain`)
-at start and then every ``interval`` seconds, logging what it archived and removed."""
+"""Retention as part of a service: a thread that runs a pass (:func:`~tropic.retention.sqlite.retain`,
+or :func:`~tropic.retention.zk.retain_zk` on the leader of a ZooKeeper store) at start and then every
+``interval`` seconds, logging what it archived and removed."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from typing import TYPE_CHECKING
 
 from tropic.errors import TropicError
 from tropic.retention.policy import Retention
-from tropic.retention.sqlite import retain
+from tropic.retention.sqlite import PassResult, retain
 from tropic.store.archive import Archive
 from tropic.store.sqlite import SQLiteStore
+
+if TYPE_CHECKING:
+    from tropic.store.zk import ZooKeeperStore
 
 log = logging.getLogger("tropic.retention")
 
@@ -22,11 +27,17 @@ class RetentionThread:
     is logged and tried again at the next interval; nothing is removed that was not archived."""
 
     def __init__(
-        self, store: SQLiteStore, archive: Archive, policy: Retention, *, interval: float = INTERVAL_S
+        self,
+        store: SQLiteStore | ZooKeeperStore,
+        archive: Archive,
+        policy: Retention,
+        *,
+        interval: float = INTERVAL_S,
     ) -> None:
         self.store, self.archive, self.policy, self.interval = store, archive, policy, interval
         self.passes = 0
         self.removed = 0
+        self._known: dict[str, list[tuple[int, float]]] = {}  # ZooKeeper archive chunks read before
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tropic-retention", daemon=True)
 
@@ -37,7 +48,7 @@ class RetentionThread:
     def _run(self) -> None:
         while True:
             try:
-                result = retain(self.store, self.archive, self.policy)
+                result = self._pass()
                 self.passes += 1
                 self.removed += result.removed
                 if result.removed:
@@ -52,6 +63,13 @@ class RetentionThread:
                 log.error("retention pass failed (tried again in %.0f s): %s", self.interval, e)
             if self._stop.wait(self.interval):
                 return
+
+    def _pass(self) -> PassResult:
+        if isinstance(self.store, SQLiteStore):
+            return retain(self.store, self.archive, self.policy)
+        from tropic.retention.zk import retain_zk
+
+        return retain_zk(self.store, self.archive, self.policy, known=self._known)
 
     def stop(self) -> None:
         self._stop.set()

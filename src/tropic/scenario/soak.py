@@ -42,8 +42,8 @@ class SoakSpec:
     slots: int = 800  # VM slots cycling spawn/migrate/resize/destroy (at most this many in flight)
     slices: int = 20
     workers: int = 4
-    retain: Retention | None = None  # a retention pass at the end of every slice (SQLite stores)
-    archive: Path | None = None  # its archive folder (default: beside the store)
+    retain: Retention | None = None  # a retention pass at the end of every slice
+    archive: Path | None = None  # its archive folder (default: beside a SQLite store; zk://: required)
 
     def __post_init__(self) -> None:
         if self.txns < 1 or self.hosts < 8 or self.slots < 1 or self.slices < 1 or self.workers < 1:
@@ -119,6 +119,16 @@ def run_soak(
             tmp.cleanup()
 
 
+def _retain(store: Store, archive: Archive, policy: Retention, known: dict[str, Any]) -> int:
+    if isinstance(store, SQLiteStore):
+        return retain(store, archive, policy).removed
+    from tropic.retention.zk import retain_zk
+    from tropic.store.zk import ZooKeeperStore
+
+    assert isinstance(store, ZooKeeperStore)
+    return retain_zk(store, archive, policy, known=known).removed
+
+
 def _run(
     spec: SoakSpec,
     store: Store,
@@ -141,16 +151,22 @@ def _run(
 
     archive: Archive | None = None
     if spec.retain is not None:
-        where = parse_store_uri(uri).path
-        if not isinstance(store, SQLiteStore) or where is None:
-            raise InvalidArguments("--retain needs a sqlite:// store")
-        archive = Archive(spec.archive or where.with_name(where.name + ".archive"))
+        parsed = parse_store_uri(uri)
+        where = parsed.path
+        if isinstance(store, SQLiteStore) and where is not None:
+            archive = Archive(spec.archive or where.with_name(where.name + ".archive"))
+            store.archive = archive
+        elif parsed.scheme == "zk" and spec.archive is not None:
+            archive = Archive(spec.archive)  # a ZooKeeper store (tropic.retention.zk)
+            store.archive = archive  # type: ignore[attr-defined]
+        else:
+            raise InvalidArguments("--retain needs a sqlite:// store, or a zk:// store and an archive folder")
         archive.check()
-        store.archive = archive
     c = Controller.open(store, sim, initial=initial, workers=spec.workers)
     if not fresh:
         raise InvalidArguments(f"store {uri} is not empty: the soak needs a fresh store")
     removed = 0
+    known: dict[str, Any] = {}  # ZooKeeper archive chunks read by earlier passes (tropic.retention.zk)
     by_region: dict[str, list[str]] = {}
     for h in hosts:
         by_region.setdefault(h.split("/")[2], []).append(h)
@@ -184,8 +200,7 @@ def _run(
                 slices.restart(done)  # (the first ``slots`` submissions wait for nothing: not a rate)
             if done % size == 0:
                 if archive is not None and spec.retain is not None:
-                    assert isinstance(store, SQLiteStore)
-                    removed += retain(store, archive, spec.retain).removed
+                    removed += _retain(store, archive, spec.retain, known)
                 slices.close(done)
                 say(f"{done:,} of {spec.txns:,} transactions")
             if done == warmup:

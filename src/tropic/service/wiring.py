@@ -68,8 +68,9 @@ class ServiceConfig:
     name: str | None = None
     session_timeout: float = 3.0
     http_limits: HttpLimits = field(default_factory=HttpLimits)
-    retain: Retention | None = None  # retention of final records (embedded stores); None: keep them all
-    archive: Path | None = None  # where retention archives them (default: <store>.archive)
+    retain: Retention | None = None  # retention of final records; None: keep them all
+    archive: Path | None = None  # where retention archives them (default: <store>.archive; zk: required)
+    retain_interval: float = 300.0  # seconds between retention passes
     idempotency_ttl: float = DEFAULT_TTL  # seconds an idempotency key is remembered from its first use
 
     @property
@@ -208,7 +209,9 @@ class EmbeddedService(Service):
                 store = self.embedded.store
                 assert isinstance(store, SQLiteStore)
                 store.archive = archive
-                self.retention = RetentionThread(store, archive, config.retain).start()
+                self.retention = RetentionThread(
+                    store, archive, config.retain, interval=config.retain_interval
+                ).start()
             self.controller = self.embedded.controller.start()
             self.reconciler = Reconciler(
                 self.controller, interval=config.reconcile_interval or 30.0, policies=config.policies
@@ -272,6 +275,16 @@ class ReplicatedService(Service):
         self.name = config.name or f"{socket.gethostname()}:{config.port}"
         self.devices = open_distributed_driver(config.driver)
         self._reconciler: Reconciler | None = None
+        self._retention: RetentionThread | None = None
+        self.archive: Archive | None = None
+        if config.retain is not None:
+            if config.archive is None:
+                raise ConfigError(
+                    "--retain on a zk:// store needs --archive FOLDER (the same for every controller, "
+                    "e.g. on shared storage: whichever leads archives there)"
+                )
+            self.archive = Archive(config.archive)
+            self.archive.check()  # an unwritable folder is an error now, not at the first pass
         self._lock = threading.Lock()
         self.replica: Replica = Replica(
             ReplicaConfig(spec.uri, self.name, config.url, session_timeout=config.session_timeout),
@@ -290,10 +303,18 @@ class ReplicatedService(Service):
         assert isinstance(controller.store, ZooKeeperStore)
         c = self.config
         reconciler = Reconciler(controller, interval=c.reconcile_interval or 30.0, policies=c.policies)
+        retention = None
+        if c.retain is not None and self.archive is not None:
+            # Runs while this controller leads; its removals go through this term's store (fenced).
+            controller.store.archive = self.archive
+            retention = RetentionThread(controller.store, self.archive, c.retain, interval=c.retain_interval)
         with self._lock:
             self._reconciler = reconciler
+            self._retention = retention
         if c.reconcile_interval > 0:
             reconciler.start()
+        if retention is not None:
+            retention.start()
         app = create_app(
             controller,
             c.tokens,
@@ -307,20 +328,35 @@ class ReplicatedService(Service):
         self.gate.step_down()
         with self._lock:
             reconciler, self._reconciler = self._reconciler, None
+            retention, self._retention = self._retention, None
         if reconciler is not None:
             reconciler.stop()
+        if retention is not None:
+            retention.stop()
 
     @property
     def reconciler(self) -> Reconciler | None:
         """The reconciler of the current term (None while standing by)."""
         return self._reconciler
 
+    @property
+    def retention(self) -> RetentionThread | None:
+        """The retention passes of the current term (None while standing by, or without --retain)."""
+        return self._retention
+
     def describe(self) -> list[str]:
-        return [
+        out = [
             f"tropic controller replica {self.name} on {self.config.url} (store {self.store_uri}): "
             "the API answers while it leads",
             f"  drift detection while leading: {self.drift_note()}",
         ]
+        p = self.config.retain
+        if p is not None and self.archive is not None:
+            out.append(
+                f"  retention while leading: final records kept {p.max_age_s or 'any'} s / "
+                f"{p.max_count or 'any'} records, then archived to {self.archive.folder}"
+            )
+        return out
 
     def run(self) -> None:
         import uvicorn

@@ -93,8 +93,8 @@ class Archive:
     def write(self, records: list[dict[str, Any]]) -> Path:
         """Write ``records`` (in id order) as one new file, atomically; returns its path."""
         ids = [int(r["id"]) for r in records]
-        ended = min(_ended(r) for r in records)
-        day = time.strftime("%Y%m%d", time.gmtime(ended))
+        first_end = min(ended(r) for r in records)
+        day = time.strftime("%Y%m%d", time.gmtime(first_end))
         path = self.folder / f"txns-{day}-{ids[0]:012d}-{ids[-1]:012d}.jsonl.gz"
         tmp = path.with_name(path.name + ".tmp")
         try:
@@ -115,6 +115,7 @@ class Archive:
         return path
 
 
-def _ended(record: dict[str, Any]) -> float:
+def ended(record: dict[str, Any]) -> float:
+    """When a final record ended: its latest state change."""
     times = record.get("times", {})
     return max((float(v) for v in times.values()), default=0.0)

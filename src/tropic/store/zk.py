@@ -38,6 +38,7 @@ from tropic.model import Delta, Model, Node, Schema, parent_of
 from tropic.records.query import TxnQuery
 from tropic.records.record import Transaction
 from tropic.retry import RetryPolicy
+from tropic.store.archive import Archive
 from tropic.store.base import Restored, Store
 from tropic.store.zk_keys import KeyBook
 from tropic.store.zk_layout import (
@@ -123,6 +124,7 @@ class ZooKeeperStore(Store):
         self._loose = 0
         self._logged: set[int] = set()  # transactions whose action log (and delta) is in the log
         self.commits = 0
+        self.archive: Archive | None = None  # where retention put the records it removed (tropic.retention)
 
     # --- helpers -----------------------------------------------------------------------------------
     @property
@@ -301,6 +303,9 @@ class ZooKeeperStore(Store):
 
     def get_txn(self, txn_id: int) -> Transaction | None:
         rec = self._history().get(txn_id)
+        if rec is None and self.archive is not None:
+            found = self.archive.find(txn_id)
+            rec = None if found is None else found[0]
         return None if rec is None else Transaction.from_dict(rec)
 
     def find_txns(self, query: TxnQuery, extra: int = 0) -> list[Transaction]:
@@ -366,6 +371,44 @@ class ZooKeeperStore(Store):
                     rec["actions"] = records[tid]["actions"]
                 records[tid] = rec
         return records
+
+    # --- retention (see tropic.retention.zk; called off the logical thread) ---------------------------
+    def retention_view(self) -> tuple[list[str], int, set[int]] | None:
+        """The current snapshot's archive chunks (oldest first), how many final records are not in a
+        chunk yet, and the transactions a fence, an idempotency key or a live record refers to; None
+        while an earlier pass's removal is not in the current snapshot yet.
+
+        Read while the logical thread commits: taken again until no snapshot was being written and
+        nothing moved meanwhile (a snapshot moves the pending final records into new chunks)."""
+        snaps = self._snaps
+        if self.read_only or snaps.model is None:
+            return None
+        for _ in range(200):
+            if snaps.retention_pending():
+                return None
+            # A snapshot written and waiting for its commit holds every chunk (and a few new ones).
+            seen = (snaps.index, snaps.ready, snaps.finals)
+            if not snaps.busy():
+                # (dict() and list() copy what the logical thread changes in one step)
+                pinned = set(dict(snaps.fences).values()) | set(dict(snaps.live)) | self._keys.txns()
+                view = (list((seen[1] or seen[0]).archives), len(seen[2]), pinned)
+                now = (snaps.index, snaps.ready, snaps.finals)
+                if not snaps.busy() and all(a is b for a, b in zip(seen, now, strict=True)):
+                    return view
+            time.sleep(0.025)
+        return None
+
+    def read_archive_chunks(self, names: list[str]) -> list[list[dict[str, Any]]]:
+        """The records of these archive chunks (with their action logs)."""
+        return [orjson.loads(b) for b in self._get_many([f"{Paths.DATA}/{n}" for n in names])]
+
+    def retire_archive_chunks(self, replace: dict[str, list[dict[str, Any]]]) -> None:
+        """Remove archive chunks from the next snapshot on, each replaced by one holding the records in
+        ``replace`` (the ones it keeps); see :meth:`~tropic.store.zk_snapshot.Snapshots.retire`."""
+        w = self._writer
+        if w.head is None or w.dead is not None or w.abdicated:
+            raise LeadershipLost(f"{self._where()}: not the writer; retention removes nothing")
+        self._snaps.retire({n: [orjson.dumps(r) for r in kept] for n, kept in replace.items()}, w.head.epoch)
 
     # --- writing -----------------------------------------------------------------------------------
     def init_model(self, model: Model) -> None:

@@ -63,6 +63,11 @@ class KeyBook:
         with self._lock:
             return self.pending.get(kid)
 
+    def txns(self) -> set[int]:
+        """The transactions committed keys refer to (retention keeps their records)."""
+        with self._lock:
+            return {t for t, _ in self.committed.values()}
+
     def restored(self, kid: str, txn_id: int, fingerprint: str, at: float | None = None) -> None:
         """A key read back from a snapshot or the log (``at``: when it was bound; None for keys written
         before keys had a time: they live a TTL from now). An expired one is dropped by the next pass (the

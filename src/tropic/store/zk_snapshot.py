@@ -77,6 +77,11 @@ class Snapshots:
         self.ready: SnapshotIndex | None = None  # written in the background, switched to at the next commit
         self._garbage: tuple[SnapshotIndex, SnapshotIndex] | None = None
         self._carry: tuple[list[bytes], list[bytes], set[int], int, int, float] | None = None
+        # Retention (tropic.retention.zk): archive chunks -> the chunks replacing them (the records kept),
+        # applied by the next snapshot; ``retired``: the chunks replaced, gone once a snapshot without
+        # them is current.
+        self.retiring: dict[str, list[str]] | None = None
+        self.retired: set[str] = set()
 
     # --- keeping up with the log ----------------------------------------------------------------------
     def replay(
@@ -183,7 +188,7 @@ class Snapshots:
         self._collect_garbage_async(head.epoch)
         if self.ready is not None or self.model is None:
             return
-        if self.wal_entries < every and self.wal_bytes < SNAPSHOT_BYTES:
+        if self.wal_entries < every and self.wal_bytes < SNAPSHOT_BYTES and self.retiring is None:
             return
         carry = (
             self.finals,
@@ -193,6 +198,7 @@ class Snapshots:
             self.wal_bytes,
             self.new_keys_newest,
         )
+        retiring = self.retiring
         blobs = self.prepare(head)
 
         def write() -> None:
@@ -201,6 +207,7 @@ class Snapshots:
             except Exception:
                 # Not written: what it held goes into the next snapshot (the log it covers is kept).
                 self._carry = carry
+                self.retiring = retiring
 
         self._thread = threading.Thread(target=write, name="tropic-zk-snapshot", daemon=True)
         self._thread.start()
@@ -237,7 +244,8 @@ class Snapshots:
             name = f"m{i}-{gen}"
             blobs.append((name, b"[" + b",".join(items) + b"]"))
             snap.shard_blobs[i] = name
-        snap.archives = list(old.archives)
+        retiring, self.retiring = self.retiring, None
+        snap.archives = [n for a in old.archives for n in (retiring or {}).get(a, [a])]
         for k, chunk in enumerate(chunks(self.finals, MAX_BLOB)):
             name = f"a-{gen}-{k}"
             blobs.append((name, chunk))
@@ -293,6 +301,35 @@ class Snapshots:
         self.count += 1
         if old.name is not None:
             self._garbage = (old, snap)
+
+    # --- retention --------------------------------------------------------------------------------
+    def busy(self) -> bool:
+        """A snapshot (or a collection) is being written, or one failed to be (its records are pending)."""
+        th = self._thread
+        return (th is not None and th.is_alive()) or self._carry is not None
+
+    def retention_pending(self) -> bool:
+        """A retirement not yet in the current snapshot (a pass waits for it: it would redo it)."""
+        return self.retiring is not None or not self.retired.isdisjoint(self.index.archives)
+
+    def retire(self, replace: dict[str, list[bytes]], epoch: int) -> None:
+        """Replace archive chunks: each by new chunks holding the records it keeps (``replace``: chunk ->
+        those records, encoded), from the next snapshot on. The new chunks are written now; the replaced
+        ones are deleted once a snapshot without them is current. Called off the logical thread."""
+        stamp = time.time_ns() // 1000
+        blobs: list[tuple[str, bytes]] = []
+        plan: dict[str, list[str]] = {}
+        for i, (name, kept) in enumerate(replace.items()):
+            plan[name] = []
+            for k, chunk in enumerate(chunks(kept, MAX_BLOB)):
+                new = f"a-{epoch}-r{stamp}-{i}-{k}"
+                blobs.append((new, chunk))
+                plan[name].append(new)
+        for new, data in blobs:
+            with contextlib.suppress(NodeExistsError):
+                self._call(partial(self.client.create_async, f"{Paths.DATA}/{new}", data), f"write {new}")
+        self.retired = set(plan)
+        self.retiring = plan
 
     # --- deleting what no snapshot needs -------------------------------------------------------------
     def _collect_garbage_async(self, epoch: int) -> None:
