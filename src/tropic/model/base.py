@@ -7,6 +7,7 @@ attribute read and write goes through the view, which records the transaction's 
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -67,7 +68,12 @@ class Attr(Generic[T]):
     def __get__(self, obj: Resource | None, owner: type[Resource]) -> Attr[T] | T:
         if obj is None:
             return self
-        value: T = obj._view.read_attr(obj.path, self.name)
+        try:
+            value: T = obj._view.read_attr(obj.path, self.name)
+        except KeyError:  # a resource stored before this attribute existed
+            if self.required:
+                raise
+            return copy.copy(self.default)
         return value
 
     def __set__(self, obj: Resource, value: T) -> None:
@@ -245,7 +251,7 @@ class Resource:
             elif spec.required:
                 raise InvalidArguments(f"{where}: missing attribute {name!r} for {cls.kind}")
             else:
-                out[name] = list(spec.default) if isinstance(spec.default, list) else spec.default
+                out[name] = copy.copy(spec.default)
         return out
 
     def __repr__(self) -> str:

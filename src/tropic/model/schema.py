@@ -38,6 +38,9 @@ class Region(Resource):
 
     kind = "region"
     location = Attr(str, "", doc="where the region is, e.g. an AWS region code")
+    timezone = Attr(str, "", doc="IANA time zone of the region, e.g. America/New_York")
+    provider = Attr(str, "", doc="who runs the region's devices (a backend name), informational")
+    labels = Attr(dict, {}, doc="operator labels, key -> value")
 
 
 # --- compute --------------------------------------------------------------------------------------------
@@ -48,6 +51,8 @@ class VM(Resource):
     image = Attr(str, "", doc="path of the image the VM's volume was cloned from")
     volume = Attr(str, "", doc="path of the VM's volume")
     state = Attr(str, RUNNING)
+    uid = Attr(str, "", doc="stable identity, kept across migrations (empty for VMs made before it)")
+    labels = Attr(dict, {}, doc="operator labels, key -> value")
 
     @query
     def host(self) -> Host:
@@ -85,7 +90,10 @@ class Host(Resource):
     memory_mib = Attr(int)
     cpu_overcommit = Attr(float, 4.0, doc="allowed ratio of VM vCPUs to host CPUs")
     uri = Attr(str, "", doc="device connection URI")
-    failure_domain = Attr(str, "")
+    driver = Attr(str, "", doc="name of the backend that drives this host; empty: the server's default")
+    failure_domain = Attr(str, "", doc="e.g. a rack: replicas and anti-affine VMs avoid sharing one")
+    labels = Attr(dict, {}, doc="operator labels, key -> value")
+    cordoned = Attr(bool, False, doc="no new VM may be placed on a cordoned host")
     configs = Attr(list, [], doc="names of VM configurations present on the host")
     volumes = Attr(list, [], doc="paths of volumes imported on the host")
 
@@ -127,14 +135,34 @@ class Host(Resource):
 
     @action(undo="delete_vm")
     def create_vm(
-        self, *, name: str, vcpus: int, memory_mib: int, image: str, volume: str, state: str = RUNNING
+        self,
+        *,
+        name: str,
+        vcpus: int,
+        memory_mib: int,
+        image: str,
+        volume: str,
+        state: str = RUNNING,
+        uid: str = "",
+        labels: dict[str, str] | None = None,
     ) -> Undo:
-        """Define the VM (with its configuration) and boot it when ``state`` is running."""
+        """Define the VM (with its configuration) and boot it when ``state`` is running. ``uid``: its
+        stable identity (kept when it is recreated by an undo or moved by a migration)."""
         if volume and volume not in self.volumes:
             raise ModelError(f"volume {volume} is not imported on {self.path}", path=self.path)
         if state not in VM_STATES:
             raise ModelError(f"unknown VM state {state!r}", path=self.path)
-        self.add_child(VM, name, vcpus=vcpus, memory_mib=memory_mib, image=image, volume=volume, state=state)
+        self.add_child(
+            VM,
+            name,
+            vcpus=vcpus,
+            memory_mib=memory_mib,
+            image=image,
+            volume=volume,
+            state=state,
+            uid=uid,
+            labels=dict(labels or {}),
+        )
         if name not in self.configs:
             self.configs = [*self.configs, name]
         return undo(name=name)
@@ -232,6 +260,8 @@ class StorageHost(Resource):
     kind = "storage_host"
     capacity_gib = Attr(int, 100_000)
     uri = Attr(str, "", doc="device connection URI")
+    driver = Attr(str, "", doc="name of the backend that drives this storage host; empty: the default")
+    labels = Attr(dict, {}, doc="operator labels, key -> value")
 
     @action(undo="delete_volume")
     def clone_image(self, *, image: str, volume: str) -> Undo:
@@ -253,12 +283,14 @@ class StorageHost(Resource):
 class Network(Resource):
     kind = "net"
     cidr = Attr(str, "")
+    driver = Attr(str, "", doc="name of the backend that drives this network's routers; empty: the default")
 
 
 class Router(Resource):
     kind = "router"
     role = Attr(str, "primary", doc="primary or backup")
     next_hop = Attr(str, "", doc="path of the next-hop router, empty for none")
+    driver = Attr(str, "", doc="name of the backend that drives this router; empty: the network's")
 
     @constraint
     def primary_not_via_backup(self) -> Iterator[tuple[str, Resource]]:
