@@ -79,7 +79,60 @@ class NetworkDriver(ABC):
     def set_next_hop(self, router: str, args: Args) -> None: ...
 
 
-class Driver(ComputeDriver, StorageDriver, NetworkDriver):
+class FleetDriver:
+    """Bringing devices under management and releasing them (the inventory's hosts, storage hosts,
+    images and routers, added and removed by transactions). These defaults do nothing: a device that
+    exists needs no action to be managed. Drivers that can check the device (does it answer, is it as
+    large as declared) or provision it override them; the path is the container (region, storage host,
+    network) and ``args["name"]`` the device added or removed."""
+
+    def add_region(self, path: str, args: Args) -> None:
+        return None
+
+    def remove_region(self, path: str, args: Args) -> None:
+        return None
+
+    def add_host(self, region: str, args: Args) -> None:
+        return None
+
+    def remove_host(self, region: str, args: Args) -> None:
+        return None
+
+    def add_storage_host(self, region: str, args: Args) -> None:
+        return None
+
+    def remove_storage_host(self, region: str, args: Args) -> None:
+        return None
+
+    def add_image(self, san: str, args: Args) -> None:
+        return None
+
+    def remove_image(self, san: str, args: Args) -> None:
+        return None
+
+    def add_network(self, path: str, args: Args) -> None:
+        return None
+
+    def remove_network(self, path: str, args: Args) -> None:
+        return None
+
+    def add_router(self, network: str, args: Args) -> None:
+        return None
+
+    def remove_router(self, network: str, args: Args) -> None:
+        return None
+
+    def configure(self, path: str, args: Args) -> None:
+        """A host's, storage host's or region's settings changed (capacity, connection, labels...)."""
+        return None
+
+    def capacity(self, host: str) -> tuple[int, int] | None:
+        """(CPUs, memory in MiB) of compute host ``host`` as its device reports them, or None when the
+        device cannot tell (the simulator) or the host is unknown to this driver."""
+        return None
+
+
+class Driver(ComputeDriver, StorageDriver, NetworkDriver, FleetDriver):
     """A complete backend: every capability plus an inventory of what the devices really hold."""
 
     name = "driver"
@@ -218,10 +271,16 @@ _EFFECTS: dict[str, Callable[[Inventory, str, Args], bool]] = {
     "export_volume": _exported(True),
     "unexport_volume": _exported(False),
     "set_next_hop": _next_hop,
+    "add_host": lambda inv, p, a: f"{p}/{a['name']}" in inv["hosts"],
+    "remove_host": lambda inv, p, a: f"{p}/{a['name']}" not in inv["hosts"],
+    "add_storage_host": lambda inv, p, a: f"{p}/{a['name']}" in inv["storage"],
+    "remove_storage_host": lambda inv, p, a: f"{p}/{a['name']}" not in inv["storage"],
 }
 
 
 ACTIONS = frozenset(STANDARD.actions())
+# The actions that bring devices under management or release them (see :class:`FleetDriver`).
+FLEET_ACTIONS = frozenset(a for a in ACTIONS if a in vars(FleetDriver))
 
 # A missing driver method fails here, at import, not in production.
 _missing = sorted(a for a in ACTIONS if not hasattr(Driver, a))

@@ -90,16 +90,16 @@ class LibvirtHosts:
         self._network: Endpoint | None = None
         self._tmp: str | None = None
         for path, host_uri in (hosts or {}).items():
-            self.add_host(path, host_uri)
+            self.manage_host(path, host_uri)
         for path, san_uri in (storage or {}).items():
-            self.add_storage_host(path, san_uri)
+            self.manage_storage_host(path, san_uri)
 
     # --- host -> connection mapping ------------------------------------------------------------------
-    def add_host(self, path: str, uri: str = "") -> None:
+    def manage_host(self, path: str, uri: str = "") -> None:
         """Manage compute host ``path`` through ``uri`` (empty: the driver's URI)."""
         self._assign(self._hosts, path, uri)
 
-    def add_storage_host(self, path: str, uri: str = "") -> None:
+    def manage_storage_host(self, path: str, uri: str = "") -> None:
         """Manage storage host ``path`` (its pools) through ``uri`` (empty: the driver's URI)."""
         self._assign(self._sans, path, uri)
 
@@ -114,9 +114,9 @@ class LibvirtHosts:
         """Map every host and storage host of ``model`` to its ``uri`` attribute (or the driver's URI)."""
         for path, node in model.nodes.items():
             if node.kind == "host":
-                self.add_host(path, str(node.attrs.get("uri", "")))
+                self.manage_host(path, str(node.attrs.get("uri", "")))
             elif node.kind == "storage_host":
-                self.add_storage_host(path, str(node.attrs.get("uri", "")))
+                self.manage_storage_host(path, str(node.attrs.get("uri", "")))
         return self
 
     def uris(self) -> dict[str, str]:

@@ -10,27 +10,83 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from tropic.errors import ModelError, ResourceExists
-from tropic.model.base import Attr, Resource, Schema, Undo, action, constraint, query, undo, undo_at
+from tropic.model.base import Attr, Resource, Schema, Undo, Value, action, constraint, query, undo, undo_at
 
 RUNNING = "running"
 STOPPED = "stopped"
 VM_STATES = (RUNNING, STOPPED)
+
+# Attributes the fleet actions may set on a host, a storage host and a region (``configure``).
+HOST_SETTABLE = ("cpus", "memory_mib", "cpu_overcommit", "uri", "driver", "failure_domain", "labels")
+STORAGE_SETTABLE = ("capacity_gib", "uri", "driver", "labels")
+REGION_SETTABLE = ("location", "timezone", "provider", "labels")
+
+
+def _remove_empty(parent: Resource, name: str, cls: type[Resource], holds: str) -> Undo:
+    """Remove child ``name`` of ``parent`` (a ``cls``) if it holds nothing; its undo re-adds it as it was."""
+    child = parent.child(name, cls)
+    left = [p.rsplit("/", 1)[1] for p in child._view.child_paths(child.path)]
+    if left:
+        shown = ", ".join(left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
+        raise ModelError(f"cannot remove {child.path}: it still holds {holds} {shown}", path=child.path)
+    spec = child.snapshot()
+    parent.remove_child(name)
+    return undo(name=name, **spec)
+
+
+def _configure(res: Resource, settable: tuple[str, ...], changes: dict[str, Value]) -> Undo:
+    """Set some of ``settable`` on ``res``; the undo sets the old values back."""
+    unknown = sorted(set(changes) - set(settable))
+    if unknown:
+        raise ModelError(f"{res.path}: cannot configure {unknown}; settable: {list(settable)}", path=res.path)
+    old: dict[str, Value] = {}
+    for key, value in changes.items():
+        res.attrs[key].check(value, res.path)
+        old[key] = getattr(res, key)
+        setattr(res, key, value)
+    return undo(**old)
 
 
 class Root(Resource):
     kind = "root"
 
 
-class ComputeRoot(Resource):
+class _RegionHolder(Resource):
+    """/compute and /storage: regions are added and removed below them."""
+
+    @action(undo="remove_region")
+    def add_region(
+        self, *, name: str, location: str = "", timezone: str = "", provider: str = "", labels: Value = None
+    ) -> Undo:
+        self.add_child(
+            Region, name, location=location, timezone=timezone, provider=provider, labels=dict(labels or {})
+        )
+        return undo(name=name)
+
+    @action(undo="add_region")
+    def remove_region(self, *, name: str) -> Undo:
+        return _remove_empty(self, name, Region, "hosts")
+
+
+class ComputeRoot(_RegionHolder):
     kind = "compute"
 
 
-class StorageRoot(Resource):
+class StorageRoot(_RegionHolder):
     kind = "storage"
 
 
 class NetworkRoot(Resource):
     kind = "network_root"
+
+    @action(undo="remove_network")
+    def add_network(self, *, name: str, cidr: str = "", driver: str = "") -> Undo:
+        self.add_child(Network, name, cidr=cidr, driver=driver)
+        return undo(name=name)
+
+    @action(undo="add_network")
+    def remove_network(self, *, name: str) -> Undo:
+        return _remove_empty(self, name, Network, "routers")
 
 
 class Region(Resource):
@@ -41,6 +97,71 @@ class Region(Resource):
     timezone = Attr(str, "", doc="IANA time zone of the region, e.g. America/New_York")
     provider = Attr(str, "", doc="who runs the region's devices (a backend name), informational")
     labels = Attr(dict, {}, doc="operator labels, key -> value")
+
+    @action(undo="remove_host")
+    def add_host(
+        self,
+        *,
+        name: str,
+        cpus: int,
+        memory_mib: int,
+        cpu_overcommit: float = 4.0,
+        uri: str = "",
+        driver: str = "",
+        failure_domain: str = "",
+        labels: Value = None,
+        cordoned: bool = False,
+        configs: Value = None,
+        volumes: Value = None,
+    ) -> Undo:
+        """Bring a hypervisor host under management (its driver checks that the device answers)."""
+        if cpus < 1 or memory_mib < 1:
+            raise ModelError(f"{self.path}/{name}: cpus and memory_mib must be positive", path=self.path)
+        self.add_child(
+            Host,
+            name,
+            cpus=cpus,
+            memory_mib=memory_mib,
+            cpu_overcommit=float(cpu_overcommit),
+            uri=uri,
+            driver=driver,
+            failure_domain=failure_domain,
+            labels=dict(labels or {}),
+            cordoned=cordoned,
+            configs=list(configs or []),
+            volumes=list(volumes or []),
+        )
+        return undo(name=name)
+
+    @action(undo="add_host")
+    def remove_host(self, *, name: str) -> Undo:
+        """Release a host; refused while it holds VMs, configurations or imported volumes."""
+        host = self.child(name, Host)
+        if host.configs or host.volumes:
+            raise ModelError(
+                f"cannot remove {host.path}: it still holds configurations {host.configs} "
+                f"and imported volumes {host.volumes}",
+                path=host.path,
+            )
+        return _remove_empty(self, name, Host, "VMs")
+
+    @action(undo="remove_storage_host")
+    def add_storage_host(
+        self, *, name: str, capacity_gib: int = 100_000, uri: str = "", driver: str = "", labels: Value = None
+    ) -> Undo:
+        self.add_child(
+            StorageHost, name, capacity_gib=capacity_gib, uri=uri, driver=driver, labels=dict(labels or {})
+        )
+        return undo(name=name)
+
+    @action(undo="add_storage_host")
+    def remove_storage_host(self, *, name: str) -> Undo:
+        return _remove_empty(self, name, StorageHost, "images and volumes")
+
+    @action(undo="configure")
+    def configure(self, /, **changes: Value) -> Undo:
+        """Set location, time zone, provider or labels."""
+        return _configure(self, REGION_SETTABLE, changes)
 
 
 # --- compute --------------------------------------------------------------------------------------------
@@ -100,6 +221,12 @@ class Host(Resource):
     @query
     def vms(self) -> Iterator[VM]:
         return self.children(VM)
+
+    @action(undo="configure")
+    def configure(self, /, **changes: Value) -> Undo:
+        """Change capacity, overcommit, connection, driver, failure domain or labels (capacity is checked
+        against the VMs by the constraints below)."""
+        return _configure(self, HOST_SETTABLE, changes)
 
     @query
     def used(self) -> tuple[int, int]:
@@ -263,6 +390,29 @@ class StorageHost(Resource):
     driver = Attr(str, "", doc="name of the backend that drives this storage host; empty: the default")
     labels = Attr(dict, {}, doc="operator labels, key -> value")
 
+    @action(undo="remove_image")
+    def add_image(self, *, name: str, size_gib: int = 10) -> Undo:
+        """Register an image the storage host holds (its driver checks or provisions it)."""
+        self.add_child(Image, name, size_gib=size_gib)
+        return undo(name=name)
+
+    @action(undo="add_image")
+    def remove_image(self, *, name: str) -> Undo:
+        img = self.child(name, Image)
+        users = [v.name for v in self.children(Volume) if v.image == img.path]
+        if users:
+            raise ModelError(
+                f"cannot remove {img.path}: volumes {users[:5]} were cloned from it", path=img.path
+            )
+        spec = img.snapshot()
+        self.remove_child(name)
+        return undo(name=name, **spec)
+
+    @action(undo="configure")
+    def configure(self, /, **changes: Value) -> Undo:
+        """Change capacity, connection, driver or labels."""
+        return _configure(self, STORAGE_SETTABLE, changes)
+
     @action(undo="delete_volume")
     def clone_image(self, *, image: str, volume: str) -> Undo:
         img = self.child(image, Image)
@@ -284,6 +434,23 @@ class Network(Resource):
     kind = "net"
     cidr = Attr(str, "")
     driver = Attr(str, "", doc="name of the backend that drives this network's routers; empty: the default")
+
+    @action(undo="remove_router")
+    def add_router(self, *, name: str, role: str = "primary", next_hop: str = "", driver: str = "") -> Undo:
+        if role not in ("primary", "backup"):
+            raise ModelError(
+                f"{self.path}/{name}: role must be primary or backup, not {role!r}", path=self.path
+            )
+        self.add_child(Router, name, role=role, next_hop=next_hop, driver=driver or self.driver)
+        return undo(name=name)
+
+    @action(undo="add_router")
+    def remove_router(self, *, name: str) -> Undo:
+        router = self.child(name, Router)
+        via = [r.path for r in self.children(Router) if r.next_hop == router.path]
+        if via:
+            raise ModelError(f"cannot remove {router.path}: {via} use it as next hop", path=router.path)
+        return _remove_empty(self, name, Router, "")
 
 
 class Router(Resource):
