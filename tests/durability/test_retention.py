@@ -118,11 +118,11 @@ def test_a_pass_cut_between_archive_and_removal_loses_and_duplicates_nothing(tmp
         "from tropic.retention import Archive, Retention, retain\n"
         "from tropic.store import archive as a\n"
         "from tropic.store.sqlite import SQLiteStore\n"
-        "write = a.Archive.write\n"
-        "def killed(self, records):\n"
-        "    path = write(self, records)\n"
+        "write = a.Archive.write_lines\n"
+        "def killed(self, *args):\n"
+        "    path = write(self, *args)\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
-        "a.Archive.write = killed\n"
+        "a.Archive.write_lines = killed\n"
         "retain(SQLiteStore(sys.argv[1]), Archive(sys.argv[2]), Retention(max_count=10), batch=7)\n"
     )
     proc = subprocess.run(
