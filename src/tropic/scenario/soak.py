@@ -207,14 +207,15 @@ def _run(
         for slot in slots:
             if slot.last is not None:
                 _settle(c, slot, states)
+        if retention is not None:
+            # One last pass, once everything is final and out of the timed slices, so the store ends
+            # within the policy whatever the interval.
+            retention.stop()
+            retention.run_pass()
     finally:
         if retention is not None:
             retention.stop()
         c.stop()
-    if retention is not None:
-        # One last pass, once everything is final and out of the timed slices, so the store ends within
-        # the policy whatever the interval.
-        retention.run_pass()
     rows = slices.rows
     gc.collect()
     rss_end = rss_mib()

@@ -105,27 +105,20 @@ def remove(conn: sqlite3.Connection, ids: list[int], counts: History) -> None:
     try:
         row = conn.execute("SELECT value FROM meta WHERE key='retired'").fetchone()
         retired = history_of(row[0] if row else None)
-        retired.last_id = max(retired.last_id, counts.last_id)
-        for name in History.__slots__:
-            if name != "last_id":
-                setattr(retired, name, getattr(retired, name) + getattr(counts, name))
+        retired.add(counts)
         conn.execute(
             f"DELETE FROM txns WHERE id IN (SELECT value FROM json_each(?)) AND state IN ({FINAL_STATES})",
             (orjson.dumps(ids).decode(),),
         )
         conn.execute(
             "INSERT OR REPLACE INTO meta VALUES ('retired', ?)",
-            (orjson.dumps(history_dict(retired)).decode(),),
+            (orjson.dumps(retired.to_dict()).decode(),),
         )
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-
-
-def history_dict(h: History) -> dict[str, int]:
-    return {name: getattr(h, name) for name in History.__slots__}
 
 
 def history_of(text: str | None) -> History:

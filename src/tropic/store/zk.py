@@ -39,7 +39,7 @@ from tropic.records.query import TxnQuery
 from tropic.records.record import Transaction
 from tropic.retry import RetryPolicy
 from tropic.store.archive import Archive
-from tropic.store.base import Restored, Store
+from tropic.store.base import History, Restored, Store
 from tropic.store.zk_keys import KeyBook
 from tropic.store.zk_layout import (
     FORMAT,
@@ -299,7 +299,8 @@ class ZooKeeperStore(Store):
             snaps.wal_entries = len(wal_names)
             snaps.wal_bytes = wal_bytes
             self._logged = {i for i, r in live.items() if "delta" in r}
-        return Restored(model, txns, dict(snaps.fences))
+        retired = History(**snap.retired) if snap.retired else None
+        return Restored(model, txns, dict(snaps.fences), retired=retired)
 
     def get_txn(self, txn_id: int) -> Transaction | None:
         rec = self._history().get(txn_id)
@@ -402,13 +403,15 @@ class ZooKeeperStore(Store):
         """The records of these archive chunks (with their action logs)."""
         return [orjson.loads(b) for b in self._get_many([f"{Paths.DATA}/{n}" for n in names])]
 
-    def retire_archive_chunks(self, replace: dict[str, list[dict[str, Any]]]) -> None:
+    def retire_archive_chunks(self, replace: dict[str, list[dict[str, Any]]], counts: History) -> None:
         """Remove archive chunks from the next snapshot on, each replaced by one holding the records in
-        ``replace`` (the ones it keeps); see :meth:`~tropic.store.zk_snapshot.Snapshots.retire`."""
+        ``replace`` (the ones it keeps), and add ``counts`` (the removed records') to those the snapshot
+        keeps for a restart; see :meth:`~tropic.store.zk_snapshot.Snapshots.retire`."""
         w = self._writer
         if w.head is None or w.dead is not None or w.abdicated:
             raise LeadershipLost(f"{self._where()}: not the writer; retention removes nothing")
-        self._snaps.retire({n: [orjson.dumps(r) for r in kept] for n, kept in replace.items()}, w.head.epoch)
+        kept = {n: [orjson.dumps(r) for r in records] for n, records in replace.items()}
+        self._snaps.retire(kept, w.head.epoch, counts.to_dict())
 
     # --- writing -----------------------------------------------------------------------------------
     def init_model(self, model: Model) -> None:
