@@ -176,6 +176,9 @@ class SQLiteStore(Store):
         # committed, and never waits for (or interleaves with) the writer's transaction.
         self._reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._read_lock = threading.Lock()
+        # Retention reads from a connection of its own too: its scans never hold up the API's reads.
+        self._retention_reader: sqlite3.Connection | None = None
+        self._retention_lock = threading.Lock()
         self.archive: Archive | None = None  # where retention put the records it removed (tropic.retention)
 
     def _connect(self, synchronous: str) -> sqlite3.Connection:
@@ -269,8 +272,8 @@ class SQLiteStore(Store):
         """The id of the ``max_count``-th newest final record (a count policy keeps it and the newer
         ones), 0 when there are fewer."""
         try:
-            with self._read_lock:
-                return sqlite_retain.cut(self._reader, max_count)
+            with self._retention_lock:
+                return sqlite_retain.cut(self._retention_conn(), max_count)
         except sqlite3.Error as e:
             raise StoreError(f"cannot read store {self.path}: {e}", path=str(self.path)) from None
 
@@ -281,10 +284,15 @@ class SQLiteStore(Store):
         below ``cut`` (a range of the primary key, so a batch costs its own size), or (``ended_before``)
         ended before that time; never one a fence refers to. As archive lines, with their counts."""
         try:
-            with self._read_lock:
-                return sqlite_retain.candidates(self._reader, cut, ended_before, limit, after)
+            with self._retention_lock:
+                return sqlite_retain.candidates(self._retention_conn(), cut, ended_before, limit, after)
         except sqlite3.Error as e:
             raise StoreError(f"cannot read store {self.path}: {e}", path=str(self.path)) from None
+
+    def _retention_conn(self) -> sqlite3.Connection:
+        if self._retention_reader is None:
+            self._retention_reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        return self._retention_reader
 
     def remove_txns(self, ids: list[int], counts: History) -> None:
         """Remove these final records (archived first by the caller), adding ``counts`` (theirs) to the
@@ -410,6 +418,9 @@ class SQLiteStore(Store):
             self._checkpointer = None
         with contextlib.suppress(sqlite3.Error):
             self._reader.close()
+        with self._retention_lock, contextlib.suppress(sqlite3.Error):
+            if self._retention_reader is not None:
+                self._retention_reader.close()
         with contextlib.suppress(sqlite3.Error):
             self._conn.close()
         if self._owner is not None:
