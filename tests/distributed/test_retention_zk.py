@@ -17,6 +17,7 @@ from core.helpers import small_dc, spawn, vm
 from tropic.drivers import Fault, SimDriver
 from tropic.errors import InvalidArguments
 from tropic.model import STANDARD, project
+from tropic.records.query import TxnQuery
 from tropic.retention import Archive, Retention
 from tropic.retention.zk import retain_zk
 from tropic.store.zk import Paths, ZooKeeperStore
@@ -151,6 +152,43 @@ def test_a_pass_killed_between_archive_and_removal_loses_and_duplicates_nothing(
     assert result.removed == len(gone) and result.archived == len(gone) - len(first)
     assert sorted(_archived_ids(archive)) == gone  # nothing lost, nothing twice
     assert failed in stored and all(i in stored for i in ids[-10:])
+
+
+def test_a_restart_still_counts_the_records_retention_removed(zk_uri: str, tmp_path: Path) -> None:
+    """The removed records' counts go into the snapshot that drops their chunks: a reopened controller's
+    counters (and its next id) are those of the whole history, as on SQLite."""
+    sim, ids, _failed = _history(zk_uri)
+    archive = Archive(tmp_path / "archive")
+    archive.check()
+    c, store = _open(zk_uri, sim)
+    try:
+        assert c.counters.submitted == len(ids) and c.counters.failed == 1
+        result = retain_zk(store, archive, Retention(max_count=10))
+        _settle(c, store)
+        expected = c.counters.to_dict()  # (with the transactions _settle ran)
+        top = max(t.id for t in c.history(TxnQuery(limit=1)))
+    finally:
+        c.stop()
+        store.close()
+    assert result.removed >= len(ids) - 11
+    assert len(_stored(zk_uri)) == expected["submitted"] - result.removed  # really gone from the store
+    c, store = _open(zk_uri, sim)
+    try:
+        assert c.counters.to_dict() == expected
+        assert next(c._ids) == top + 1
+        # A second pass adds to the counts the first one left.
+        retain_zk(store, archive, Retention(max_count=2))
+        _settle(c, store)
+        expected = c.counters.to_dict()
+    finally:
+        c.stop()
+        store.close()
+    c, store = _open(zk_uri, sim)
+    try:
+        assert c.counters.to_dict() == expected and c.counters.failed == 1
+    finally:
+        c.stop()
+        store.close()
 
 
 def test_a_replica_runs_retention_while_it_leads(

@@ -19,7 +19,7 @@ from tropic.errors import ConfigError, UnknownTransaction
 from tropic.model import project
 from tropic.retention import Archive, Retention, retain
 from tropic.store.sqlite import SQLiteStore
-from tropic.txn import Controller, State
+from tropic.txn import Controller, State, Transaction
 
 
 @pytest.mark.parametrize(
@@ -85,11 +85,16 @@ def test_a_pass_archives_then_removes_what_the_policy_lets_go(tmp_path: Path) ->
     archive.check()
     store = SQLiteStore(tmp_path / "s.db")
     try:
+        stored = {i: t.to_dict() for i in ids if (t := store.get_txn(i)) is not None}
         result = retain(store, archive, Retention(max_count=10), batch=7)
         kept = sorted(int(r[0]) for r in store._conn.execute("SELECT id FROM txns"))
     finally:
         store.close()
     assert kept == sorted({failed, *ids[-10:]})  # the newest 10, and the one a fence refers to
+    # The archive holds each record as the store did (its JSON text joined to its action log, undecoded).
+    for f in archive.files():
+        for r in archive.read(f):
+            assert Transaction.from_dict(r).to_dict() == stored[int(r["id"])]
     gone = [i for i in ids if i not in kept]
     assert result.removed == result.archived == len(gone) and result.files == -(-len(gone) // 7)
     assert sorted(_archived_ids(archive)) == gone  # each exactly once
@@ -118,11 +123,11 @@ def test_a_pass_cut_between_archive_and_removal_loses_and_duplicates_nothing(tmp
         "from tropic.retention import Archive, Retention, retain\n"
         "from tropic.store import archive as a\n"
         "from tropic.store.sqlite import SQLiteStore\n"
-        "write = a.Archive.write\n"
-        "def killed(self, records):\n"
-        "    path = write(self, records)\n"
+        "write = a.Archive.write_lines\n"
+        "def killed(self, *args):\n"
+        "    path = write(self, *args)\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
-        "a.Archive.write = killed\n"
+        "a.Archive.write_lines = killed\n"
         "retain(SQLiteStore(sys.argv[1]), Archive(sys.argv[2]), Retention(max_count=10), batch=7)\n"
     )
     proc = subprocess.run(

@@ -87,7 +87,12 @@ def soak(
     slots: int = typer.Option(800, "--slots", min=1, help="VMs cycling spawn/migrate/resize/destroy."),
     slices: int = typer.Option(20, "--slices", min=1, help="Slices of the run reported."),
     retain: str | None = typer.Option(
-        None, "--retain", help="Retention pass at every slice's end, e.g. '100K' (zk://: with --archive)."
+        None,
+        "--retain",
+        help="Run a retention thread as a service does, e.g. '100K' (zk://: with --archive).",
+    ),
+    retain_interval: float = typer.Option(
+        10.0, "--retain-interval", min=0.1, help="Seconds between retention passes (with --retain)."
     ),
     archive: Path | None = typer.Option(  # noqa: B008
         None,
@@ -105,7 +110,14 @@ def soak(
     try:
         policy = Retention.parse(retain) if retain is not None else None
         spec = SoakSpec(
-            txns=txns, store=store, hosts=hosts, slots=slots, slices=slices, retain=policy, archive=archive
+            txns=txns,
+            store=store,
+            hosts=hosts,
+            slots=slots,
+            slices=slices,
+            retain=policy,
+            archive=archive,
+            retain_interval=retain_interval,
         )
         with output.err_console.status("soaking...") as status:
             result = run_soak(spec, progress=lambda message: status.update(message))

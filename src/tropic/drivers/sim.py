@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tropic.drivers.base import Args, Driver, Step, covers
+from tropic.drivers.sim_applied import KEEP_TXNS, RELEASE_EVERY, Applied, release
 from tropic.drivers.sim_faults import Fault, Hang, uniform
 from tropic.drivers.sim_rows import Rows
 from tropic.errors import CorruptStore, DeviceFault, DeviceTimeout, DriverError
@@ -65,7 +66,9 @@ class SimDriver(Driver):
         # Durable devices: every effect is written to the sim's own file before the call returns.
         self._dirty: set[str] = set()
         self._saved: dict[str, str] = {}
-        self.applied: dict[tuple[int, int, bool], int] = {}  # effective applications of each step
+        self.applied: Applied = {}  # effective applications of each step (bounded: sim_applied)
+        self.keep_txns = KEEP_TXNS
+        self._since_release = 0
         self._db: sqlite3.Connection | None = None
         self._owner: OwnerLock | None = None
         if state_file is not None:
@@ -331,7 +334,16 @@ class SimDriver(Driver):
         db.executemany("DELETE FROM sim_objects WHERE key=?", gone)
         if applied is not None:
             db.execute("INSERT OR REPLACE INTO sim_applied VALUES (?, ?, ?, ?)", applied)
+            self._counted(db)
         db.execute("COMMIT")
+
+    def _counted(self, db: sqlite3.Connection) -> None:
+        """One more application counted (in ``db``'s write transaction): release the old ones now and
+        then (see :mod:`tropic.drivers.sim_applied`)."""
+        self._since_release += 1
+        if self._since_release >= RELEASE_EVERY:
+            self._since_release = 0
+            self.applied = release(self.applied, db, self.keep_txns)
 
     def duplicates(self) -> list[tuple[int, int, bool]]:
         """Steps whose effect was applied more than once (a redo that was not idempotent)."""

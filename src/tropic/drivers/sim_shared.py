@@ -169,6 +169,7 @@ class SharedSimDriver(SimDriver):
                     n = (row[0] if row is not None else 0) + 1
                     db.execute("INSERT OR REPLACE INTO sim_applied VALUES (?, ?, ?, ?)", (*k, n))
                     self.applied[(step.txn, step.index, step.undo)] = n
+                    self._counted(db)
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:

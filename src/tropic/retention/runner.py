@@ -48,9 +48,7 @@ class RetentionThread:
     def _run(self) -> None:
         while True:
             try:
-                result = self._pass()
-                self.passes += 1
-                self.removed += result.removed
+                result = self.run_pass()
                 if result.removed:
                     log.info(
                         "retention: archived %d and removed %d records in %d files under %s",
@@ -63,6 +61,13 @@ class RetentionThread:
                 log.error("retention pass failed (tried again in %.0f s): %s", self.interval, e)
             if self._stop.wait(self.interval):
                 return
+
+    def run_pass(self) -> PassResult:
+        """One pass now, counted (the thread's own, or a caller's while the thread is stopped)."""
+        result = self._pass()
+        self.passes += 1
+        self.removed += result.removed
+        return result
 
     def _pass(self) -> PassResult:
         if isinstance(self.store, SQLiteStore):

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from tropic.retention.policy import Retention
 from tropic.retention.sqlite import PassResult
 from tropic.store.archive import Archive, ended
+from tropic.store.base import History
 
 if TYPE_CHECKING:
     from tropic.store.zk import ZooKeeperStore
@@ -74,6 +75,7 @@ def retain_zk(
 
     touched = [n for n in names if any(goes(i, e) for i, e in summaries[n])]
     replace: dict[str, list[dict[str, Any]]] = {}
+    counts = History()  # of the records removed: the snapshot keeps them, so a restart still counts them
     removed = archived = files = 0
     for lo in range(0, len(touched), READ_CHUNKS):
         part = touched[lo : lo + READ_CHUNKS]
@@ -87,9 +89,12 @@ def retain_zk(
                 archived += len(new)
             replace[name] = [r for r in records if not goes(int(r["id"]), ended(r))]
             removed += len(gone)
+            for r in gone:
+                counts.last_id = max(counts.last_id, int(r["id"]))
+                counts.count(r["state"], int(r.get("deferrals", 0)), r.get("times", {}))
     if not replace:
         return PassResult(0, 0, 0)
     if archived_hook is not None:
         archived_hook()
-    store.retire_archive_chunks(replace)
+    store.retire_archive_chunks(replace, counts)
     return PassResult(removed, archived, files)

@@ -15,19 +15,22 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tropic.drivers.sim import SimDriver
 from tropic.errors import InvalidArguments
 from tropic.model import Model, Value
 from tropic.records.record import Transaction
 from tropic.records.states import State
-from tropic.retention import Archive, Retention, retain
+from tropic.retention import Archive, Retention, RetentionThread
 from tropic.scenario.bench import bench_model, spawn_args
 from tropic.store.base import Store
 from tropic.store.registry import open_store, parse_store_uri
 from tropic.store.sqlite import SQLiteStore
 from tropic.txn import Controller
+
+if TYPE_CHECKING:
+    from tropic.store.zk import ZooKeeperStore
 
 SPAWN, MIGRATE, RESIZE, DESTROY = range(4)
 OPS = ("spawn_vm", "migrate_vm", "resize_vm", "destroy_vm")
@@ -42,12 +45,15 @@ class SoakSpec:
     slots: int = 800  # VM slots cycling spawn/migrate/resize/destroy (at most this many in flight)
     slices: int = 20
     workers: int = 4
-    retain: Retention | None = None  # a retention pass at the end of every slice
+    retain: Retention | None = None  # passes in a retention thread, as a service runs them
     archive: Path | None = None  # its archive folder (default: beside a SQLite store; zk://: required)
+    retain_interval: float = 10.0  # seconds between two passes (a service's --retain-interval)
 
     def __post_init__(self) -> None:
         if self.txns < 1 or self.hosts < 8 or self.slots < 1 or self.slices < 1 or self.workers < 1:
             raise InvalidArguments("txns, slots, slices and workers must be positive, hosts at least 8")
+        if not self.retain_interval > 0:
+            raise InvalidArguments(f"retain_interval must be positive seconds, not {self.retain_interval}")
 
 
 @dataclass(slots=True)
@@ -119,16 +125,6 @@ def run_soak(
             tmp.cleanup()
 
 
-def _retain(store: Store, archive: Archive, policy: Retention, known: dict[str, Any]) -> int:
-    if isinstance(store, SQLiteStore):
-        return retain(store, archive, policy).removed
-    from tropic.retention.zk import retain_zk
-    from tropic.store.zk import ZooKeeperStore
-
-    assert isinstance(store, ZooKeeperStore)
-    return retain_zk(store, archive, policy, known=known).removed
-
-
 def _run(
     spec: SoakSpec,
     store: Store,
@@ -165,8 +161,6 @@ def _run(
     c = Controller.open(store, sim, initial=initial, workers=spec.workers)
     if not fresh:
         raise InvalidArguments(f"store {uri} is not empty: the soak needs a fresh store")
-    removed = 0
-    known: dict[str, Any] = {}  # ZooKeeper archive chunks read by earlier passes (tropic.retention.zk)
     by_region: dict[str, list[str]] = {}
     for h in hosts:
         by_region.setdefault(h.split("/")[2], []).append(h)
@@ -187,6 +181,12 @@ def _run(
     counts = {name: 0 for name in OPS}
     states: dict[str, int] = {}
     c.start()
+    retention: RetentionThread | None = None
+    if archive is not None and spec.retain is not None:
+        # The same thread a service runs (tropic.retention.runner): passes run beside the controller,
+        # and their CPU counts in the slices they fall in.
+        retention = RetentionThread(_retained(store), archive, spec.retain, interval=spec.retain_interval)
+        retention.start()
     try:
         for i in range(spec.txns):
             slot = slots[i % len(slots)]
@@ -199,8 +199,6 @@ def _run(
             if done == lead:
                 slices.restart(done)  # (the first ``slots`` submissions wait for nothing: not a rate)
             if done % size == 0:
-                if archive is not None and spec.retain is not None:
-                    removed += _retain(store, archive, spec.retain, known)
                 slices.close(done)
                 say(f"{done:,} of {spec.txns:,} transactions")
             if done == warmup:
@@ -209,7 +207,14 @@ def _run(
         for slot in slots:
             if slot.last is not None:
                 _settle(c, slot, states)
+        if retention is not None:
+            # One last pass, once everything is final and out of the timed slices, so the store ends
+            # within the policy whatever the interval.
+            retention.stop()
+            retention.run_pass()
     finally:
+        if retention is not None:
+            retention.stop()
         c.stop()
     rows = slices.rows
     gc.collect()
@@ -239,9 +244,19 @@ def _run(
         "rss_end_mib": round(rss_end, 1),
         "rss_growth_mib": round(rss_end - (rss_warm if rss_warm is not None else rss_start), 1),
         "store_bytes": store_bytes(uri),
-        "retained_removed": removed if archive is not None else None,
+        "retained_removed": retention.removed if retention is not None else None,
+        "retention_passes": retention.passes if retention is not None else None,
         "controller_live_records": len(c.live()),
     }
+
+
+def _retained(store: Store) -> SQLiteStore | ZooKeeperStore:
+    if isinstance(store, SQLiteStore):
+        return store
+    from tropic.store.zk import ZooKeeperStore
+
+    assert isinstance(store, ZooKeeperStore)  # (run_soak refuses --retain on any other store)
+    return store
 
 
 def _settle(c: Controller, slot: _Slot, states: dict[str, int]) -> None:

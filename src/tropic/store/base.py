@@ -55,6 +55,16 @@ class History:
         if state in ("COMMITTED", "ABORTED", "FAILED") and "KILLED" in times:
             self.killed += n
 
+    def to_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in History.__slots__}
+
+    def add(self, other: History) -> None:
+        """Add the counts of ``other`` (records counted apart, e.g. those retention removed)."""
+        self.last_id = max(self.last_id, other.last_id)
+        for name in History.__slots__:
+            if name != "last_id":
+                setattr(self, name, getattr(self, name) + getattr(other, name))
+
 
 @dataclass(slots=True)
 class Restored:
@@ -65,6 +75,7 @@ class Restored:
     txns: list[Transaction] = field(default_factory=list)
     fenced: dict[str, int] = field(default_factory=dict)
     history: History | None = None
+    retired: History | None = None  # the counts of the records retention removed from the store
 
 
 class Store(ABC):
@@ -83,6 +94,8 @@ class Store(ABC):
         if restored is None:
             return None
         history = History()
+        if restored.retired is not None:
+            history.add(restored.retired)
         for t in restored.txns:
             history.last_id = max(history.last_id, t.id)
             history.count(t.state.value, t.deferrals, t.times)

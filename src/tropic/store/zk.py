@@ -27,7 +27,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from kazoo.client import KazooClient
@@ -38,8 +38,9 @@ from tropic.model import Delta, Model, Node, Schema, parent_of
 from tropic.records.query import TxnQuery
 from tropic.records.record import Transaction
 from tropic.retry import RetryPolicy
+from tropic.store import zk_pages
 from tropic.store.archive import Archive
-from tropic.store.base import Restored, Store
+from tropic.store.base import History, Restored, Store
 from tropic.store.zk_keys import KeyBook
 from tropic.store.zk_layout import (
     FORMAT,
@@ -57,6 +58,8 @@ from tropic.store.zk_layout import (
 from tropic.store.zk_snapshot import Snapshots
 from tropic.store.zk_writer import LeadershipLost, LogWriter
 from tropic.store.zkclient import ZkAddress, open_client, parse_zk_uri
+
+_T = TypeVar("_T")
 
 __all__ = [
     "FORMAT",
@@ -125,6 +128,7 @@ class ZooKeeperStore(Store):
         self._logged: set[int] = set()  # transactions whose action log (and delta) is in the log
         self.commits = 0
         self.archive: Archive | None = None  # where retention put the records it removed (tropic.retention)
+        self._ranges = zk_pages.ChunkRanges()  # id range of each archive chunk read (pages skip the others)
 
     # --- helpers -----------------------------------------------------------------------------------
     @property
@@ -299,44 +303,55 @@ class ZooKeeperStore(Store):
             snaps.wal_entries = len(wal_names)
             snaps.wal_bytes = wal_bytes
             self._logged = {i for i, r in live.items() if "delta" in r}
-        return Restored(model, txns, dict(snaps.fences))
+        retired = History(**snap.retired) if snap.retired else None
+        return Restored(model, txns, dict(snaps.fences), retired=retired)
 
     def get_txn(self, txn_id: int) -> Transaction | None:
-        rec = self._history().get(txn_id)
+        rec = self._reading(
+            lambda archives, recent: zk_pages.find(txn_id, recent, archives, self._ranges, self._read_chunks)
+        )
         if rec is None and self.archive is not None:
             found = self.archive.find(txn_id)
             rec = None if found is None else found[0]
         return None if rec is None else Transaction.from_dict(rec)
 
     def find_txns(self, query: TxnQuery, extra: int = 0) -> list[Transaction]:
-        """Reads the whole history from ZooKeeper (see :meth:`_history`) and filters it."""
-        records = self._history()
-        out: list[Transaction] = []
-        for i in sorted(records, reverse=True):
-            t = Transaction.from_dict(records[i])
-            if query.matches(t):
-                out.append(t)
-                if len(out) == query.limit + extra:
-                    break
-        return out
+        """One page read from ZooKeeper at the cost of the page (see :mod:`~tropic.store.zk_pages`)."""
+        return self._reading(
+            lambda archives, recent: zk_pages.page(
+                recent.values(), archives, self._ranges, self._read_chunks, query, query.limit + extra
+            )
+        )
 
     def _history(self) -> dict[int, dict[str, Any]]:
-        """Every committed record, read from ZooKeeper (the current snapshot's archives and live records,
-        then the log after it): nothing of the history stays in this process. A snapshot switched (and
-        its predecessor collected) during the read makes it start again."""
+        """Every committed record (a full read: for tests and tools)."""
+
+        def everything(archives: list[str], recent: dict[int, dict[str, Any]]) -> dict[int, dict[str, Any]]:
+            out = {int(r["id"]): r for records in self._read_chunks(archives) for r in records}
+            out.update(recent)
+            return out
+
+        return self._reading(everything)
+
+    def _reading(self, read: Callable[[list[str], dict[int, dict[str, Any]]], _T]) -> _T:
+        """``read(archive chunks, the other records)`` of the current snapshot: nothing of the history
+        stays in this process. A snapshot switched (and its predecessor collected) during the read makes
+        it start again."""
         for attempt in range(3):
             try:
-                return self._read_history()
+                return read(*self._read_recent())
             except NoNodeError:
                 if attempt == 2:
                     raise StoreError(f"{self._where()}: history kept changing while being read") from None
         raise AssertionError("unreachable")
 
-    def _read_history(self) -> dict[int, dict[str, Any]]:
+    def _read_recent(self) -> tuple[list[str], dict[int, dict[str, Any]]]:
+        """The current snapshot's archive chunks (not read) and the records not in them: its live
+        records and those of the log after it."""
         w = self._writer
         head = w.read_head()
         if head is None or head.snap is None:
-            return {}
+            return [], {}
         index = w.call(partial(self.client.get_async, f"{Paths.SNAP}/{head.snap}"), "read snapshot")[0]
         snap = SnapshotIndex.decode(head.snap, index)
         wal_names = sorted(
@@ -348,14 +363,11 @@ class ZooKeeperStore(Store):
             key=int,
         )
         blobs = self._get_many(
-            [f"{Paths.DATA}/{b}" for b in snap.archives + snap.live] + [f"{Paths.WAL}/{n}" for n in wal_names]
+            [f"{Paths.DATA}/{b}" for b in snap.live] + [f"{Paths.WAL}/{n}" for n in wal_names]
         )
         loads = orjson.loads
         records: dict[int, dict[str, Any]] = {}
         it = iter(blobs)
-        for _ in snap.archives:
-            for rec in loads(next(it)):
-                records[int(rec["id"])] = rec
         for _ in snap.live:
             for rec in loads(next(it))["live"]:
                 records[int(rec["id"])] = rec
@@ -370,7 +382,10 @@ class ZooKeeperStore(Store):
                 elif tid in records and "actions" in records[tid]:
                     rec["actions"] = records[tid]["actions"]
                 records[tid] = rec
-        return records
+        return list(snap.archives), records
+
+    def _read_chunks(self, names: list[str]) -> list[list[dict[str, Any]]]:
+        return [orjson.loads(b) for b in self._get_many([f"{Paths.DATA}/{n}" for n in names])]
 
     # --- retention (see tropic.retention.zk; called off the logical thread) ---------------------------
     def retention_view(self) -> tuple[list[str], int, set[int]] | None:
@@ -400,15 +415,17 @@ class ZooKeeperStore(Store):
 
     def read_archive_chunks(self, names: list[str]) -> list[list[dict[str, Any]]]:
         """The records of these archive chunks (with their action logs)."""
-        return [orjson.loads(b) for b in self._get_many([f"{Paths.DATA}/{n}" for n in names])]
+        return self._read_chunks(names)
 
-    def retire_archive_chunks(self, replace: dict[str, list[dict[str, Any]]]) -> None:
+    def retire_archive_chunks(self, replace: dict[str, list[dict[str, Any]]], counts: History) -> None:
         """Remove archive chunks from the next snapshot on, each replaced by one holding the records in
-        ``replace`` (the ones it keeps); see :meth:`~tropic.store.zk_snapshot.Snapshots.retire`."""
+        ``replace`` (the ones it keeps), and add ``counts`` (the removed records') to those the snapshot
+        keeps for a restart; see :meth:`~tropic.store.zk_snapshot.Snapshots.retire`."""
         w = self._writer
         if w.head is None or w.dead is not None or w.abdicated:
             raise LeadershipLost(f"{self._where()}: not the writer; retention removes nothing")
-        self._snaps.retire({n: [orjson.dumps(r) for r in kept] for n, kept in replace.items()}, w.head.epoch)
+        kept = {n: [orjson.dumps(r) for r in records] for n, records in replace.items()}
+        self._snaps.retire(kept, w.head.epoch, counts.to_dict())
 
     # --- writing -----------------------------------------------------------------------------------
     def init_model(self, model: Model) -> None:

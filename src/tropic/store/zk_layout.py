@@ -147,6 +147,7 @@ class SnapshotIndex:
     archives: list[str] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)
     live: list[str] = field(default_factory=list)
+    retired: dict[str, int] = field(default_factory=dict)  # counts of records retention removed (History)
 
     def encode(self) -> bytes:
         return dumps(
@@ -157,6 +158,7 @@ class SnapshotIndex:
                 "archives": self.archives,
                 "keys": self.keys,
                 "live": self.live,
+                "retired": self.retired,
             }
         )
 
@@ -171,6 +173,7 @@ class SnapshotIndex:
             list(d["archives"]),
             list(d["keys"]),
             list(d["live"]),
+            {str(k): int(v) for k, v in d.get("retired", {}).items()},  # (absent before retention counted)
         )
 
     def blobs(self) -> set[str]:

@@ -27,6 +27,7 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NodeExistsError
 
 from tropic.model import Model, Node
+from tropic.store.base import History
 from tropic.store.zk_keys import DEFAULT_TTL, KeyBook
 from tropic.store.zk_layout import (
     KEEP_KEY_CHUNKS,
@@ -81,6 +82,7 @@ class Snapshots:
         # applied by the next snapshot; ``retired``: the chunks replaced, gone once a snapshot without
         # them is current.
         self.retiring: dict[str, list[str]] | None = None
+        self.retiring_counts: dict[str, int] = {}  # the counts of the records ``retiring`` removes
         self.retired: set[str] = set()
 
     # --- keeping up with the log ----------------------------------------------------------------------
@@ -198,7 +200,7 @@ class Snapshots:
             self.wal_bytes,
             self.new_keys_newest,
         )
-        retiring = self.retiring
+        retiring, retiring_counts = self.retiring, self.retiring_counts
         blobs = self.prepare(head)
 
         def write() -> None:
@@ -207,6 +209,7 @@ class Snapshots:
             except Exception:
                 # Not written: what it held goes into the next snapshot (the log it covers is kept).
                 self._carry = carry
+                self.retiring_counts = retiring_counts
                 self.retiring = retiring
 
         self._thread = threading.Thread(target=write, name="tropic-zk-snapshot", daemon=True)
@@ -246,6 +249,10 @@ class Snapshots:
             snap.shard_blobs[i] = name
         retiring, self.retiring = self.retiring, None
         snap.archives = [n for a in old.archives for n in (retiring or {}).get(a, [a])]
+        snap.retired = dict(old.retired)
+        if retiring is not None:  # its records' counts go with their removal, in the same index
+            counts, self.retiring_counts = self.retiring_counts, {}
+            snap.retired = merge_counts(old.retired, counts)
         for k, chunk in enumerate(chunks(self.finals, MAX_BLOB)):
             name = f"a-{gen}-{k}"
             blobs.append((name, chunk))
@@ -312,10 +319,12 @@ class Snapshots:
         """A retirement not yet in the current snapshot (a pass waits for it: it would redo it)."""
         return self.retiring is not None or not self.retired.isdisjoint(self.index.archives)
 
-    def retire(self, replace: dict[str, list[bytes]], epoch: int) -> None:
+    def retire(self, replace: dict[str, list[bytes]], epoch: int, counts: dict[str, int]) -> None:
         """Replace archive chunks: each by new chunks holding the records it keeps (``replace``: chunk ->
         those records, encoded), from the next snapshot on. The new chunks are written now; the replaced
-        ones are deleted once a snapshot without them is current. Called off the logical thread."""
+        ones are deleted once a snapshot without them is current, whose index adds ``counts`` (those of
+        the records removed, a :class:`~tropic.store.base.History` as data) to its ``retired``, so a
+        restart still counts them. Called off the logical thread."""
         stamp = time.time_ns() // 1000
         blobs: list[tuple[str, bytes]] = []
         plan: dict[str, list[str]] = {}
@@ -329,7 +338,8 @@ class Snapshots:
             with contextlib.suppress(NodeExistsError):
                 self._call(partial(self.client.create_async, f"{Paths.DATA}/{new}", data), f"write {new}")
         self.retired = set(plan)
-        self.retiring = plan
+        self.retiring_counts = dict(counts)  # (before ``retiring``: the logical thread takes both once
+        self.retiring = plan  # it sees ``retiring``)
 
     # --- deleting what no snapshot needs -------------------------------------------------------------
     def _collect_garbage_async(self, epoch: int) -> None:
@@ -374,3 +384,10 @@ class Snapshots:
         th = self._thread
         if th is not None:
             th.join(timeout)
+
+
+def merge_counts(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+    """Two counts of removed records (:class:`~tropic.store.base.History` as data) added up."""
+    h = History(**a)
+    h.add(History(**b))
+    return h.to_dict()
