@@ -136,7 +136,8 @@ def test_no_token_is_401_everywhere_but_healthz(server: Server) -> None:
         (b'{"procedure": "rm -rf /", "args": {}}', 422, "unknown_procedure", "rm -rf /"),
         (b'{"procedure": "__import__(\'os\')", "args": {}}', 422, "unknown_procedure", "__import__"),
         (
-            b'{"procedure": "spawn_vm", "args": {"name": "a", "image": "i", "vcpus": 1, "memory_mib": 1, "host": 1}}',
+            b'{"procedure": "spawn_vm", "args": {"name": "a", "image": "i", "vcpus": 1, "memory_mib": 1, '
+            b'"host": 1}}',
             422,
             "invalid_arguments",
             "host",
