@@ -54,8 +54,10 @@ def cordon_cmd(
     json_out: Json = False,
     timeout: Timeout = 120,
 ) -> None:
-    """Refuse new VMs on HOST (a transaction; the Host.cordon_respected constraint enforces it). The VMs
-    already there stay. Exit status 1 when it does not commit (e.g. HOST is already cordoned)."""
+    """Refuse new VMs on HOST.
+
+    One transaction; the Host.cordon_respected constraint enforces it. The VMs already there stay.
+    Exit status 1 when it does not commit (e.g. HOST is already cordoned)."""
     _one("cordon_host", host, url, token, json_out, timeout)
 
 
@@ -67,7 +69,9 @@ def uncordon_cmd(
     json_out: Json = False,
     timeout: Timeout = 120,
 ) -> None:
-    """Accept new VMs on HOST again. Exit status 1 when it does not commit (e.g. HOST is not cordoned)."""
+    """Accept new VMs on HOST again.
+
+    Exit status 1 when it does not commit (e.g. HOST is not cordoned)."""
     _one("uncordon_host", host, url, token, json_out, timeout)
 
 
@@ -111,9 +115,11 @@ def drain_cmd(
     json_out: Json = False,
     timeout: Timeout = 900,
 ) -> None:
-    """Cordon HOST, then live-migrate every VM to another host of its region (targets chosen together,
-    best fit, within every constraint; one migrate_vm transaction per VM). HOST stays cordoned.
-    Exit status 1 when some VM could not move (each is named with the reason)."""
+    """Cordon HOST, then move every VM to another host of its region.
+
+    Targets are chosen together (best fit, within every constraint); each move is one migrate_vm
+    transaction. HOST stays cordoned. Exit status 1 when some VM could not move (each is named with
+    the reason)."""
     _drain(host, None, url, token, json_out, timeout)
 
 
@@ -125,7 +131,9 @@ def evacuate_cmd(
     json_out: Json = False,
     timeout: Timeout = 900,
 ) -> None:
-    """Like drain, but a VM may go to a host of any region: for a host that must be emptied now, where
-    keeping VMs in their region matters less than moving them. Live migration still needs the host to
-    answer; a VM whose host is dead is reported as not moved. Exit status 1 when some VM could not move."""
+    """Like drain, but a VM may go to a host of any region.
+
+    For a host that must be emptied now, where keeping VMs in their region matters less than moving
+    them. Live migration still needs the host to answer; a VM whose host is dead is reported as not
+    moved. Exit status 1 when some VM could not move."""
     _drain(host, "/compute", url, token, json_out, timeout)
