@@ -66,6 +66,12 @@ class ModelError(TropicError):
     code = "model_error"
 
 
+class NoHostFits(ModelError):
+    """A procedure asked to choose a host found none that can take the VM; the message counts why."""
+
+    code = "no_host_fits"
+
+
 class ConstraintViolation(TropicError):
     """A safety constraint of a resource would be broken; the transaction is aborted before any device."""
 

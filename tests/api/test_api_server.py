@@ -135,7 +135,13 @@ def test_no_token_is_401_everywhere_but_healthz(server: Server) -> None:
         (b'{"args": {}}', 422, "invalid_request", "procedure"),
         (b'{"procedure": "rm -rf /", "args": {}}', 422, "unknown_procedure", "rm -rf /"),
         (b'{"procedure": "__import__(\'os\')", "args": {}}', 422, "unknown_procedure", "__import__"),
-        (b'{"procedure": "spawn_vm", "args": {"host": 1}}', 422, "invalid_arguments", "host"),
+        (
+            b'{"procedure": "spawn_vm", "args": {"name": "a", "image": "i", "vcpus": 1, "memory_mib": 1, '
+            b'"host": 1}}',
+            422,
+            "invalid_arguments",
+            "host",
+        ),
         (b'{"procedure": "spawn_vm", "args": []}', 422, "invalid_request", "args"),
         (b'{"procedure": "spawn_vm", "args": {}, "extra": 1}', 422, "invalid_request", "extra"),
         (
@@ -301,11 +307,15 @@ def test_procedures_list_names_and_argument_schemas(server: Server) -> None:
     params = {p["name"]: p["type"] for p in procs["spawn_vm"]["params"]}
     assert params == {
         "host": "string",
+        "region": "string",
         "name": "string",
         "image": "string",
         "vcpus": "integer",
         "memory_mib": "integer",
     }
+    optional = {p["name"] for p in procs["spawn_vm"]["params"] if not p["required"]}
+    assert optional == {"host", "region"}  # without them the host is chosen during simulation
+    assert {"cordon_host", "uncordon_host"} <= set(procs)
 
 
 def test_plan_is_a_dry_run(server: Server) -> None:

@@ -163,5 +163,5 @@ def test_call_schema_documents_every_procedure() -> None:
     assert spawn["properties"]["procedure"]["enum"] == ["spawn_vm"]
     args = spawn["properties"]["args"]
     assert args["additionalProperties"] is False
-    assert set(args["required"]) == {"host", "name", "image", "vcpus", "memory_mib"}
+    assert set(args["required"]) == {"name", "image", "vcpus", "memory_mib"}  # host, region: optional
     assert args["properties"]["vcpus"]["type"] == "integer"

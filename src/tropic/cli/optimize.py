@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any
@@ -50,7 +50,14 @@ from tropic.optimize.overlay_bruteforce import MAX_CANDIDATES
 from tropic.optimize.placement import PlacementProblem
 from tropic.optimize.placement_solve import STRATEGIES
 from tropic.optimize.plan import PlannedStep
-from tropic.optimize.workloads import AZURE_TRACE_DIR, HOST_MEMORY_MIB, HOST_VCPUS, TENANT_MAX_PER_HOST
+from tropic.optimize.workloads import (
+    AZURE_TRACE_DIR,
+    DEFAULT_IMAGE,
+    HOST_MEMORY_MIB,
+    HOST_VCPUS,
+    TENANT_MAX_PER_HOST,
+    Batch,
+)
 from tropic.owner import Holder
 from tropic.service.embedded import open_embedded
 from tropic.store.registry import parse_store_uri
@@ -209,23 +216,45 @@ def placement(
     show_plan: Annotated[
         bool, typer.Option(help="Also print the procedures that create the placement.")
     ] = False,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            help="Place the batch on the hosts (and beside the VMs) of the server at this URL, read through "
+            "its API, instead of on --hosts generated hosts. Cordoned hosts are left out.",
+        ),
+    ] = None,
+    token: Token = None,
+    image: Annotated[
+        str, typer.Option(help="With --url: the image path the new VMs' spawn_vm steps name.")
+    ] = DEFAULT_IMAGE,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
-    """Place a VM batch with CP-SAT and compare with first-fit-decreasing and Nova's filter-and-weigh."""
+    """Place a VM batch with CP-SAT and compare with first-fit-decreasing and Nova's filter-and-weigh.
+
+    With --url the hosts and the running VMs are the server's (running VMs may move, at the migration
+    cost); nothing is submitted: --show-plan lists the transactions that would create the placement."""
     with _user_errors():
         if tenant_max_per_host < 1:
             raise InvalidArguments("--tenant-max-per-host must be at least 1")
         batch = trace_batch(arrivals, vms) if arrivals is not None else generated_batch(vms, seed)
-        fleet = make_hosts(hosts, vcpus=host_vcpus, memory_mib=host_memory_gib * 1024)
-        problem = batch.problem(fleet, max_per_host=tenant_max_per_host)
+        if url is None:
+            fleet = make_hosts(hosts, vcpus=host_vcpus, memory_mib=host_memory_gib * 1024)
+            problem = batch.problem(fleet, max_per_host=tenant_max_per_host)
+            where: dict[str, Any] = {
+                "hosts": hosts,
+                "host_vcpus": host_vcpus,
+                "host_memory_gib": host_memory_gib,
+            }
+        else:
+            problem = _server_problem(url, token, batch, image, tenant_max_per_host)
+            where = {"url": url, "hosts": len(problem.hosts), "running_vms": len(problem.current)}
         settings = SolverSettings(time_limit_s=time_limit, seed=seed)
         with _progress("placing", not as_json) as report:
             comparison = compare_placement(problem, settings, report, strategy=strategy)
         result: dict[str, Any] = {
             "source": batch.source,
-            "hosts": hosts,
-            "host_vcpus": host_vcpus,
-            "host_memory_gib": host_memory_gib,
+            **where,
             "tenant_max_per_host": tenant_max_per_host,
             **comparison.to_dict(),
         }
@@ -244,11 +273,35 @@ def placement(
             _out.print(f"  {step}", highlight=False)
 
 
-def _print_placement(r: dict[str, Any]) -> None:
-    _out.print(
-        f"{r['vms']} VMs from {r['source']} on up to {r['hosts']} hosts of {r['host_vcpus']} vCPU / "
-        f"{r['host_memory_gib']} GiB; lower bound {r['lower_bound']} hosts"
+def _server_problem(
+    url: str, token: str | None, batch: Batch, image: str, max_per_host: int
+) -> PlacementProblem:
+    """The batch (renamed ``new-NNNNNN`` so it cannot clash with the server's VMs) on the server's hosts,
+    beside the VMs running there, as read through its API."""
+    from tropic.service.remote import fetch_model, open_client
+
+    renamed = {v.name: f"new-{i:06d}" for i, v in enumerate(batch.vms)}
+    new = Batch(
+        tuple(replace(v, name=renamed[v.name], image=image) for v in batch.vms),
+        tuple(tuple(renamed[n] for n in t) for t in batch.tenants),
+        batch.source,
     )
+    with open_client(url, token) as client:
+        model = fetch_model(client, "/compute")
+    return model_problem(model, new_vms=new.vms, constraints=new.constraints(max_per_host=max_per_host))
+
+
+def _print_placement(r: dict[str, Any]) -> None:
+    if "url" in r:
+        _out.print(
+            f"{r['vms']} VMs ({r['running_vms']} running, the rest from {r['source']}) on the {r['hosts']} "
+            f"hosts of {r['url']} that are not cordoned; lower bound {r['lower_bound']} hosts"
+        )
+    else:
+        _out.print(
+            f"{r['vms']} VMs from {r['source']} on up to {r['hosts']} hosts of {r['host_vcpus']} vCPU / "
+            f"{r['host_memory_gib']} GiB; lower bound {r['lower_bound']} hosts"
+        )
     table = Table("scheduler", "hosts", "unplaced", "vs lower bound")
     lb = r["lower_bound"] or 1
 

@@ -19,6 +19,7 @@ from tropic.model.base import (
 from tropic.model.inventory import Inventory, audit, differences, orphans, project, without
 from tropic.model.names import MAX_NAME_LENGTH, check_name, check_path, name_pattern, name_rule
 from tropic.model.schema import (
+    MODEL_ONLY_ACTIONS,
     RUNNING,
     STANDARD,
     STOPPED,
@@ -39,6 +40,7 @@ from tropic.model.tree import ROOT, Delta, Model, View, ancestors, join, parent_
 
 __all__ = [
     "MAX_NAME_LENGTH",
+    "MODEL_ONLY_ACTIONS",
     "ROOT",
     "RUNNING",
     "STANDARD",

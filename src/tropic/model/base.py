@@ -120,6 +120,7 @@ class ActionSpec:
     name: str
     undo: str
     kind: str = ""  # filled in by Resource.__init_subclass__
+    device: bool = True  # False: the action changes the model only, and workers send nothing to a device
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,12 +129,17 @@ class ConstraintSpec:
     func: Callable[[Any], Iterator[tuple[str, Resource]]]
 
 
-def action(undo: str) -> Callable[[Callable[Concatenate[R, P], Undo]], Callable[Concatenate[R, P], Undo]]:
+def action(
+    undo: str, *, device: bool = True
+) -> Callable[[Callable[Concatenate[R, P], Undo]], Callable[Concatenate[R, P], Undo]]:
     """Declare a logical action and its undo action together.
 
     The method changes the resource through the view and returns :func:`undo` arguments; the view records
     the step (path, action, arguments, undo) in the action log that workers replay on devices. Arguments
-    are keyword-only plain data so the log survives a restart.
+    are keyword-only plain data so the log survives a restart. ``device=False`` declares a model-only
+    action (e.g. cordoning a host: a scheduling rule no device knows about): it is logged, locked and
+    constraint-checked like any other, and workers record its step as done without calling a driver; its
+    undo must be model-only too.
     """
 
     def wrap(fn: Callable[Concatenate[R, P], Undo]) -> Callable[Concatenate[R, P], Undo]:
@@ -143,7 +149,7 @@ def action(undo: str) -> Callable[[Callable[Concatenate[R, P], Undo]], Callable[
                 raise TypeError(f"action {fn.__name__} takes keyword arguments only")
             return self._view.run_action(self, fn.__name__, undo, fn, kwargs)
 
-        run.__tropic_action__ = ActionSpec(fn.__name__, undo)  # type: ignore[attr-defined]
+        run.__tropic_action__ = ActionSpec(fn.__name__, undo, device=device)  # type: ignore[attr-defined]
         return run
 
     return wrap
@@ -199,7 +205,7 @@ class Resource:
                     attrs[name] = member
                 spec = getattr(member, "__tropic_action__", None)
                 if isinstance(spec, ActionSpec):
-                    actions[name] = ActionSpec(spec.name, spec.undo, cls.kind)
+                    actions[name] = ActionSpec(spec.name, spec.undo, cls.kind, spec.device)
                 if getattr(member, "__tropic_constraint__", False):
                     cons = [c for c in cons if c.name != name]
                     cons.append(ConstraintSpec(name, member))
@@ -328,7 +334,12 @@ class Schema:
         return self.kinds[kind]
 
     def actions(self) -> dict[str, ActionSpec]:
+        """The actions drivers carry out (one driver method each); model-only actions are not listed."""
         out: dict[str, ActionSpec] = {}
         for cls in self.kinds.values():
-            out.update(cls.actions)
+            out.update({n: a for n, a in cls.actions.items() if a.device})
         return out
+
+    def model_actions(self) -> frozenset[str]:
+        """The names of the model-only actions (``@action(..., device=False)``): no device runs them."""
+        return frozenset(n for cls in self.kinds.values() for n, a in cls.actions.items() if not a.device)

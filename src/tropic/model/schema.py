@@ -215,6 +215,7 @@ class Host(Resource):
     failure_domain = Attr(str, "", doc="e.g. a rack: replicas and anti-affine VMs avoid sharing one")
     labels = Attr(dict, {}, doc="operator labels, key -> value")
     cordoned = Attr(bool, False, doc="no new VM may be placed on a cordoned host")
+    cordon_vms = Attr(list, [], doc="names of the VMs on the host when it was cordoned: they may stay")
     configs = Attr(list, [], doc="names of VM configurations present on the host")
     volumes = Attr(list, [], doc="paths of volumes imported on the host")
 
@@ -260,6 +261,40 @@ class Host(Resource):
             if vm.name not in configs:
                 yield (f"VM {vm.name} runs on {self.path} without a configuration there", vm)
 
+    @constraint
+    def cordon_respected(self) -> Iterator[tuple[str, Resource]]:
+        """No new placement on a cordoned host: only the VMs it held when cordoned may be on it (a VM that
+        left it since may not come back)."""
+        if not self.cordoned:
+            return
+        allowed = set(self.cordon_vms)
+        for vm in self.children(VM):
+            if vm.name not in allowed:
+                yield (f"VM {vm.name} is placed on {self.path}, which is cordoned", self)
+
+    @action(undo="uncordon", device=False)
+    def cordon(self) -> Undo:
+        """Refuse new VMs on this host from now on (model only: the scheduler's rule, not a device's)."""
+        if self.cordoned:
+            raise ModelError(f"{self.path} is already cordoned", path=self.path)
+        self.cordoned = True
+        self.cordon_vms = sorted(vm.name for vm in self.children(VM))
+        return undo()
+
+    @action(undo="cordon", device=False)
+    def uncordon(self) -> Undo:
+        """Accept new VMs on this host again."""
+        if not self.cordoned:
+            raise ModelError(f"{self.path} is not cordoned", path=self.path)
+        self.cordoned = False
+        self.cordon_vms = []
+        return undo()
+
+    def _forget_cordoned(self, name: str) -> None:
+        """A VM leaving a cordoned host loses its place there (inside an action)."""
+        if name in self.cordon_vms:
+            self.cordon_vms = [n for n in self.cordon_vms if n != name]
+
     @action(undo="delete_vm")
     def create_vm(
         self,
@@ -301,6 +336,7 @@ class Host(Resource):
         spec = vm.snapshot()
         self.remove_child(name)
         self.configs = [c for c in self.configs if c != name]
+        self._forget_cordoned(name)
         return undo(name=name, **spec)
 
     @action(undo="delete_config")
@@ -326,6 +362,7 @@ class Host(Resource):
             raise ModelError(f"{vm.path} is already on {dest}", path=vm.path)
         spec = vm.snapshot()
         self.remove_child(name)
+        self._forget_cordoned(name)
         target.add_child(VM, name, **spec)
         volume = spec["volume"]
         if volume:
@@ -494,3 +531,6 @@ for _cls in (
     Router,
 ):
     STANDARD.register(_cls)
+
+MODEL_ONLY_ACTIONS = STANDARD.model_actions()
+"""Actions of the standard schema that change the model only: workers record them done without a device."""

@@ -34,8 +34,12 @@ def regions(model: Model) -> list[str]:
     return [p.rsplit("/", 1)[1] for p in model.children(COMPUTE)]
 
 
-def read_fleet(model: Model, *, region: str | None = None) -> tuple[tuple[Host, ...], tuple[VM, ...]]:
-    """The hosts under ``/compute`` (or ``/compute/<region>``) and the VMs running on them, in path order."""
+def read_fleet(
+    model: Model, *, region: str | None = None, cordoned: bool = False
+) -> tuple[tuple[Host, ...], tuple[VM, ...]]:
+    """The hosts under ``/compute`` (or ``/compute/<region>``) and the VMs running on them, in path order.
+    Cordoned hosts and their VMs are left out unless ``cordoned``: nothing may be placed on such a host,
+    and its VMs leave it by a drain, not by a rebalance."""
     view = model.reader()
     hosts: list[Host] = []
     vms: list[VM] = []
@@ -47,6 +51,8 @@ def read_fleet(model: Model, *, region: str | None = None) -> tuple[tuple[Host, 
         if node.kind != ModelHost.kind:
             continue
         h = view.get(path, ModelHost)
+        if h.cordoned and not cordoned:
+            continue
         region = parent_of(path).rsplit("/", 1)[1]
         hosts.append(
             Host(path, math.floor(h.cpus * h.cpu_overcommit), h.memory_mib, region, h.failure_domain)
@@ -100,7 +106,9 @@ def controller_problem(
 
 def controller_placement(controller: Controller) -> dict[str, str]:
     """VM name -> host path of every VM in a controller's committed model."""
-    return controller.call(lambda: {v.name: v.host for v in read_fleet(controller.model)[1] if v.host})
+    return controller.call(
+        lambda: {v.name: v.host for v in read_fleet(controller.model, cordoned=True)[1] if v.host}
+    )
 
 
 class ControllerRunner:

@@ -23,6 +23,7 @@ from tropic.optimize.base import (
     status_of,
 )
 from tropic.optimize.bounds import host_lower_bound
+from tropic.optimize.diagnose import counting_reasons, explain
 from tropic.optimize.errors import Infeasible, NoSolutionFound, OptimizeError
 from tropic.optimize.heuristics import HeuristicResult, best_ffd, filter_and_weigh
 from tropic.optimize.lns import improve
@@ -57,7 +58,8 @@ def _full(
         callback = ProgressCallback(progress, "cp-sat", time_limit_s, OBJECTIVE_SCALE)
     status = status_of(solver.solve(compiled.model, callback))
     if status is SolveStatus.INFEASIBLE:
-        raise Infeasible("no placement satisfies every constraint (proven by CP-SAT)")
+        reasons = explain(problem)
+        raise Infeasible(f"no placement satisfies every constraint (proven by CP-SAT): {'; '.join(reasons)}")
     if status is SolveStatus.UNKNOWN:
         return None
     moves = compiled.decode(solver, hint or {})
@@ -82,7 +84,10 @@ def solve_placement(
     deadline = start + settings.time_limit_s
     bound = host_lower_bound(problem)
     if bound > len(problem.hosts):
-        raise Infeasible(f"at least {bound} hosts are needed, only {len(problem.hosts)} exist")
+        reasons = [f"at least {bound} hosts are needed, only {len(problem.hosts)} exist"]
+        raise Infeasible(
+            f"no placement satisfies every constraint: {'; '.join(reasons + counting_reasons(problem))}"
+        )
     initial: HeuristicResult | None = None
     # A current configuration that breaks constraints cannot be a starting point; the full model repairs it.
     if PlacementState(problem, problem.current).consistent():

@@ -59,9 +59,13 @@ def make_hosts(
     hosts_per_rack: int = HOSTS_PER_RACK,
 ) -> tuple[Host, ...]:
     """``count`` identical hosts spread round-robin over ``regions``, racked ``hosts_per_rack`` at a time;
-    paths look like ``/compute/r1/h0007``."""
+    paths look like ``/compute/r1/h0007``. A region of more than one host always spans at least two
+    racks (smaller racks when it has fewer than ``2 * hosts_per_rack`` hosts): the batches' rack spread
+    ("at most half of a tenant's VMs in one rack") cannot be met in a single rack."""
     if count < 1 or not regions or hosts_per_rack < 1:
         raise InvalidArguments("need at least one host, one region and one host per rack")
+    per_region = math.ceil(count / len(regions))
+    hosts_per_rack = max(1, min(hosts_per_rack, math.ceil(per_region / 2)))
     hosts = []
     for i in range(count):
         region = regions[i % len(regions)]

@@ -1,5 +1,6 @@
 """The standard procedures over the standard schema: spawn, start, stop, destroy, migrate and resize a VM,
-and set a router's next hop."""
+and set a router's next hop. ``spawn_vm`` without ``host`` and ``migrate_vm`` without ``dest`` choose the
+host during simulation (:mod:`tropic.procedures.placement`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Annotated
 from tropic.errors import ModelError
 from tropic.model import MAX_NAME_LENGTH, VM, Host, Image, Router, StorageHost, View, Volume
 from tropic.procedures.base import Name, ProcedureFn
+from tropic.procedures.placement import choose_host, scope_path
 
 VOLUME_PREFIX = "vol-"
 # A VM's volume is named after it, and that name follows the naming rule too.
@@ -21,20 +23,29 @@ def volume_name(vm_name: str) -> str:
 def spawn_vm(
     view: View,
     *,
-    host: str,
     name: Annotated[str, Name(MAX_VM_NAME_LENGTH)],
     image: str,
     vcpus: int,
     memory_mib: int,
+    host: str = "",
+    region: str = "",
 ) -> None:
     """Clone the image into a volume, export it, import it on the host, then create and start the VM.
     ``name`` follows the naming rule (lowercase letters, digits, hyphens; at most 59 characters, so that
-    its volume ``vol-<name>`` fits in 63)."""
-    h = view.get(host, Host)
+    its volume ``vol-<name>`` fits in 63). Without ``host``, the host is chosen during simulation: the
+    best fit among the hosts of ``region`` (a name or a path; empty: every region) that are not cordoned
+    and have the memory and vCPUs (reads, hence read-locks, the whole region)."""
+    if vcpus < 1 or memory_mib < 1:
+        where = host or scope_path(region)
+        raise ModelError(f"spawn of {name} on {where}: vcpus and memory_mib must be positive", path=where)
+    if host and region:
+        raise ModelError(f"spawn of {name}: give host or region, not both", path=host)
     img = view.get(image, Image)
     san = view.get(img.parent_path, StorageHost)
-    if vcpus < 1 or memory_mib < 1:
-        raise ModelError(f"spawn of {name} on {host}: vcpus and memory_mib must be positive", path=host)
+    if host:
+        h = view.get(host, Host)
+    else:
+        h = choose_host(view, vcpus=vcpus, memory_mib=memory_mib, scope=scope_path(region))
     vol_name = volume_name(name)
     san.clone_image(image=img.name, volume=vol_name)
     vol = san.child(vol_name, Volume)
@@ -67,11 +78,19 @@ def destroy_vm(view: View, *, vm: str) -> None:
         san.delete_volume(volume=vol.name)
 
 
-def migrate_vm(view: View, *, vm: str, dest: str) -> None:
-    """Create the VM's configuration on ``dest``, live-migrate, delete the configuration on the source."""
+def migrate_vm(view: View, *, vm: str, dest: str = "", region: str = "") -> None:
+    """Create the VM's configuration on ``dest``, live-migrate, delete the configuration on the source.
+    Without ``dest``, the destination is chosen during simulation: the best fit among the other hosts of
+    ``region`` (default: the VM's own region) that are not cordoned and can take it."""
     v = view.get(vm, VM)
     src = view.get(v.parent_path, Host)
-    d = view.get(dest, Host)
+    if dest and region:
+        raise ModelError(f"migration of {vm}: give dest or region, not both", path=vm)
+    if dest:
+        d = view.get(dest, Host)
+    else:
+        scope = scope_path(region) if region else src.parent_path
+        d = choose_host(view, vcpus=v.vcpus, memory_mib=v.memory_mib, scope=scope, exclude=src.path)
     if d.path == src.path:
         raise ModelError(f"{vm} already runs on {dest}", path=vm)
     d.create_config(name=v.name)

@@ -26,6 +26,7 @@ from typing import Any
 
 from tropic.drivers.base import Driver, Step
 from tropic.errors import DeviceTimeout, DriverError, TransactionKilled, TropicError
+from tropic.model import MODEL_ONLY_ACTIONS
 from tropic.records.record import StepOutcome, Transaction
 from tropic.records.states import State, move
 
@@ -143,7 +144,9 @@ def run_step(
     started = time.time()
     error: TropicError | None = None
     try:
-        if link is None:
+        if step.action in MODEL_ONLY_ACTIONS:
+            pass  # a model-only action (cordon): the model changed when it committed; no device knows it
+        elif link is None:
             driver.execute(step)
         else:
             what = f"{driver.name}: {step.describe()}"
