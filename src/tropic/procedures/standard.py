@@ -1,5 +1,8 @@
 """The standard procedures over the standard schema: spawn, start, stop, destroy, migrate and resize a VM,
-and set a router's next hop."""
+and set a router's next hop.
+
+A ``vm`` argument is a path, a name (unique within its region), ``region/name`` or a uid, resolved in
+simulation (:meth:`View.resolve`): the action log records the path it resolved to."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from typing import Annotated
 
 from tropic.errors import ModelError
 from tropic.model import MAX_NAME_LENGTH, VM, Host, Image, Router, StorageHost, View, Volume
+from tropic.model.index import new_uid
 from tropic.procedures.base import Name, ProcedureFn
 
 VOLUME_PREFIX = "vol-"
@@ -29,8 +33,9 @@ def spawn_vm(
 ) -> None:
     """Clone the image into a volume, export it, import it on the host, then create and start the VM.
     ``name`` follows the naming rule (lowercase letters, digits, hyphens; at most 59 characters, so that
-    its volume ``vol-<name>`` fits in 63)."""
+    its volume ``vol-<name>`` fits in 63) and is unique within the region; the VM gets a new uid."""
     h = view.get(host, Host)
+    view.check_free(f"{h.path}/{name}", VM)  # before its volume vol-<name> is cloned in the region
     img = view.get(image, Image)
     san = view.get(img.parent_path, StorageHost)
     if vcpus < 1 or memory_mib < 1:
@@ -40,22 +45,22 @@ def spawn_vm(
     vol = san.child(vol_name, Volume)
     vol.export_volume()
     h.import_volume(volume=vol.path)
-    h.create_vm(name=name, vcpus=vcpus, memory_mib=memory_mib, image=img.path, volume=vol.path)
+    h.create_vm(name=name, vcpus=vcpus, memory_mib=memory_mib, image=img.path, volume=vol.path, uid=new_uid())
 
 
 def start_vm(view: View, *, vm: str) -> None:
     """Boot a stopped VM."""
-    view.get(vm, VM).start()
+    view.resolve(vm, VM).start()
 
 
 def stop_vm(view: View, *, vm: str) -> None:
     """Shut a running VM down."""
-    view.get(vm, VM).stop()
+    view.resolve(vm, VM).stop()
 
 
 def destroy_vm(view: View, *, vm: str) -> None:
     """Stop and undefine the VM, then release and delete its volume."""
-    v = view.get(vm, VM)
+    v = view.resolve(vm, VM)
     h = view.get(v.parent_path, Host)
     volume = v.volume
     h.delete_vm(name=v.name)
@@ -69,7 +74,7 @@ def destroy_vm(view: View, *, vm: str) -> None:
 
 def migrate_vm(view: View, *, vm: str, dest: str) -> None:
     """Create the VM's configuration on ``dest``, live-migrate, delete the configuration on the source."""
-    v = view.get(vm, VM)
+    v = view.resolve(vm, VM)
     src = view.get(v.parent_path, Host)
     d = view.get(dest, Host)
     if d.path == src.path:
@@ -81,7 +86,7 @@ def migrate_vm(view: View, *, vm: str, dest: str) -> None:
 
 def resize_vm(view: View, *, vm: str, vcpus: int, memory_mib: int) -> None:
     """Change a VM's vCPUs and memory (checked against its host's capacity)."""
-    view.get(vm, VM).resize(vcpus=vcpus, memory_mib=memory_mib)
+    view.resolve(vm, VM).resize(vcpus=vcpus, memory_mib=memory_mib)
 
 
 def set_next_hop(view: View, *, router: str, next_hop: str) -> None:
