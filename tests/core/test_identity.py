@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from core.helpers import WAIT_S, assert_invariants, small_dc, spawn, until, vm
 from tropic.drivers import Fault, SimDriver
-from tropic.model import VM, Model, project
+from tropic.model import VM, Delta, Model, project
 from tropic.model.index import NameIndex, name_key
 from tropic.procedures import REGISTRY
 from tropic.txn import Controller, State, Transaction
@@ -26,9 +26,9 @@ def uid_of(c: Controller, path: str) -> str:
     return str(c.call(lambda: c.model.nodes[path].attrs["uid"]))
 
 
-def scanned(model: Model) -> tuple[dict[str, set[str]], dict[str, str]]:
+def scanned(model: Model) -> tuple[dict[str, set[str]], dict[str, str], dict[str, list[int]]]:
     fresh = NameIndex.build(model.schema, model.nodes.items())
-    return fresh.by_name, fresh.by_uid
+    return fresh.by_name, fresh.by_uid, fresh.usage
 
 
 def test_spawn_gives_a_uid_recorded_in_the_action_log_and_kept_by_migration(ctl: Controller) -> None:
@@ -173,7 +173,7 @@ def test_the_name_index_matches_a_full_scan_after_any_apply_and_revert(
 ) -> None:
     model = small_dc()
     assert model.index.by_name == {}  # built, and from now on maintained
-    deltas = []
+    deltas: list[Delta] = []
     for op, region, host, name in ops:
         if op == "revert":
             if deltas:
@@ -188,10 +188,14 @@ def test_the_name_index_matches_a_full_scan_after_any_apply_and_revert(
         s = simulate(model, REGISTRY.get(proc), args)
         if s.ok:
             deltas.append(model.apply(s.view))
-        assert (model.index.by_name, model.index.by_uid) == scanned(model)
+        assert (model.index.by_name, model.index.by_uid, model.index.usage) == scanned(model)
         for paths in model.index.by_name.values():
             regions = [p.split("/")[2] for p in paths]
             assert len(regions) == len(set(regions))  # unique within a region
     for path, node in model.nodes.items():
         if node.kind == VM.kind:
             assert model.index.by_uid[node.attrs["uid"]] == path
+        if node.kind == "host":
+            vms = [model.nodes[p] for p in model.children(path)]
+            used = (sum(v.attrs["vcpus"] for v in vms), sum(v.attrs["memory_mib"] for v in vms), len(vms))
+            assert model.index.used(path) == used

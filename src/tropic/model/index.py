@@ -56,12 +56,15 @@ class NameIndex:
     uniqueness rule holds within a scope, so a name may exist once per scope (and models built before the
     rule, or directly rather than by transactions, may even repeat one)."""
 
-    __slots__ = ("by_name", "by_uid", "scopes")
+    __slots__ = ("by_name", "by_uid", "scopes", "usage")
 
     def __init__(self, kind_scopes: Mapping[str, int]) -> None:
         self.scopes = dict(kind_scopes)
         self.by_name: dict[str, set[str]] = {}
         self.by_uid: dict[str, str] = {}
+        # parent path -> [vcpus, memory_mib, count] of its named children that have them (a host's VMs):
+        # the capacity views and metrics read a host's use in O(1) instead of walking its VMs
+        self.usage: dict[str, list[int]] = {}
 
     @classmethod
     def build(cls, schema: Schema, nodes: Iterable[tuple[str, Node]]) -> NameIndex:
@@ -78,6 +81,25 @@ class NameIndex:
         uid = node.attrs.get("uid")
         if isinstance(uid, str) and uid:
             self.by_uid[uid] = path
+        self._use(path, node, 1)
+
+    def _use(self, path: str, node: Node, sign: int) -> None:
+        cpus, mem = node.attrs.get("vcpus"), node.attrs.get("memory_mib")
+        if isinstance(cpus, int) and isinstance(mem, int):
+            parent = path.rsplit("/", 1)[0] or "/"
+            use = self.usage.get(parent)
+            if use is None:
+                use = self.usage[parent] = [0, 0, 0]
+            use[0] += sign * cpus
+            use[1] += sign * mem
+            use[2] += sign
+            if not use[2]:
+                del self.usage[parent]
+
+    def used(self, parent: str) -> tuple[int, int, int]:
+        """(vcpus, memory_mib, count) of the named children of ``parent`` (a host's VMs)."""
+        use = self.usage.get(parent)
+        return (use[0], use[1], use[2]) if use is not None else (0, 0, 0)
 
     def drop(self, path: str, node: Node) -> None:
         if node.kind not in self.scopes:
@@ -91,6 +113,7 @@ class NameIndex:
         uid = node.attrs.get("uid")
         if isinstance(uid, str) and uid and self.by_uid.get(uid) == path:
             del self.by_uid[uid]
+        self._use(path, node, -1)
 
     def change(self, path: str, old: Node | None, new: Node | None) -> None:
         if old is not None:
