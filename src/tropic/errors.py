@@ -49,6 +49,12 @@ class ResourceExists(UserError):
     code = "resource_exists"
 
 
+class AmbiguousName(UserError):
+    """A name given for a resource matches several (e.g. a VM name used in two regions)."""
+
+    code = "ambiguous_name"
+
+
 class UnknownTransaction(UserError):
     code = "unknown_transaction"
 

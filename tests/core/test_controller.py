@@ -238,7 +238,8 @@ def test_plan_changes_nothing(ctl: Controller, sim: SimDriver) -> None:
     d = p.to_dict()
     assert d["locks"] == {
         "read": ["/storage/r1/san-1/img-ubuntu"],
-        "write": ["/compute/r1/host-01", "/storage/r1/san-1/vol-p"],
+        # /compute/r1/#p: the VM name p in region r1 (tropic.model.index), not a resource
+        "write": ["/compute/r1/#p", "/compute/r1/host-01", "/storage/r1/san-1/vol-p"],
     }
 
 

@@ -28,6 +28,7 @@ from tropic.api.auth import Principal, Role, TokenStore
 from tropic.api.errors import ApiProblem, error_responses, install
 from tropic.api.events import EventBroker
 from tropic.api.idempotency import IdempotencyCache
+from tropic.api.listing_routes import add_listing_routes
 from tropic.api.metrics import CONTENT_TYPE, Metrics, Snapshot
 from tropic.api.middleware import BodyLimit, SecurityHeaders
 from tropic.api.models import (
@@ -484,6 +485,8 @@ def create_app(
             who, "repair", "accepted", details={"path": scope, "txns": txns, "consistent": result.consistent}
         )
         return result.to_dict()
+
+    add_listing_routes(app, controller, Viewer)  # /v1/vms, /v1/hosts, /v1/regions, /v1/describe
 
     # --- dashboard (a static shell without data; the data it shows comes from the API with a token) -------
     @app.get("/", include_in_schema=False)

@@ -222,6 +222,27 @@ class Client:
             self._json("GET", f"/v1/resources/{tail}" if tail else "/v1/resources", params={"depth": depth})
         )
 
+    def listing(
+        self,
+        what: str,
+        *,
+        selector: str | None = None,
+        region: str | None = None,
+        host: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> dict[str, Any]:
+        """One page of ``vms``, ``hosts`` or ``regions`` (rows with capacity; ``selector``: labels)."""
+        if what not in ("vms", "hosts", "regions"):
+            raise ValueError(f"cannot list {what!r}: vms, hosts or regions")
+        params = {"selector": selector, "region": region, "host": host, "after": after, "limit": limit}
+        return dict(self._json("GET", f"/v1/{what}", params=params))
+
+    def describe(self, ref: str, *, txns: int | None = None) -> dict[str, Any]:
+        """One resource (a path, a VM's name, region/name or uid, a region's or host's name) with its
+        capacity, children and the transactions that acted on it."""
+        return dict(self._json("GET", "/v1/describe", params={"ref": ref, "txns": txns}))
+
     def drift(self, path: str = "/", *, scan: bool = True) -> dict[str, Any]:
         """Drift between the model and the devices under ``path`` (a fresh scan, or the recorded drift)."""
         return dict(self._json("GET", "/v1/drift", params={"path": path, "scan": str(scan).lower()}))

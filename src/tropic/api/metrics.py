@@ -15,10 +15,15 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from tropic.api import listing
 from tropic.records.record import Transaction
 from tropic.records.states import State
 from tropic.txn.controller import Controller
 
+# Per-host series: at most this many hosts (in path order) get their own capacity series, so a scrape
+# stays bounded (5 gauges x 1,000 hosts); regions are always all exported, and the number of hosts left
+# out is itself a gauge. Wider fleets read per-host capacity from GET /v1/hosts.
+MAX_HOST_SERIES = 1000
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 WAITING = (State.SUBMITTED, State.DEFERRED)
@@ -31,6 +36,9 @@ class Snapshot:
     states: dict[str, int]
     model_version: int
     fenced: list[str]
+    hosts: list[dict[str, object]]
+    regions: list[dict[str, object]]
+    hosts_dropped: int
 
     @property
     def queue_depth(self) -> int:
@@ -43,11 +51,18 @@ class Snapshot:
     @staticmethod
     def take(controller: Controller) -> Snapshot:
         def read() -> Snapshot:
+            model = controller.model
+            hosts = listing.list_hosts(model, limit=MAX_HOST_SERIES)
+            regions = listing.list_regions(model)["items"]
+            dropped = sum(int(r["hosts"]) for r in regions) - len(hosts["items"])
             return Snapshot(
                 controller.counters.to_dict(),
                 controller.states(),
-                controller.model.version,
+                model.version,
                 sorted(controller.fenced),
+                hosts["items"],
+                regions,
+                max(0, dropped),
             )
 
         return controller.call(read)
@@ -92,6 +107,32 @@ class _ControllerCollector(Collector):
             "tropic_fenced_resources", "Resources fenced until repaired", len(snap.fenced)
         )
         yield GaugeMetricFamily("tropic_model_version", "Version of the logical model", snap.model_version)
+        yield from _capacity("host", snap.hosts, "path")
+        yield from _capacity("region", snap.regions, "name")
+        yield GaugeMetricFamily(
+            "tropic_host_series_dropped",
+            f"Hosts without per-host capacity series (only the first {MAX_HOST_SERIES} have them)",
+            snap.hosts_dropped,
+        )
+
+
+CAPACITY_GAUGES = (
+    ("vcpus_used", "vCPUs of the VMs placed on the {0}"),
+    ("vcpus_free", "vCPUs still placeable on the {0} (CPUs x overcommit - used)"),
+    ("memory_used_mib", "MiB of memory of the VMs placed on the {0}"),
+    ("memory_free_mib", "MiB of memory still free on the {0}"),
+    ("vms", "VMs placed on the {0}"),
+)
+
+
+def _capacity(what: str, rows: list[dict[str, object]], key: str) -> Iterator[Metric]:
+    for field, doc in CAPACITY_GAUGES:
+        gauge = GaugeMetricFamily(f"tropic_{what}_{field}", doc.format(what), labels=[what])
+        for row in rows:
+            value = row[field]
+            assert isinstance(value, int | float)
+            gauge.add_metric([str(row[key])], float(value))
+        yield gauge
 
 
 class Metrics:

@@ -340,23 +340,34 @@ def kill(
 @client_app.command()
 def tree(
     path: Annotated[str, typer.Argument(help="Resource path, e.g. /compute/us-east (no . or ..).")] = "/",
-    depth: Annotated[int, typer.Option("--depth", min=0, max=64, help="Levels of children.")] = 3,
+    depth: Annotated[
+        int, typer.Option("--depth", min=0, max=64, help="Levels of children (4 reaches the VMs from /).")
+    ] = 4,
+    hide_vms: Annotated[
+        bool, typer.Option("--hide-vms", help="Leave VMs out (a host shows how many it runs).")
+    ] = False,
     url: Url = DEFAULT_URL,
     token: Token = None,
     as_json: Json = False,
 ) -> None:
-    """Show a subtree of the logical model with kinds and attributes.
+    """Show a subtree of the logical model with kinds and attributes, VMs included (down to /compute/
+    <region>/<host>/<vm> from the root). A large model is cut at the server's node limit: ask for a
+    deeper path, a smaller --depth, or --hide-vms.
 
     Exit status 2 when the path is malformed or names no resource."""
     with _client(url, token) as c:
         node = c.resources(path, depth=depth)
+    if hide_vms:
+        _drop_vms(node)
     if as_json:
         output.emit_json(node)
         return
 
     def label(n: dict[str, Any]) -> Text:
-        attrs = ", ".join(f"{k}={v}" for k, v in n["attrs"].items() if v not in ("", [], None))
+        attrs = ", ".join(f"{k}={v}" for k, v in n["attrs"].items() if v not in ("", [], {}, None))
         more = f" (+{n['child_count']})" if n["children"] is None and n["child_count"] else ""
+        if n.get("hidden_vms"):
+            more += f" ({n['hidden_vms']} VMs)"
         return Text.assemble((n["name"], "bold"), f" {n['kind']}", (f" {attrs}", "dim"), more)
 
     def add(branch: Tree, n: dict[str, Any]) -> None:
@@ -367,7 +378,22 @@ def tree(
     add(root, node)
     output.console.print(root)
     if node.get("truncated"):
-        output.console.print("[yellow](truncated: ask for a smaller depth or a deeper path)[/]")
+        output.console.print("[yellow](truncated: ask for a smaller depth, a deeper path, or --hide-vms)[/]")
+
+
+def _drop_vms(node: dict[str, Any]) -> None:
+    """Remove VM nodes from a subtree (counting them on their host as ``hidden_vms``)."""
+    kids = node.get("children")
+    if kids is None:
+        if node.get("kind") == "host" and node.get("child_count"):
+            node["hidden_vms"] = node["child_count"]
+        return
+    vms = [k for k in kids if k.get("kind") == "vm"]
+    if vms:
+        node["hidden_vms"] = len(vms)
+        node["children"] = [k for k in kids if k.get("kind") != "vm"]
+    for k in node["children"]:
+        _drop_vms(k)
 
 
 @client_app.command()

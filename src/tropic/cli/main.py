@@ -12,6 +12,7 @@ from tropic.cli import bench, embedded, hosts, optimize, output, reconcile, repl
 from tropic.cli.client import client_app
 from tropic.cli.output import EXIT_CODES_HELP, ExitCode
 from tropic.cli.serve import serve_app
+from tropic.cli.views import views_app
 from tropic.errors import TropicError
 
 app = typer.Typer(
@@ -42,6 +43,7 @@ def root(
 # --- sub-command groups (one line each) ---
 app.add_typer(serve_app)  # serve
 app.add_typer(client_app)  # submit, plan, txn list|show|watch, tree, kill, procedures
+app.add_typer(views_app)  # get vms|hosts|regions, describe
 app.command("run-workload")(embedded.run_workload_cmd)
 app.command("check")(embedded.check_cmd)
 app.add_typer(bench.app, name="bench")

@@ -187,6 +187,9 @@ class Resource:
     actions: ClassVar[dict[str, ActionSpec]] = {}
     constraints: ClassVar[tuple[ConstraintSpec, ...]] = ()
     child_kinds: ClassVar[tuple[str, ...]] = ()
+    # > 0: the resource's name is unique within its ancestor this many levels up, and it can be found by
+    # name and uid (tropic.model.index); e.g. 2 for a VM, unique within its region
+    name_scope: ClassVar[int] = 0
 
     __slots__ = ("_view", "path")
 

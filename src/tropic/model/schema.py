@@ -166,7 +166,11 @@ class Region(Resource):
 
 # --- compute --------------------------------------------------------------------------------------------
 class VM(Resource):
+    """A virtual machine at ``/compute/<region>/<host>/<name>``: its name is unique within its region, and
+    it is addressable by path, name, ``region/name`` or uid (:mod:`tropic.model.index`)."""
+
     kind = "vm"
+    name_scope = 2
     vcpus = Attr(int)
     memory_mib = Attr(int)
     image = Attr(str, "", doc="path of the image the VM's volume was cloned from")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from tropic.errors import ModelError, ResourceExists, UnknownResource
+from tropic.model import index as naming
 from tropic.model.base import ActionRecord, Node, Resource, Schema, Undo, Value, Violation
 from tropic.model.names import check_name
 from tropic.model.names import check_path as check_path  # importers of the path check before names.py
@@ -72,13 +73,28 @@ class Delta:
 
 
 class Model:
-    """The committed logical model. Only the controller's logical thread changes it."""
+    """The committed logical model. Only the controller's logical thread changes it.
+
+    Loaders may fill ``nodes`` and ``kids`` directly while building a model; the name index
+    (:attr:`index`) is built on first use and from then on kept by :meth:`add`, :meth:`apply_delta` and
+    :meth:`revert` (call :meth:`reindex` after writing nodes directly into a model already in use)."""
 
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
         self.nodes: dict[str, Node] = {ROOT: Node("root", {})}
         self.kids: dict[str, set[str]] = {}
         self.version = 0
+        self._index: naming.NameIndex | None = None
+
+    @property
+    def index(self) -> naming.NameIndex:
+        """Named resources by name and uid (see :mod:`tropic.model.index`)."""
+        if self._index is None:
+            self._index = naming.NameIndex.build(self.schema, self.nodes.items())
+        return self._index
+
+    def reindex(self) -> None:
+        self._index = None
 
     # --- building (direct, no transaction: used to load a datacenter or restore from a store) ---------
     def add(self, path: str, cls: type[Resource], **attrs: Value) -> str:
@@ -89,8 +105,10 @@ class Model:
             raise UnknownResource(f"cannot add {path}: parent {parent} does not exist", path=parent)
         if path in self.nodes:
             raise ResourceExists(f"{path} already exists", path=path)
-        self.nodes[path] = Node(cls.kind, cls.initial_attrs(attrs, path))
+        node = self.nodes[path] = Node(cls.kind, cls.initial_attrs(attrs, path))
         self.kids.setdefault(parent, set()).add(path.rsplit("/", 1)[1])
+        if self._index is not None:
+            self._index.put(path, node)
         return path
 
     # --- reading ------------------------------------------------------------------------------------
@@ -147,7 +165,10 @@ class Model:
 
     def apply_delta(self, delta: Delta) -> None:
         nodes = self.nodes
+        index = self._index
         for path, node in delta.after.items():
+            if index is not None:
+                index.change(path, nodes.get(path), node)
             if node is None:
                 nodes.pop(path, None)
             else:
@@ -167,7 +188,10 @@ class Model:
         restored from before-images, child lists by inverse deltas (other transactions may have added
         siblings under the same parent meanwhile)."""
         nodes = self.nodes
+        index = self._index
         for path, node in delta.before.items():
+            if index is not None:
+                index.change(path, nodes.get(path), node)
             if node is None:
                 nodes.pop(path, None)
             else:
@@ -193,6 +217,7 @@ class View:
         "added",
         "base",
         "log",
+        "named",
         "overlay",
         "readonly",
         "reads",
@@ -214,6 +239,8 @@ class View:
         self._action_depth = 0
         self._query_depth = 0
         self._touches: dict[str, None] = {}
+        # name -> paths of the named resources this view created (see tropic.model.index)
+        self.named: dict[str, set[str]] | None = None
 
     # --- nodes -----------------------------------------------------------------------------------------
     def _node(self, path: str) -> Node | None:
@@ -221,6 +248,8 @@ class View:
         if path in overlay:
             return overlay[path]
         return self.base.nodes.get(path)
+
+    node = _node
 
     def exists(self, path: str) -> bool:
         return self._node(path) is not None
@@ -243,6 +272,16 @@ class View:
         if node.kind != cls.kind:
             raise UnknownResource(f"{path} is a {node.kind}, not a {cls.kind}", path=path)
         return cls(self, path)
+
+    def resolve(self, ref: str, cls: type[R]) -> R:
+        """The ``cls`` resource ``ref`` designates: its path, or for a named kind (a VM) its name, its
+        ``scope/name`` (``us-east/web-1``) or its uid; an unknown or ambiguous name is a clear error."""
+        return naming.resolve(self, ref, cls)
+
+    def check_free(self, path: str, cls: type[Resource]) -> None:
+        """Refuse (naming the holder) a ``cls`` at ``path`` whose name is already used in its scope."""
+        if cls.name_scope:
+            naming.check_unique(self, path, cls.kind, cls.name_scope)
 
     def read_attr(self, path: str, name: str) -> Value:
         self.reads.add(path)
@@ -302,6 +341,11 @@ class View:
             # A new name must follow the rule; one this view removed here (a VM recreated by a repair)
             # was already in the model, and stays reachable whatever it was named before the rule.
             check_name(name, parent=parent)
+        if cls.name_scope:
+            naming.check_unique(self, path, cls.kind, cls.name_scope)
+            if self.named is None:
+                self.named = {}
+            self.named.setdefault(name, set()).add(path)
         self.overlay[path] = Node(cls.kind, cls.initial_attrs(attrs, path))
         self._touches[path] = None
         if removed and name in removed:
@@ -314,8 +358,12 @@ class View:
     def delete(self, path: str) -> None:
         if self.readonly or self._action_depth == 0:
             raise ModelError(f"{path} may only be deleted by an action", path=path)
-        if self._node(path) is None:
+        node = self._node(path)
+        if node is None:
             raise UnknownResource(f"no resource at {path}", path=path)
+        levels = getattr(self.schema.kinds.get(node.kind), "name_scope", 0)
+        if levels:
+            self.writes.add(naming.name_key(path, levels))
         if self.child_paths(path):
             raise ModelError(f"cannot delete {path}: it still has children", path=path)
         parent = parent_of(path)
