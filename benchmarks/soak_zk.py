@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--txns", type=int, default=200_000)
     parser.add_argument("--slices", type=int, default=20)
-    parser.add_argument("--retain", help="retention pass at every slice's end, e.g. '20K'")
+    parser.add_argument("--retain", help="run a retention thread as the leader does, e.g. '20K'")
+    parser.add_argument("--retain-interval", type=float, default=10.0, help="seconds between its passes")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     install = find_zookeeper()
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             slices=args.slices,
             retain=policy,
             archive=Path(tmp) / "archive",
+            retain_interval=args.retain_interval,
         )
         result = run_soak(spec, probe=lambda: mntr(ensemble))
     result["ensemble"] = {"servers": 3, "address": "127.0.0.1 (loopback)", "force_sync": True, "heap_mb": 512}

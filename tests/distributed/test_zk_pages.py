@@ -54,7 +54,7 @@ def test_a_page_reads_only_the_chunks_it_needs_and_paging_finds_each_record_once
         found = store.get_txn(ids[3])
         assert found is not None and found.id == ids[3] and found.state is State.ABORTED
         one = store._ranges.read
-        assert newest <= 2 and deep <= 2 and one <= 1, (newest, deep, one, chunks)
+        assert newest <= 3 and deep <= 3 and one <= 1, (newest, deep, one, chunks)  # of 20 or more
         assert sorted(store._history()) == sorted(ids)  # (a full read agrees)
     finally:
         c.stop()

@@ -20,23 +20,25 @@ from tropic.records.record import Transaction
 Record = dict[str, Any]
 ReadChunks = Callable[[list[str]], list[list[Record]]]  # chunk names -> their records
 
-READ_CHUNKS = 8  # chunks read per round trip while paging
+Range = tuple[int, int, int]  # a chunk's lowest and highest id, and its number of records
+
+READ_CHUNKS = 8  # chunks read per round trip while paging at most
 
 
 class ChunkRanges:
-    """The id range (lowest, highest) of each archive chunk read so far, by name."""
+    """The id range (lowest, highest) and the size of each archive chunk read so far, by name."""
 
     def __init__(self) -> None:
-        self._ranges: dict[str, tuple[int, int]] = {}
+        self._ranges: dict[str, Range] = {}
         self._lock = threading.Lock()
         self.read = 0  # chunks read by pages and look-ups (tests check a page's cost with it)
 
     def learn(self, name: str, records: list[Record]) -> None:
-        ids = [int(r["id"]) for r in records]
+        found = _range(records)
         with self._lock:
-            self._ranges[name] = (min(ids), max(ids)) if ids else (0, -1)
+            self._ranges[name] = found
 
-    def known(self, names: list[str]) -> tuple[dict[str, tuple[int, int]], list[str]]:
+    def known(self, names: list[str]) -> tuple[dict[str, Range], list[str]]:
         """The ranges known among ``names`` (the others forgotten: no snapshot names them any more) and
         the names whose range is not known yet."""
         with self._lock:
@@ -85,7 +87,12 @@ def page(
     )
     k = 0
     while k < len(order) and not enough(known[order[k]][1]):
-        part = order[k : k + READ_CHUNKS]
+        # The next chunks, as many as could fill the page (one round trip; at most READ_CHUNKS).
+        part, size = [], 0
+        while k + len(part) < len(order) and len(part) < READ_CHUNKS and size < want - len(found):
+            part.append(order[k + len(part)])
+            size += known[part[-1]][2]
+        part = part or [order[k]]
         for records in _read(read, ranges, part):
             take(records)
         k += len(part)
@@ -117,6 +124,6 @@ def _read(read: ReadChunks, ranges: ChunkRanges, names: list[str]) -> list[list[
     return out
 
 
-def _range(records: list[Record]) -> tuple[int, int]:
+def _range(records: list[Record]) -> Range:
     ids = [int(r["id"]) for r in records]
-    return (min(ids), max(ids)) if ids else (0, -1)
+    return (min(ids), max(ids), len(ids)) if ids else (0, -1, 0)
