@@ -129,3 +129,12 @@ def test_a_refused_planned_move_is_retried_with_the_destination_chosen_in_simula
     assert [o.committed for o in report.outcomes] == [True, False, True, True]
     assert vms_on(c, H1) == []
     settled(c)
+
+
+def test_draining_something_that_is_not_a_host_is_bad_input(server: Server) -> None:
+    for path, message in (
+        ("/compute/us-east/nope", "no resource at /compute/us-east/nope"),
+        ("/compute/us-east", "/compute/us-east is a region, not a host"),
+    ):
+        code, out, err = host_cmd(server, "drain", path)
+        assert code == 2 and out is None and message in err and "Traceback" not in err

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tropic.errors import InvalidArguments
 from tropic.model import VM, Host, Model
 from tropic.model.fit import choose, why_none
 from tropic.optimize.actuator import StepOutcome, StepRunner
@@ -36,10 +35,7 @@ class DrainPlan:
 def plan_drain(model: Model, host: str, *, scope: str | None = None) -> DrainPlan:
     """Assign every VM of ``host`` to another host of ``scope`` (default: the host's region)."""
     view = model.reader()
-    try:
-        h = view.get(host, Host)
-    except Exception as e:
-        raise InvalidArguments(f"no host at {host}", path=host) from e
+    h = view.get(host, Host)  # UnknownResource naming the path when it is not a host
     where = scope or h.parent_path
     cands = {c.path: c for c in candidates(view, where) if c.path != host}
     vms = sorted(h.vms(), key=lambda v: (-v.memory_mib, -v.vcpus, v.name))
@@ -104,10 +100,7 @@ def drain(
     say = progress or (lambda _line: None)
     report = DrainReport(host)
     model = read_model()
-    try:
-        h = model.reader().get(host, Host)
-    except Exception as e:
-        raise InvalidArguments(f"no host at {host}", path=host) from e
+    h = model.reader().get(host, Host)
     if not h.cordoned:
         outcome = runner.run(PlannedStep(CORDON, {"host": host}))
         report.outcomes.append(outcome)
