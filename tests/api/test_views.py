@@ -115,6 +115,18 @@ def test_describe_a_migrated_vm_lists_its_transactions_by_name(server: Server, v
     assert (
         region["kind"] == "region" and region["capacity"]["hosts"] if "hosts" in region["capacity"] else True
     )
+    uid = desc["attrs"]["uid"]
+    by_uid = server.client(VIEWER).get("/v1/describe", params={"ref": uid}).json()
+    assert by_uid["path"] == desc["path"] and by_uid["transactions"] == desc["transactions"]
+    eu = {
+        **spawn_args("view-c", host="/compute/eu-west/host-01"),
+        "image": "/storage/eu-west/san-1/img-ubuntu",
+    }
+    twin = run(server, "spawn_vm", eu)
+    assert twin["state"] == "COMMITTED", twin
+    both = server.client(VIEWER).get("/v1/describe", params={"ref": "view-c"})
+    assert both.status_code == 422 and both.json()["error"]["code"] == "ambiguous_name"
+    assert "/compute/eu-west/host-01/view-c" in both.json()["error"]["message"]
     missing = server.client(VIEWER).get("/v1/describe", params={"ref": "nobody"})
     assert missing.status_code == 404 and "nobody" in missing.json()["error"]["message"]
 
