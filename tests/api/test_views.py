@@ -188,3 +188,13 @@ def test_capacity_metrics_per_host_and_region(server: Server, vms: dict[str, Any
     assert f'tropic_host_vms{{host="{HOST}"}} {float(used[2])}' in text
     assert 'tropic_region_memory_free_mib{region="us-east"}' in text
     assert "tropic_host_series_dropped 0.0" in text
+
+
+def test_describe_leaves_out_an_earlier_vm_of_the_same_path(server: Server) -> None:
+    first = run(server, "spawn_vm", spawn_args("again", host=HOST2))
+    assert run(server, "destroy_vm", {"vm": "us-east/again"})["state"] == "COMMITTED"
+    second = run(server, "spawn_vm", spawn_args("again", host=HOST2))
+    assert first["state"] == second["state"] == "COMMITTED"
+    desc = server.client(VIEWER).get("/v1/describe", params={"ref": "us-east/again"}).json()
+    assert [t["id"] for t in desc["transactions"]] == [second["id"]]
+    assert desc["attrs"]["uid"] != first["actions"][-1]["args"]["uid"]
