@@ -49,7 +49,7 @@ class ResourceExists(UserError):
     code = "resource_exists"
 
 
-class AmbiguousName(UserError):
+class AmbiguousName(InvalidArguments):
     """A name given for a resource matches several (e.g. a VM name used in two regions)."""
 
     code = "ambiguous_name"

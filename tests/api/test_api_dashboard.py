@@ -115,3 +115,24 @@ def test_a_refused_token_shows_the_sign_in_form(server: Server, page: sync_api.P
     page.click("#login-form button[type=submit]")
     page.wait_for_selector("#login-error:has-text('refused')")
     assert page.is_hidden("#main")
+
+
+def test_capacity_panel_shows_used_and_free_per_region_and_host(server: Server, page: sync_api.Page) -> None:
+    sign_in(page, server, VIEWER)
+    row = f'#capacity tr[data-path="{HOST}"]'
+    page.wait_for_selector(row)
+    before = int(page.get_attribute(row, "data-memory-used") or "0")
+    r = server.client(OPERATOR).post(
+        "/v1/transactions", json={"procedure": "spawn_vm", "args": spawn_args("cap-e2e", memory_mib=768)}
+    )
+    assert r.status_code == 202
+    # the panel follows the event stream: the host's used memory grows by the new VM's
+    page.wait_for_selector(f'{row}[data-memory-used="{before + 768}"]', timeout=10_000)
+    used, free = server.controller.call(
+        lambda: (server.model.index.used(HOST)[1], server.model.nodes[HOST].attrs["memory_mib"])
+    )
+    assert page.get_attribute(row, "data-memory-free") == str(free - used)
+    region = '#capacity tr[data-path="/compute/us-east"][data-kind="region"]'
+    assert int(page.get_attribute(region, "data-memory-used") or "0") >= before + 768
+    assert "cap-e2e" not in page.inner_text("#capacity")  # hosts and regions, not VMs
+    assert "MiB" in page.inner_text(row) or "GiB" in page.inner_text(row)

@@ -115,6 +115,18 @@ def test_describe_a_migrated_vm_lists_its_transactions_by_name(server: Server, v
     assert (
         region["kind"] == "region" and region["capacity"]["hosts"] if "hosts" in region["capacity"] else True
     )
+    uid = desc["attrs"]["uid"]
+    by_uid = server.client(VIEWER).get("/v1/describe", params={"ref": uid}).json()
+    assert by_uid["path"] == desc["path"] and by_uid["transactions"] == desc["transactions"]
+    eu = {
+        **spawn_args("view-c", host="/compute/eu-west/host-01"),
+        "image": "/storage/eu-west/san-1/img-ubuntu",
+    }
+    twin = run(server, "spawn_vm", eu)
+    assert twin["state"] == "COMMITTED", twin
+    both = server.client(VIEWER).get("/v1/describe", params={"ref": "view-c"})
+    assert both.status_code == 422 and both.json()["error"]["code"] == "ambiguous_name"
+    assert "/compute/eu-west/host-01/view-c" in both.json()["error"]["message"]
     missing = server.client(VIEWER).get("/v1/describe", params={"ref": "nobody"})
     assert missing.status_code == 404 and "nobody" in missing.json()["error"]["message"]
 
@@ -176,3 +188,13 @@ def test_capacity_metrics_per_host_and_region(server: Server, vms: dict[str, Any
     assert f'tropic_host_vms{{host="{HOST}"}} {float(used[2])}' in text
     assert 'tropic_region_memory_free_mib{region="us-east"}' in text
     assert "tropic_host_series_dropped 0.0" in text
+
+
+def test_describe_leaves_out_an_earlier_vm_of_the_same_path(server: Server) -> None:
+    first = run(server, "spawn_vm", spawn_args("again", host=HOST2))
+    assert run(server, "destroy_vm", {"vm": "us-east/again"})["state"] == "COMMITTED"
+    second = run(server, "spawn_vm", spawn_args("again", host=HOST2))
+    assert first["state"] == second["state"] == "COMMITTED"
+    desc = server.client(VIEWER).get("/v1/describe", params={"ref": "us-east/again"}).json()
+    assert [t["id"] for t in desc["transactions"]] == [second["id"]]
+    assert desc["attrs"]["uid"] != first["actions"][-1]["args"]["uid"]

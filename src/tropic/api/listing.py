@@ -342,6 +342,7 @@ def history(
             continue
         seen.add(where)
         hops += 1
+        host, name = where.rsplit("/", 1)
         for summary in controller.history(TxnQuery(path=where, before=before, limit=_HISTORY_PAGE)):
             if summary.id in found:
                 continue
@@ -349,12 +350,15 @@ def history(
             if not _relevant(t, where, uid):
                 continue
             found[t.id] = t
-            name = where.rsplit("/", 1)[1]
-            for a in t.actions:  # arrived here by a migration: follow it back to where it came from
-                if (
-                    a.action == "migrate"
-                    and a.args.get("name") == name
-                    and a.args.get("dest") == where.rsplit("/", 1)[0]
-                ):
-                    todo.append((f"{a.path}/{name}", t.id))
+            arrived = False
+            for a in t.actions:
+                if a.args.get("name") != name:
+                    continue
+                if a.action == "migrate" and a.args.get("dest") == host:
+                    todo.append((f"{a.path}/{name}", t.id))  # follow it back to where it came from
+                    arrived = True
+                elif a.action == "create_vm" and a.path == host:
+                    arrived = True
+            if arrived:
+                break  # older transactions at this path concern whatever was there before it
     return sorted(found.values(), key=lambda t: t.id, reverse=True)[:limit]

@@ -60,7 +60,9 @@ class NameIndex:
 
     def __init__(self, kind_scopes: Mapping[str, int]) -> None:
         self.scopes = dict(kind_scopes)
-        self.by_name: dict[str, set[str]] = {}
+        # a name held once (the usual case) maps to its path itself, not to a set: a set per VM would
+        # cost ~200 bytes each, 200 MB at 1M VMs
+        self.by_name: dict[str, str | set[str]] = {}
         self.by_uid: dict[str, str] = {}
         # parent path -> [vcpus, memory_mib, count] of its named children that have them (a host's VMs):
         # the capacity views and metrics read a host's use in O(1) instead of walking its VMs
@@ -77,7 +79,15 @@ class NameIndex:
     def put(self, path: str, node: Node) -> None:
         if node.kind not in self.scopes:
             return
-        self.by_name.setdefault(path.rsplit("/", 1)[1], set()).add(path)
+        name = path.rsplit("/", 1)[1]
+        held = self.by_name.get(name)
+        if held is None:
+            self.by_name[name] = path
+        elif isinstance(held, str):
+            if held != path:
+                self.by_name[name] = {held, path}
+        else:
+            held.add(path)
         uid = node.attrs.get("uid")
         if isinstance(uid, str) and uid:
             self.by_uid[uid] = path
@@ -105,15 +115,24 @@ class NameIndex:
         if node.kind not in self.scopes:
             return
         name = path.rsplit("/", 1)[1]
-        paths = self.by_name.get(name)
-        if paths is not None:
-            paths.discard(path)
-            if not paths:
-                del self.by_name[name]
+        held = self.by_name.get(name)
+        if held == path:
+            del self.by_name[name]
+        elif isinstance(held, set):
+            held.discard(path)
+            if len(held) == 1:
+                self.by_name[name] = next(iter(held))
         uid = node.attrs.get("uid")
         if isinstance(uid, str) and uid and self.by_uid.get(uid) == path:
             del self.by_uid[uid]
         self._use(path, node, -1)
+
+    def paths(self, name: str) -> tuple[str, ...]:
+        """The paths of the named resources called ``name``."""
+        held = self.by_name.get(name)
+        if held is None:
+            return ()
+        return (held,) if isinstance(held, str) else tuple(held)
 
     def change(self, path: str, old: Node | None, new: Node | None) -> None:
         if old is not None:
@@ -125,7 +144,7 @@ class NameIndex:
 # --- in a view: the committed index plus what the transaction created ------------------------------------
 def _named(view: View, name: str, kind: str) -> list[str]:
     """Paths of live ``kind`` resources called ``name`` as the view sees them, in path order."""
-    found = set(view.base.index.by_name.get(name, ()))
+    found = set(view.base.index.paths(name))
     local = view.named
     if local:
         found |= local.get(name, set())

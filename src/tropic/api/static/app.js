@@ -112,7 +112,7 @@ async function signIn(token) {
   $("logout").hidden = false;
   $("who").textContent = `${state.who.name} (${state.who.role})`;
   $("submit-panel").hidden = state.who.role === "viewer";
-  await Promise.all([loadStats(), loadTransactions(), loadTree(), loadProcedures()]);
+  await Promise.all([loadStats(), loadTransactions(), loadTree(), loadCapacity(), loadProcedures()]);
   startStream();
 }
 
@@ -138,6 +138,51 @@ async function loadStats() {
       el("div", { class: "value", text: value }), el("div", { class: "label", text: label }))));
 }
 const refreshStats = throttle(() => guard(loadStats()), 500);
+
+// --- capacity (used and free per region and host) -----------------------------------------------------
+const CAPACITY_HOSTS = 200; // the panel shows the first hosts in path order; `tropic get hosts` lists all
+
+function fmtMiB(n) {
+  return Math.abs(n) >= 10240 ? `${(n / 1024).toFixed(1)} GiB` : `${n} MiB`;
+}
+
+function usageBar(used, total) {
+  const pct = total > 0 ? Math.max(0, Math.min(100, Math.round((100 * used) / total))) : 0;
+  const bar = el("div", { class: `bar${pct >= 90 ? " full" : ""}`, title: `${pct}%` });
+  const fill = el("div", { class: "fill" });
+  fill.style.width = `${pct}%`; // through the CSSOM: the CSP refuses style attributes
+  bar.append(fill);
+  return bar;
+}
+
+function capacityRow(r, kind) {
+  const tr = el("tr", {
+    class: kind,
+    "data-path": r.path,
+    "data-kind": kind,
+    "data-memory-used": r.memory_used_mib,
+    "data-memory-free": r.memory_free_mib,
+    "data-vms": r.vms,
+  },
+  el("td", { text: kind === "region" ? r.name : `  ${r.name}${r.cordoned ? " (cordoned)" : ""}` }),
+  el("td", { text: `${r.vcpus_used} / ${r.vcpu_limit}` }),
+  el("td", { text: `${fmtMiB(r.memory_used_mib)} / ${fmtMiB(r.memory_mib)}` }),
+  el("td", { text: fmtMiB(r.memory_free_mib) }),
+  el("td", { text: r.vms }),
+  el("td", {}, usageBar(r.memory_used_mib, r.memory_mib)));
+  return tr;
+}
+
+async function loadCapacity() {
+  const [regions, hosts] = await Promise.all([api("/v1/regions"), api(`/v1/hosts?limit=${CAPACITY_HOSTS}`)]);
+  const rows = [];
+  for (const r of regions.items) {
+    rows.push(capacityRow(r, "region"));
+    for (const h of hosts.items) if (h.region === r.name) rows.push(capacityRow(h, "host"));
+  }
+  $("capacity").tBodies[0].replaceChildren(...rows);
+}
+const refreshCapacity = throttle(() => guard(loadCapacity()), 1000);
 
 // --- transactions --------------------------------------------------------------------------------------
 async function loadTransactions() {
@@ -391,9 +436,10 @@ function onEvent(kind, data) {
     refreshTable();
     refreshStats();
     refreshTree();
+    refreshCapacity();
     if (t.id === state.selected) guard(loadDetail());
   } else if (kind === "resync") {
-    guard(Promise.all([loadStats(), loadTransactions(), loadTree()]));
+    guard(Promise.all([loadStats(), loadTransactions(), loadTree(), loadCapacity()]));
   }
 }
 
