@@ -1,15 +1,17 @@
 """Procedures: what a transaction runs. Each is a plain function over a model view with typed keyword
 arguments; a :class:`Registry` names the ones a controller may run.
 
-:data:`REGISTRY`, the default, holds the standard procedures (:mod:`tropic.procedures.standard`) and the
-repairs (:mod:`tropic.procedures.repair`), listed explicitly. :func:`procedure` adds one of your own.
+:data:`REGISTRY`, the default, holds the standard procedures (:mod:`tropic.procedures.standard`), the fleet
+procedures (:mod:`tropic.procedures.inventory`) and the repairs (:mod:`tropic.procedures.repair`), listed
+explicitly. :func:`procedure` adds one of your own.
 """
 
 from tropic.procedures.base import Param, Procedure, ProcedureFn, Registry
+from tropic.procedures.inventory import INVENTORY_PROCEDURES
 from tropic.procedures.repair import REPAIR_PROCEDURES
 from tropic.procedures.standard import STANDARD_PROCEDURES
 
-REGISTRY = Registry.of(STANDARD_PROCEDURES, repairs=REPAIR_PROCEDURES)
+REGISTRY = Registry.of(STANDARD_PROCEDURES, INVENTORY_PROCEDURES, repairs=REPAIR_PROCEDURES)
 
 
 def procedure(fn: ProcedureFn) -> ProcedureFn:
@@ -19,6 +21,7 @@ def procedure(fn: ProcedureFn) -> ProcedureFn:
 
 
 __all__ = [
+    "INVENTORY_PROCEDURES",
     "REGISTRY",
     "REPAIR_PROCEDURES",
     "STANDARD_PROCEDURES",
