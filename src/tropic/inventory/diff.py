@@ -307,7 +307,8 @@ def _vms(inv: Inventory, tree: Tree, enabled: bool) -> list[Change]:
     skip = "" if enabled else "VMs change only with --vms"
     for vm in fleet.vms:
         key = host_key(fleet, vm.host)
-        assert key is not None  # checked when loaded
+        if key is None:  # refused when the file was loaded
+            continue
         region, host = key
         hpath = host_path(region, host)
         path = f"{hpath}/{vm.name}"
@@ -376,7 +377,7 @@ def _removals(inv: Inventory, tree: Tree, vms: bool) -> list[Change]:
             out.append(
                 Change("-", path, "net", "network", [Call(RM_NETWORK, "remove_network", {"name": parts[2]})])
             )
-        elif kind == "image" and parts[4] not in want_storage.get("/".join(parts[:4]), {parts[4]}):
+        elif kind == "image" and parts[4] not in want_storage.get("/".join(parts[:4]), set()):
             out.append(Change("-", path, "image", "image", [Call(RM_IMAGE, "remove_image", {"image": path})]))
         elif kind == "storage_host" and path not in want_storage:
             out.append(

@@ -31,7 +31,7 @@ def dumps(fleet: Fleet, fmt: str = "toml") -> str:
     if fmt == "yaml":
         import yaml
 
-        return str(yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
+        return str(yaml.safe_dump(data, sort_keys=False, default_flow_style=False))
     import tomli_w
 
     return tomli_w.dumps(data)

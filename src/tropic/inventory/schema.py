@@ -50,7 +50,7 @@ class RegionSpec(_Spec):
     """A region: ``/compute/<name>`` and ``/storage/<name>``."""
 
     name: Name
-    location: str = Field("", description="key of the latency matrix, e.g. an AWS region code")
+    location: str = Field(default="", description="key of the latency matrix, e.g. an AWS region code")
     timezone: str = ""
     provider: str = ""
     labels: Labels = Field(default_factory=dict)
@@ -91,7 +91,7 @@ class StorageSpec(_Spec):
 class RouterSpec(_Spec):
     name: Name
     role: Literal["primary", "backup"] = "primary"
-    next_hop: str = Field("", description="name of another router of the same network")
+    next_hop: str = Field(default="", description="name of another router of the same network")
     driver: DriverKind = ""
 
 
@@ -111,7 +111,7 @@ class VMSpec(_Spec):
     host: str
     vcpus: Annotated[int, Field(ge=1)]
     memory_mib: Annotated[int, Field(ge=1)]
-    image: str = Field("", description="<storage host>/<image> in the host's region")
+    image: str = Field(default="", description="<storage host>/<image> in the host's region")
     state: Literal["running", "stopped"] = "running"
     labels: Labels = Field(default_factory=dict)
 
