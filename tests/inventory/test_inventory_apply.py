@@ -13,7 +13,17 @@ from inventory_harness import SIM
 
 from tropic.drivers import SimDriver
 from tropic.errors import InvalidArguments
-from tropic.inventory import Fleet, Inventory, build_model, calls_in_order, diff, load, tree_of_model
+from tropic.inventory import (
+    Fleet,
+    Inventory,
+    build_model,
+    calls_in_order,
+    diff,
+    dumps,
+    load,
+    loads,
+    tree_of_model,
+)
 from tropic.inventory.schema import HostSpec, ImageSpec, NetworkSpec, RegionSpec, RouterSpec, StorageSpec
 from tropic.model import project
 from tropic.procedures import REGISTRY
@@ -185,3 +195,8 @@ def test_apply_takes_any_fleet_to_any_other(first: Fleet, second: Fleet) -> None
         assert c.check()["consistent"]
     finally:
         c.stop()
+
+
+@given(fleet=fleets(), fmt=st.sampled_from(["toml", "yaml"]))
+def test_a_written_fleet_reads_back_the_same(fleet: Fleet, fmt: str) -> None:
+    assert loads(dumps(fleet, fmt), fmt, f"f.{fmt}").fleet == fleet

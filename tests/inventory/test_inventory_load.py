@@ -181,3 +181,55 @@ def test_the_line_of_a_bad_field_is_where_it_is_written(
     with pytest.raises(InventoryError) as e:
         loads("\n".join(lines) + "\n", "toml", "f.toml")
     assert str(e.value.problems[0]).startswith(f"f.toml:{expected}: hosts[1].{bad}:")
+
+
+def test_any_toml_layout_reads_alike_and_names_its_lines() -> None:
+    """Sub-tables, arrays of tables inside arrays, dotted keys and multi-line arrays: the same fleet, and a
+    bad field's line wherever it is written."""
+    text = """\
+[[regions]]
+name = "us-east"
+labels.tier = "prod"
+
+[[hosts]]
+name = "kvm-1"
+region = "us-east"
+cpus = 4
+memory_mib = 4096
+
+[hosts.labels]
+tier = "web"
+
+[[storage]]
+name = "san-1"
+region = "us-east"
+
+[[storage.images]]
+name = "img-a"
+
+[[storage.images]]
+name = "img-b"
+size_gib = 2
+
+[[networks]]
+name = "n"
+routers = [
+  # a comment, then elements and a trailing comma
+  { name = "r1", next_hop = "r2" },
+  { name = "r2" },
+]
+"""
+    inv = loads(text, "toml", "f.toml")
+    assert inv.fleet.hosts[0].labels == {"tier": "web"} and inv.fleet.regions[0].labels == {"tier": "prod"}
+    assert [i.name for i in inv.fleet.storage[0].images] == ["img-a", "img-b"]
+    assert inv.fleet.networks[0].routers[0].next_hop == "r2"
+    cases = {
+        ('tier = "web"', "tier = 1"): "f.toml:12: hosts[0].labels.tier:",
+        ("size_gib = 2", 'size_gib = "2"'): "f.toml:23: storage[0].images[1].size_gib:",
+        ('next_hop = "r2" }', 'next_hop = "r9" }'): "f.toml:29: networks[0].routers[0].next_hop:",
+        ('labels.tier = "prod"', "labels.tier = false"): "f.toml:3: regions[0].labels.tier:",
+    }
+    for (old, new), expected in cases.items():
+        with pytest.raises(InventoryError) as e:
+            loads(text.replace(old, new), "toml", "f.toml")
+        assert str(e.value.problems[0]).startswith(expected), (expected, e.value.problems)
