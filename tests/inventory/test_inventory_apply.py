@@ -200,3 +200,30 @@ def test_apply_takes_any_fleet_to_any_other(first: Fleet, second: Fleet) -> None
 @given(fleet=fleets(), fmt=st.sampled_from(["toml", "yaml"]))
 def test_a_written_fleet_reads_back_the_same(fleet: Fleet, fmt: str) -> None:
     assert loads(dumps(fleet, fmt), fmt, f"f.{fmt}").fleet == fleet
+
+
+class SmallPages:
+    """The API's resource reads with a tiny per-response node limit, to exercise reading in pieces."""
+
+    def __init__(self, model: Any, max_nodes: int) -> None:
+        self.model, self.max_nodes, self.requests = model, max_nodes, 0
+
+    def resources(self, path: str = "/", *, depth: int = 1) -> dict[str, Any]:
+        from tropic.api.views import subtree
+
+        self.requests += 1
+        return subtree(self.model, path, depth, max_nodes=self.max_nodes)
+
+
+@pytest.mark.parametrize("max_nodes", [5000, 7, 5])
+def test_the_model_is_read_whole_whatever_the_page_limit(max_nodes: int) -> None:
+    from tropic.inventory.remote import fetch_tree
+
+    model = build_model(load(SIM))
+    pages = SmallPages(model, max_nodes)
+    tree = fetch_tree(pages)  # type: ignore[arg-type]
+    assert tree == {p: (k, a) for p, (k, a) in tree_of_model(model).items() if p != "/"}
+    if max_nodes == 5000:
+        assert pages.requests == 3  # /compute, /storage and /network
+    else:
+        assert pages.requests > 3
