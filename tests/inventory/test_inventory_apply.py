@@ -227,3 +227,17 @@ def test_the_model_is_read_whole_whatever_the_page_limit(max_nodes: int) -> None
         assert pages.requests == 3  # /compute, /storage and /network
     else:
         assert pages.requests > 3
+
+
+def test_cordoned_is_applied_only_by_a_server_with_the_cordon_procedures() -> None:
+    base = load(SIM)
+    tree = tree_of_model(build_model(base))
+    hosts = [h.model_copy(update={"cordoned": h.name == "kvm-2"}) for h in base.fleet.hosts]
+    target = Inventory(base.fleet.model_copy(update={"hosts": hosts}))
+    (without,) = diff(target, tree)
+    assert without.detail == "cordoned: false -> true" and not without.applicable
+    assert "no cordon_host procedure" in without.note
+    (change,) = diff(target, tree, procedures={"cordon_host", "uncordon_host"})
+    assert change.applicable and [(c.procedure, c.args) for c in change.calls] == [
+        ("cordon_host", {"host": "/compute/us-east/kvm-2"})
+    ]

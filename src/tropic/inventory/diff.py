@@ -13,7 +13,7 @@ spawn the missing, destroy the extra, resize, move, start or stop); otherwise th
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,12 +116,14 @@ def _describe(have: Mapping[str, Any], changes: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}: {_show(have.get(k))} -> {_show(v)}" for k, v in changes.items())
 
 
-def diff(inv: Inventory, tree: Tree, *, vms: bool = False) -> list[Change]:
-    """What it takes for the model ``tree`` to match ``inv``, resource by resource, in file order."""
+def diff(inv: Inventory, tree: Tree, *, vms: bool = False, procedures: Collection[str] = ()) -> list[Change]:
+    """What it takes for the model ``tree`` to match ``inv``, resource by resource, in file order.
+    ``procedures``: what the server runs beyond the fleet procedures (``cordon_host`` and
+    ``uncordon_host``, when it has them, make ``cordoned`` match)."""
     out: list[Change] = []
     fleet = inv.fleet
     out += _regions(fleet.regions, tree)
-    out += _hosts(fleet.hosts, tree)
+    out += _hosts(fleet.hosts, tree, procedures)
     out += _storage(fleet.storage, tree)
     out += _networks(inv, tree)
     out += _vms(inv, tree, vms)
@@ -173,7 +175,7 @@ def host_settings(h: HostSpec) -> dict[str, Any]:
     return out
 
 
-def _hosts(hosts: list[HostSpec], tree: Tree) -> list[Change]:
+def _hosts(hosts: list[HostSpec], tree: Tree, procedures: Collection[str]) -> list[Change]:
     out: list[Change] = []
     for h in hosts:
         path = host_path(h.region, h.name)
@@ -197,15 +199,12 @@ def _hosts(hosts: list[HostSpec], tree: Tree) -> list[Change]:
             call = Call(ADD_HOST, "configure_host", {"host": path, "changes": json.dumps(changes)})
             out.append(Change("~", path, "host", _describe(have[1], changes), [call]))
         if bool(have[1].get("cordoned", False)) != h.cordoned:
-            out.append(
-                Change(
-                    "~",
-                    path,
-                    "host",
-                    f"cordoned: {_show(bool(have[1].get('cordoned')))} -> {_show(h.cordoned)}",
-                    note="cordoning is not applied by the inventory; cordon or uncordon the host",
-                )
-            )
+            detail = f"cordoned: {_show(bool(have[1].get('cordoned')))} -> {_show(h.cordoned)}"
+            proc = "cordon_host" if h.cordoned else "uncordon_host"
+            if proc in procedures:
+                out.append(Change("~", path, "host", detail, [Call(ADD_HOST, proc, {"host": path})]))
+            else:
+                out.append(Change("~", path, "host", detail, note=f"the server has no {proc} procedure"))
     return out
 
 

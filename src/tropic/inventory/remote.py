@@ -44,7 +44,8 @@ def fetch_tree(client: Client) -> dict[str, tuple[str, dict[str, Any]]]:
 
 def plan(client: Client, inv: Inventory, *, vms: bool = False) -> list[Change]:
     """The changes that would make the server's model match ``inv``."""
-    return diff(inv, fetch_tree(client), vms=vms)
+    procedures = {p["name"] for p in client.procedures()}
+    return diff(inv, fetch_tree(client), vms=vms, procedures=procedures)
 
 
 @dataclass(slots=True)
