@@ -33,3 +33,20 @@ def test_readme_first_two_commands_are_make_demo_and_make_test() -> None:
     assert first_console is not None
     commands = [line.split("#")[0].strip() for line in first_console.group(1).splitlines() if line.strip()]
     assert commands[:2] == ["make demo", "make test"]
+
+
+INVENTORIES = sorted((REPO / "examples").glob("inventory-*.toml"))
+
+
+@pytest.mark.parametrize("inventory", INVENTORIES, ids=[p.name for p in INVENTORIES])
+def test_example_inventory_is_valid(inventory: Path) -> None:
+    """Every example inventory passes `tropic inventory check` (served end to end in tests/inventory)."""
+    assert INVENTORIES, "examples/ holds inventory files"
+    out = subprocess.run(
+        [sys.executable, "-m", "tropic.cli", "inventory", "check", str(inventory), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert '"valid": true' in out.stdout

@@ -153,15 +153,29 @@ def serve(
         float,
         typer.Option("--retain-interval", help="Seconds between retention passes.", min=0.1),
     ] = 300.0,
+    inventory: Annotated[
+        Path | None,
+        typer.Option(
+            "--inventory",
+            help="Inventory file (TOML or YAML, see docs/inventory.md) a new store starts with instead of "
+            "the generated datacenter; a store that holds a model is served only when it matches the "
+            "file (change it with `tropic inventory apply`).",
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the controller as a service: REST API under /v1, live events, /metrics, dashboard at /.
 
     With a zk:// store this process is one controller replica: it serves the API and runs the periodic
     drift passes only while it leads; a standby answers 503 naming the leader.
 
-    Tokens, TLS files, store and driver are checked before anything is served: a problem there is one
-    line on stderr and exit status 2 (1 when a store cannot be opened). SIGTERM or Ctrl-C stops the server
-    cleanly with exit status 0."""
+    With --inventory FILE a new store starts with the file's fleet (regions, hosts, storage, networks,
+    VMs) instead of the generated datacenter; every problem of the file is reported (file:line: field:
+    why) before anything is opened.
+
+    Tokens, TLS files, inventory, store and driver are checked before anything is served: a problem there
+    is one line on stderr and exit status 2 (1 when a store cannot be opened). SIGTERM or Ctrl-C stops
+    the server cleanly with exit status 0."""
     from tropic.reconcile import Policies
     from tropic.retention import Retention
     from tropic.service.wiring import ServiceConfig, build_service
@@ -170,6 +184,13 @@ def serve(
         level=log_level.value.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
+        fleet = None
+        if inventory is not None:
+            from tropic.inventory import load
+            from tropic.inventory.seed import precheck
+
+            fleet = load(inventory)  # every problem of the file, before anything is opened
+            precheck(fleet, driver)
         retention = Retention.parse(retain) if retain is not None else None
         key_ttl = parse_ttl(idempotency_ttl)
         if tokens is not None:
@@ -197,6 +218,7 @@ def serve(
             archive=archive,
             idempotency_ttl=key_ttl,
             retain_interval=retain_interval,
+            inventory=fleet,
         )
         service = build_service(config)
     except TropicError as e:
@@ -206,6 +228,8 @@ def serve(
 
     lines = service.describe()
     lines[1:1] = [f"  auth: {token_note}", f"  audit log: {config.audit.path}"]
+    if inventory is not None:
+        lines.insert(1, f"  inventory: {inventory}")
     output.err_console.print("\n".join(lines), highlight=False)
     if not _is_loopback(host) and tls_cert is None:
         output.err_console.print(

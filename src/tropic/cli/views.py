@@ -123,7 +123,7 @@ def render_table(kind: str, rows: list[dict[str, Any]], wide: bool) -> str:
 
 
 def dump_yaml(data: Any) -> str:
-    import yaml  # type: ignore[import-untyped]
+    import yaml
 
     return str(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
 

@@ -2,16 +2,18 @@
 arguments; a :class:`Registry` names the ones a controller may run.
 
 :data:`REGISTRY`, the default, holds the standard procedures (:mod:`tropic.procedures.standard`), the
-host lifecycle (:mod:`tropic.procedures.hosts`: cordon, uncordon) and the repairs
-(:mod:`tropic.procedures.repair`), listed explicitly. :func:`procedure` adds one of your own.
+host lifecycle (:mod:`tropic.procedures.hosts`: cordon, uncordon), the fleet procedures
+(:mod:`tropic.procedures.inventory`) and the repairs (:mod:`tropic.procedures.repair`), listed explicitly.
+:func:`procedure` adds one of your own.
 """
 
 from tropic.procedures.base import Param, Procedure, ProcedureFn, Registry
 from tropic.procedures.hosts import HOST_PROCEDURES
+from tropic.procedures.inventory import INVENTORY_PROCEDURES
 from tropic.procedures.repair import REPAIR_PROCEDURES
 from tropic.procedures.standard import STANDARD_PROCEDURES
 
-REGISTRY = Registry.of(STANDARD_PROCEDURES, HOST_PROCEDURES, repairs=REPAIR_PROCEDURES)
+REGISTRY = Registry.of(STANDARD_PROCEDURES, HOST_PROCEDURES, INVENTORY_PROCEDURES, repairs=REPAIR_PROCEDURES)
 
 
 def procedure(fn: ProcedureFn) -> ProcedureFn:
@@ -22,6 +24,7 @@ def procedure(fn: ProcedureFn) -> ProcedureFn:
 
 __all__ = [
     "HOST_PROCEDURES",
+    "INVENTORY_PROCEDURES",
     "REGISTRY",
     "REPAIR_PROCEDURES",
     "STANDARD_PROCEDURES",

@@ -54,12 +54,14 @@ def open_embedded(
     driver: str | None = None,
     *,
     initial: Callable[[], Model] | None = None,
+    seed: Callable[[Driver], Model] | None = None,
     faults: list[Fault] | None = None,
     workers: int = 8,
     holder: Holder | None = None,
 ) -> Embedded:
     """Open (or create) an embedded controller, not started. A new store is initialised with ``initial()``
-    (a generated datacenter by default) and the devices are provisioned to match it.
+    (a generated datacenter by default), or with ``seed(driver)`` when given (a model that asks the
+    devices, e.g. an inventory file's hosts their capacity), and the devices are provisioned to match it.
 
     This process owns the store from here on; ``holder`` describes it (default: its pid and command) to
     any process refused meanwhile (:class:`~tropic.errors.StoreInUse`), e.g. a server with its URL."""
@@ -79,7 +81,7 @@ def open_embedded(
         has_model = getattr(st, "has_model", None)  # SQLite and ZooKeeper stores can tell
         fresh = not (callable(has_model) and has_model())
         if fresh:
-            model = (initial or default_datacenter)()
+            model = seed(drv) if seed is not None else (initial or default_datacenter)()
             load = getattr(drv, "load", None)
             if load is not None:
                 load(project(model))  # devices first: a crash before the store is initialised redoes both

@@ -46,6 +46,8 @@ if TYPE_CHECKING:
     import uvicorn
 
     from tropic.cluster import Replica
+    from tropic.inventory import Inventory
+    from tropic.model import Model
 
 log = logging.getLogger("tropic.service")
 
@@ -72,6 +74,7 @@ class ServiceConfig:
     archive: Path | None = None  # where retention archives them (default: <store>.archive; zk: required)
     retain_interval: float = 300.0  # seconds between retention passes
     idempotency_ttl: float = DEFAULT_TTL  # seconds an idempotency key is remembered from its first use
+    inventory: Inventory | None = None  # what a fresh store starts with (default: the generated datacenter)
 
     @property
     def url(self) -> str:
@@ -203,8 +206,12 @@ class EmbeddedService(Service):
                 raise ConfigError(f"--retain needs an embedded sqlite:// store, not {config.store}")
             archive = Archive(config.archive or spec.path.with_name(spec.path.name + ".archive"))
             archive.check()  # an unwritable folder is an error now, not at the first pass hours later
-        self.embedded: Embedded = open_embedded(config.store, config.driver, holder=holder)
+        inv = config.inventory
+        seed = None if inv is None else _seed(inv)
+        self.embedded: Embedded = open_embedded(config.store, config.driver, holder=holder, seed=seed)
         try:
+            if inv is not None and not self.embedded.created:
+                refuse_mismatch(inv, self.embedded.controller.model, self.embedded.store.uri)
             if config.retain is not None:
                 store = self.embedded.store
                 assert isinstance(store, SQLiteStore)
@@ -286,10 +293,15 @@ class ReplicatedService(Service):
             self.archive = Archive(config.archive)
             self.archive.check()  # an unwritable folder is an error now, not at the first pass
         self._lock = threading.Lock()
+        inv = config.inventory
+        initial: Callable[[], Model] = default_datacenter
+        if inv is not None:
+            seed = _seed(inv)
+            initial = lambda: seed(self.devices)  # noqa: E731 - called by whichever term finds the store empty
         self.replica: Replica = Replica(
             ReplicaConfig(spec.uri, self.name, config.url, session_timeout=config.session_timeout),
             self.devices,
-            initial=default_datacenter,
+            initial=initial,
             on_lead=self._lead,
             on_step_down=self._step_down,
         )
@@ -302,6 +314,8 @@ class ReplicatedService(Service):
 
         assert isinstance(controller.store, ZooKeeperStore)
         c = self.config
+        if c.inventory is not None:
+            warn_mismatch(c.inventory, controller.model)
         reconciler = Reconciler(controller, interval=c.reconcile_interval or 30.0, policies=c.policies)
         retention = None
         if c.retain is not None and self.archive is not None:
@@ -380,6 +394,44 @@ class ReplicatedService(Service):
             log.error("replica stopped: %s", e.message)
         except Exception:
             log.exception("replica stopped")
+
+
+def _seed(inv: Inventory) -> Callable[[Driver], Model]:
+    from tropic.inventory.seed import initial_model
+
+    return lambda driver: initial_model(inv, driver)
+
+
+def refuse_mismatch(inv: Inventory, model: Model, store: str) -> None:
+    """A store that already holds a model is served with ``--inventory`` only when the model matches
+    the file (VMs aside); otherwise the file's changes go through ``tropic inventory apply``."""
+    from tropic.inventory.seed import mismatches
+
+    changes = mismatches(inv, model)
+    if changes:
+        first = changes[0]
+        raise ConfigError(
+            f"{inv.file}: store {store} already holds a model, which differs from the file in "
+            f"{len(changes)} resource(s) (first: {first.op} {first.path} {first.detail}); serve it without "
+            f"--inventory, then `tropic inventory plan {inv.file}` and `tropic inventory apply {inv.file}`"
+        )
+
+
+def warn_mismatch(inv: Inventory, model: Model) -> None:
+    """On taking the lead of a zk:// store that already held a model: say when it differs from the file."""
+    from tropic.inventory.seed import mismatches
+
+    changes = mismatches(inv, model)
+    if changes:
+        log.warning(
+            "%s: the store's model differs from the file in %d resource(s) (first: %s %s); it is served "
+            "as stored: run `tropic inventory apply %s` to change it",
+            inv.file,
+            len(changes),
+            changes[0].op,
+            changes[0].path,
+            inv.file,
+        )
 
 
 def open_distributed_driver(uri: str | None) -> Driver:
