@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from tropic import __version__
-from tropic.cli import bench, embedded, optimize, output, reconcile, replay, worker
+from tropic.cli import bench, discover, embedded, optimize, output, reconcile, replay, worker
 from tropic.cli.client import client_app
 from tropic.cli.output import EXIT_CODES_HELP, ExitCode
 from tropic.cli.serve import serve_app
@@ -49,6 +49,7 @@ app.add_typer(optimize.app, name="optimize")
 app.command("worker")(worker.worker_cmd)  # distributed mode: a worker process
 app.add_typer(reconcile.app)  # drift, reload, repair
 app.command("replay")(replay.replay_cmd)  # trace replay, --sweep
+app.add_typer(discover.inventory_app)  # inventory discover
 
 
 @app.command()

@@ -65,7 +65,7 @@ class RouterDriver(Driver):
         default: Driver,
         *,
         openers: Mapping[str, Opener] | None = None,
-        resolver: Callable[[], Model] | None = None,
+        resolver: Callable[[], Model | None] | None = None,
     ) -> None:
         self.default_kind = default.name
         self.backends: dict[str, Driver] = {self.default_kind: default}
@@ -113,9 +113,11 @@ class RouterDriver(Driver):
             with self._lock:
                 self.devices[device] = kind
         if kind is None and self.resolver is not None:
-            self.bind(self.resolver(), provision=False)
+            model = self.resolver()  # a device added since this process bound: read the model again
+            if model is not None:
+                self.bind(model, provision=False)
             with self._lock:
-                kind = self.devices.get(device)
+                kind = self.devices.setdefault(device, self.default_kind)  # asked once per device
         return self.backend(kind or self.default_kind)
 
     def _check_kind(self, kind: str, device: str) -> None:
