@@ -21,7 +21,7 @@ from tropic.api.defaults import DEFAULT_URL
 from tropic.cli import output
 from tropic.cli.client import Token, _client
 from tropic.cli.output import ExitCode
-from tropic.errors import ConfigError
+from tropic.errors import ConfigError, TropicError
 
 SECTIONS = ("regions", "hosts", "storage", "networks", "vms")
 
@@ -113,17 +113,22 @@ def discover_cmd(
     status 0 done; 1 a hypervisor did not answer, or with --unmanaged there are unmanaged objects; 2 bad
     input; 3 server unreachable."""
     if url is None and (unmanaged or adopt or ignore):
-        raise ConfigError("--unmanaged, --adopt and --ignore act on a server: give --url")
+        output.fail("--unmanaged, --adopt and --ignore act on a server: give --url")
     if url is None and not uris:
-        raise ConfigError("give libvirt URIs to discover, or --url of a server")
+        output.fail("give libvirt URIs to discover, or --url of a server")
     if url is not None and uris:
-        raise ConfigError("give either libvirt URIs or --url, not both")
+        output.fail("give either libvirt URIs or --url, not both")
     if sum((unmanaged, adopt, ignore)) > 1:
-        raise ConfigError("--unmanaged, --adopt and --ignore go one at a time")
+        output.fail("--unmanaged, --adopt and --ignore go one at a time")
     if url is None:
         from tropic.drivers.discover import discover
 
-        doc = discover(uris or [], region=region)
+        try:
+            doc = discover(uris or [], region=region)
+        except ConfigError as e:
+            output.fail(e)  # bad input
+        except TropicError as e:
+            output.fail(e, code=ExitCode.NOT_DONE)  # a hypervisor that does not answer
     else:
         with _client(url or DEFAULT_URL, token) as c:
             if unmanaged or adopt or ignore:
