@@ -142,3 +142,44 @@ def test_the_model_refuses_a_migration_between_named_backends() -> None:
     view.get(LV_HOSTS[0], Host).create_config(name="v")
     with pytest.raises(Exception, match="backend"):
         host.migrate(name="v", dest=LV_HOSTS[0])
+
+
+def test_a_worker_router_reads_the_model_for_a_device_it_does_not_know() -> None:
+    model = build_datacenter()
+    reads: list[int] = []
+
+    def resolver() -> Model:
+        reads.append(1)
+        return model
+
+    sim = SimDriver()
+    sim.load(project(model))
+    router = RouterDriver(sim, resolver=resolver)  # bound to nothing yet, like a fresh worker
+    router.execute(Step(1, 0, "/network/us-east/router-1", "set_next_hop", {"next_hop": ""}))
+    router.execute(Step(1, 1, "/network/us-east/router-2", "set_next_hop", {"next_hop": ""}))
+    assert len(reads) == 1  # the first unknown device bound everything
+    router.execute(Step(1, 2, "/network/us-east/router-9", "add_router", {"name": "x"}))
+    assert len(reads) == 1  # an added device names its backend itself
+
+
+class _RealLibvirt(SimDriver):
+    """Stands for a libvirt driver on real hypervisors (not in this process)."""
+
+    name = "libvirt"
+    uri = "test:///default"
+
+    def in_process(self) -> bool:
+        return False
+
+
+@needs_libvirt
+def test_a_new_store_on_real_hypervisors_starts_from_discovery_and_is_never_wiped() -> None:
+    from tropic.service.embedded import initial_model, provisionable
+
+    drv = _RealLibvirt()
+    model = initial_model(drv)()
+    hosts = [p for p, n in model.nodes.items() if n.kind == "host"]
+    assert hosts == ["/compute/default/kvm-1"]  # one host per connection: no two hosts share a URI
+    assert model.nodes[hosts[0]].attrs["uri"] == "test:///default"
+    assert not provisionable(RouterDriver(drv))
+    assert provisionable(RouterDriver(SimDriver()))

@@ -238,6 +238,10 @@ class EmbeddedService(Service):
             f"  store: {self.embedded.store.uri}",
             f"  drift detection: {self.drift_note()}",
         ]
+        router = self.embedded.router
+        kinds = sorted({router.default_kind, *router.devices.values()})
+        out.append(f"  devices: {', '.join(kinds)} (default {router.default_kind})")
+        out += [f"  capacity: {p}" for p in router.capacity_problems]
         if self.retention is not None:
             p = self.retention.policy
             out.append(
