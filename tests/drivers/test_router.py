@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,7 @@ from tropic.drivers.router import RouterDriver, device_of
 from tropic.errors import DriverError
 from tropic.model import Host, Model, Region, project
 from tropic.model.generate import DatacenterSpec, build_datacenter
+from tropic.scenario.check import check_store
 from tropic.service.embedded import open_embedded
 from tropic.txn import State
 
@@ -114,8 +118,20 @@ def test_mixed_backends_spawn_migrate_refuse_cross_migration_and_restart(tmp_pat
         assert "backend" in t.error["message"] and LV_HOSTS[0] in t.error["message"]
         report = c.check()
         assert report["consistent"], report["differences"]
+        # Held by this server: another process checks it read-only, the sim's devices only.
+        out = subprocess.run(
+            [sys.executable, "-m", "tropic.cli", "check", "--store", store, "--json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        live = json.loads(out.stdout)
+        assert live["read_only"] and live["consistent"], out.stdout
+        assert set(LV_HOSTS) <= set(live["not_read"])
     finally:
         e.close()
+    free = check_store(store)  # recovered (libvirt devices provisioned from the model), then checked
+    assert free["healthy"] and not free["read_only"], free
     e = open_embedded(store, "sim://")
     try:
         c = e.controller.start()
