@@ -3,7 +3,8 @@ VMs) that ``tropic serve --inventory`` reads back.
 
 Each URI is read through libvirt's own API: the node's CPUs and memory (``getInfo``), its domains (VMs:
 vCPUs, current memory, running or stopped), its storage pools' volumes (the images of one storage host per
-URI: tropic's ``tropic-images`` pool when there is one, else every other pool's volumes) and its networks
+URI: the volumes of tropic's ``tropic-images`` pool; other pools' volumes are reported, not listed) and
+its networks
 (a network tropic defined for a router names that router; any other network becomes a network of that
 name with one primary router). Names are made to fit the naming rule (:mod:`tropic.model.names`); an
 object whose name cannot be kept is listed in ``skipped`` with the reason instead of being renamed
@@ -87,20 +88,26 @@ def read_domains(conn: Any, facts: Facts, *, where: str) -> None:
 def read_pools(conn: Any, facts: Facts, *, where: str) -> None:
     pools = {str(p.name()): p for p in conn.listAllStoragePools(0)}
     facts.pools = bool(pools)
-    chosen = [pools[IMAGES]] if IMAGES in pools else [p for n, p in pools.items() if n not in TROPIC_POOLS]
-    seen: set[str] = set()
-    for pool in chosen:
-        if not pool.isActive():
+    for name, pool in sorted(pools.items()):
+        if name in TROPIC_POOLS or not pool.isActive():
             continue
-        for vol in pool.listAllVolumes(0):
-            raw = str(vol.name())
-            name = raw if not name_error(raw) else sanitise(raw)
-            if not name or name in seen:
-                facts.skipped.append(f"{where}: volume {raw!r} of pool {pool.name()} not listed as an image")
-                continue
-            seen.add(name)
-            size = max(1, math.ceil(int(vol.info()[1]) / GIB))
-            facts.images.append({"name": name, "size_gib": size})
+        count = len(pool.listAllVolumes(0))
+        if count:
+            facts.skipped.append(
+                f"{where}: {count} volume(s) of pool {name} not listed as images: tropic's images are the "
+                f"volumes of pool {IMAGES} (move an image file there to manage it)"
+            )
+    pool = pools.get(IMAGES)
+    if pool is None or not pool.isActive():
+        return
+    for vol in pool.listAllVolumes(0):
+        raw = str(vol.name())
+        problem = name_error(raw)
+        if problem:
+            facts.skipped.append(f"{where}: image {raw!r} of pool {IMAGES} not listed: {problem}")
+            continue
+        size = max(1, math.ceil(int(vol.info()[1]) / GIB))
+        facts.images.append({"name": raw, "size_gib": size})
 
 
 def read_networks(conn: Any, facts: Facts, *, where: str) -> None:

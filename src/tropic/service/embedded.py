@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tropic.drivers.base import Driver
+from tropic.drivers.base import Driver, Step
 from tropic.drivers.registry import open_driver
 from tropic.drivers.router import Opener, RouterDriver, ephemeral
 from tropic.drivers.sim import Fault, SimDriver
@@ -90,9 +90,10 @@ def open_embedded(
             model = (initial or initial_model(drv))()
             router.bind(model, provision=False)  # which backend gets which device
             if provisionable(router):
-                router.load(
-                    project(model)
-                )  # devices first: a crash before the store is initialised redoes both
+                # Devices first: a crash before the store is initialised redoes both.
+                router.load(project(model))
+            else:
+                define_routers(router, model)  # real hypervisors: only the routers' network records
             if isinstance(drv, SimDriver) and faults is not None:
                 drv.faults = list(faults)
                 drv.save_faults()
@@ -118,6 +119,16 @@ def provisionable(router: RouterDriver) -> bool:
     """Can a new store's devices be provisioned from its model? Not when a backend's devices are real
     hypervisors: tropic never wipes those (their model comes from discovery instead)."""
     return all(d.name == "sim" or ephemeral(d) for d in list(router.backends.values()))
+
+
+def define_routers(router: RouterDriver, model: Model) -> None:
+    """Define the model's routers on their backends (a discovered network gets its router's record, an
+    inactive libvirt network; idempotent), leaving everything else on real hypervisors as it is."""
+    for path, node in sorted(model.nodes.items()):
+        if node.kind == "router":
+            network, name = path.rsplit("/", 1)
+            args = {"name": name, "next_hop": str(node.attrs.get("next_hop", ""))}
+            router.execute(Step(0, 0, network, "add_router", args))
 
 
 def initial_model(drv: Driver) -> Callable[[], Model]:
