@@ -532,7 +532,7 @@ def create_app(
         return {"results": results}
 
     @app.post(
-        "/v1/unmanaged/ignore", tags=["devices"], responses=error_responses(400, *auth_errors, 413, 422)
+        "/v1/unmanaged/ignore", tags=["devices"], responses=error_responses(400, *auth_errors, 404, 413, 422)
     )
     def ignore(body: PathsRequest, who: Reloader) -> dict[str, Any]:
         """Leave these unmanaged objects alone: they are no longer listed, nor drift (a persisted list)."""
