@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from drivers.kit import HAVE_LIBVIRT, LIBVIRT_MISSING
 from tropic.drivers import SimDriver, Step
@@ -199,3 +201,41 @@ def test_a_new_store_on_real_hypervisors_starts_from_discovery_and_is_never_wipe
     assert model.nodes[hosts[0]].attrs["uri"] == "test:///default"
     assert not provisionable(RouterDriver(drv))
     assert provisionable(RouterDriver(SimDriver()))
+
+
+class _AltSim(SimDriver):
+    name = "alt"
+
+
+HOSTS = [f"/compute/{r}/host-0{i}" for r in ("us-east", "eu-west") for i in (1, 2)]
+CONFIG_ACTIONS = ["create_config", "delete_config"]
+
+
+@given(
+    owners=st.lists(st.sampled_from(["sim", "alt"]), min_size=len(HOSTS), max_size=len(HOSTS)),
+    steps=st.lists(
+        st.tuples(st.sampled_from(HOSTS), st.sampled_from(CONFIG_ACTIONS), st.sampled_from("ab")),
+        max_size=20,
+    ),
+)
+@settings(max_examples=40, deadline=None)
+def test_a_router_over_backends_behaves_like_one_driver(owners: list[str], steps: list[Any]) -> None:
+    """Whatever backend each host is given, every step lands on its host's backend only, and the merged
+    inventory is what one driver running the same steps holds."""
+    model = build_datacenter(DatacenterSpec(regions=("us-east", "eu-west"), hosts_per_region=2))
+    for host, kind in zip(HOSTS, owners, strict=True):
+        model.nodes[host].attrs["driver"] = kind
+    alt = _AltSim()
+    router = RouterDriver(SimDriver(), openers={"alt": lambda: alt})
+    router.bind(model, provision=False)
+    router.load(project(model))
+    reference = SimDriver()
+    reference.load(project(model))
+    for i, (host, action, name) in enumerate(steps):
+        step = Step(1, i, host, action, {"name": name})
+        router.execute(step)
+        reference.execute(step)
+    assert router.inventory() == reference.inventory()
+    for host, kind in zip(HOSTS, owners, strict=True):
+        assert (host in alt.hosts) == (kind == "alt")
+        assert (host in router.default.hosts) == (kind == "sim")  # type: ignore[attr-defined]
