@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from drivers.kit import H1, H2, H3, IMG, R1, R2, SAN, World, fail_step
+from drivers.kit import H1, H2, H3, IMG, R1, R2, REGION, SAN, World, fail_step
+from tropic.drivers import SimDriver
 from tropic.errors import DriverError
 from tropic.model import Inventory, project
 from tropic.txn import Controller, State
@@ -218,23 +219,98 @@ CASES: dict[str, Case] = {
 }
 
 
-# Fleet actions (add/remove a host, storage host, image, router; configure) covered elsewhere: the sim's
-# in tests/drivers/test_sim_fleet.py.
-FLEET_CASES = {
-    "add_region",
-    "remove_region",
-    "add_host",
-    "remove_host",
-    "add_storage_host",
-    "remove_storage_host",
-    "add_image",
-    "remove_image",
-    "add_network",
-    "remove_network",
-    "add_router",
-    "remove_router",
-    "configure",
-}
+# --- fleet actions: devices brought under management and released ---------------------------------------
+H9, SAN9, R9 = f"/compute/{REGION}/host-09", f"/storage/{REGION}/san-9", f"/network/{REGION}/router-9"
+HOST_ARGS: dict[str, Any] = {"name": "host-09", "cpus": 8, "memory_mib": 16384}
+
+
+def added(path: str, action: str, args: dict[str, Any]) -> Callable[[World], None]:
+    def setup(w: World) -> None:
+        w.both(path, action, args)
+
+    return setup
+
+
+def answers(w: World, path: str) -> bool:
+    """The device is managed and answers, through the backend's own API."""
+    if isinstance(w.driver, SimDriver):
+        return path in w.driver.hosts or path in w.driver.sans
+    return bool(w.driver.connection(path).getInfo())  # type: ignore[attr-defined]
+
+
+CASES.update(
+    {
+        "add_host": Case(
+            nothing,
+            (f"/compute/{REGION}", "add_host", HOST_ARGS),
+            (f"/compute/{REGION}", "remove_host", {"name": "host-09"}),
+            lambda inv: inv["hosts"].get(H9) == {"vms": {}, "configs": [], "volumes": []},
+            [lambda w: answers(w, H9)],
+        ),
+        "remove_host": Case(
+            added(f"/compute/{REGION}", "add_host", HOST_ARGS),
+            (f"/compute/{REGION}", "remove_host", {"name": "host-09"}),
+            (f"/compute/{REGION}", "add_host", HOST_ARGS),
+            lambda inv: H9 not in inv["hosts"],
+        ),
+        "add_storage_host": Case(
+            nothing,
+            (f"/storage/{REGION}", "add_storage_host", {"name": "san-9"}),
+            (f"/storage/{REGION}", "remove_storage_host", {"name": "san-9"}),
+            lambda inv: inv["storage"].get(SAN9) == {"images": [], "volumes": {}},
+            [lambda w: answers(w, SAN9)],
+        ),
+        "remove_storage_host": Case(
+            added(f"/storage/{REGION}", "add_storage_host", {"name": "san-9"}),
+            (f"/storage/{REGION}", "remove_storage_host", {"name": "san-9"}),
+            (f"/storage/{REGION}", "add_storage_host", {"name": "san-9"}),
+            lambda inv: SAN9 not in inv["storage"],
+        ),
+        "add_image": Case(
+            nothing,
+            (SAN, "add_image", {"name": "img-new", "size_gib": 1}),
+            (SAN, "remove_image", {"name": "img-new"}),
+            lambda inv: "img-new" in inv["storage"][SAN]["images"],
+        ),
+        "remove_image": Case(
+            added(SAN, "add_image", {"name": "img-new", "size_gib": 1}),
+            (SAN, "remove_image", {"name": "img-new"}),
+            (SAN, "add_image", {"name": "img-new", "size_gib": 1}),
+            lambda inv: "img-new" not in inv["storage"][SAN]["images"],
+        ),
+        "add_router": Case(
+            nothing,
+            (f"/network/{REGION}", "add_router", {"name": "router-9", "next_hop": ""}),
+            (f"/network/{REGION}", "remove_router", {"name": "router-9"}),
+            lambda inv: inv["routers"].get(R9) == {"next_hop": ""},
+        ),
+        "remove_router": Case(
+            added(f"/network/{REGION}", "add_router", {"name": "router-9", "next_hop": R1}),
+            (f"/network/{REGION}", "remove_router", {"name": "router-9"}),
+            (f"/network/{REGION}", "add_router", {"name": "router-9", "next_hop": R1}),
+            lambda inv: R9 not in inv["routers"],
+        ),
+    }
+)
+
+# Fleet actions with no device effect in either driver (a region, a network are model containers;
+# configure changes settings only): checked to leave the devices as they are, below.
+FLEET_CASES = {"add_region", "remove_region", "add_network", "remove_network", "configure"}
+NO_DEVICE_EFFECT = [
+    ("/compute", "add_region", {"name": "r9"}),
+    ("/compute", "remove_region", {"name": "r9"}),
+    ("/network", "add_network", {"name": "n9"}),
+    ("/network", "remove_network", {"name": "n9"}),
+    (H1, "configure", {"labels": {"t": "web"}, "cpus": 8}),
+    (f"/compute/{REGION}", "configure", {"timezone": "UTC"}),
+]
+
+
+@pytest.mark.parametrize("step", NO_DEVICE_EFFECT, ids=lambda s: f"{s[1]}-{s[0]}")
+def test_fleet_actions_without_a_device_change_nothing(world: World, step: tuple[str, str, Any]) -> None:
+    before = world.driver.inventory()
+    world.both(*step)
+    assert world.driver.inventory() == before
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -21,10 +21,11 @@ from fastapi.responses import FileResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
-from tropic.api import views
+from tropic.api import devices, views
 from tropic.api.access import Gate, GatedRoute
 from tropic.api.audit import AuditLog
 from tropic.api.auth import Principal, Role, TokenStore
+from tropic.api.devices import IgnoreList, PathsRequest
 from tropic.api.errors import ApiProblem, error_responses, install
 from tropic.api.events import EventBroker
 from tropic.api.idempotency import IdempotencyCache
@@ -487,6 +488,60 @@ def create_app(
         return result.to_dict()
 
     add_listing_routes(app, controller, Viewer)  # /v1/vms, /v1/hosts, /v1/regions, /v1/describe
+
+    # --- the served fleet: discovery, unmanaged device objects (tropic.api.devices) ------------------------
+    ignored = IgnoreList.beside(controller.store)
+    if isinstance(drift, Reconciler):
+        drift.ignored = ignored.covers  # ignored device objects are not drift
+
+    @app.get("/v1/discover", tags=["devices"], responses=error_responses(*auth_errors, 422, 503, 504))
+    def discover(who: Viewer) -> dict[str, Any]:
+        """The inventory document of the devices this server drives, read from them and named as the
+        model names them (the shape ``tropic inventory discover`` prints), with the unmanaged objects."""
+        try:
+            return devices.discover_served(controller, ignored)
+        except TropicError as e:
+            raise reconcile_problem(e) from None
+
+    @app.get("/v1/unmanaged", tags=["devices"], responses=error_responses(*auth_errors, 422, 503, 504))
+    def get_unmanaged(
+        who: Viewer, all: Annotated[bool, Query(description="also list the ignored ones")] = False
+    ) -> dict[str, Any]:
+        """Device objects on this server's devices that the model does not know (VMs, images, volumes,
+        routers), each with the path it would have in the model."""
+        try:
+            return devices.list_unmanaged(controller, ignored, include_ignored=all)
+        except TropicError as e:
+            raise reconcile_problem(e) from None
+
+    @app.post(
+        "/v1/unmanaged/adopt",
+        tags=["devices"],
+        responses=error_responses(400, *auth_errors, 404, 409, 413, 422, 503, 504),
+    )
+    def adopt(body: PathsRequest, who: Reloader) -> dict[str, Any]:
+        """Adopt unmanaged objects into the model: a reload (device -> model) of each, constraint-checked
+        and persisted like any change."""
+        results = []
+        for raw in body.paths:
+            try:
+                scope = views.scope_path(raw)
+                result = drift.reload(scope)
+            except TropicError as e:
+                audit.record(who, "adopt", "refused", details={"path": raw, "error": e.code})
+                raise reconcile_problem(e) from None
+            audit.record(who, "adopt", "accepted", details={"path": scope, "changed": len(result.changed)})
+            results.append(result.to_dict())
+        return {"results": results}
+
+    @app.post(
+        "/v1/unmanaged/ignore", tags=["devices"], responses=error_responses(400, *auth_errors, 404, 413, 422)
+    )
+    def ignore(body: PathsRequest, who: Reloader) -> dict[str, Any]:
+        """Leave these unmanaged objects alone: they are no longer listed, nor drift (a persisted list)."""
+        paths = [views.scope_path(p) for p in body.paths]
+        audit.record(who, "ignore", "accepted", details={"paths": paths})
+        return {"ignored": ignored.add(paths)}
 
     # --- dashboard (a static shell without data; the data it shows comes from the API with a token) -------
     @app.get("/", include_in_schema=False)

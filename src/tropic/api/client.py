@@ -255,6 +255,22 @@ class Client:
         """Make the devices match the model under ``path`` with compensating transactions."""
         return dict(self._json("POST", "/v1/repair", body={"path": path, "timeout": timeout}))
 
+    def discover(self) -> dict[str, Any]:
+        """The inventory document of the devices the server drives, with its unmanaged objects."""
+        return dict(self._json("GET", "/v1/discover"))
+
+    def unmanaged(self, *, include_ignored: bool = False) -> dict[str, Any]:
+        """Device objects the server's model does not know."""
+        return dict(self._json("GET", "/v1/unmanaged", params={"all": str(include_ignored).lower()}))
+
+    def adopt(self, paths: list[str]) -> dict[str, Any]:
+        """Adopt unmanaged objects into the model (a reload of each)."""
+        return dict(self._json("POST", "/v1/unmanaged/adopt", body={"paths": paths}))
+
+    def ignore(self, paths: list[str]) -> dict[str, Any]:
+        """Have the server leave unmanaged objects alone (persisted)."""
+        return dict(self._json("POST", "/v1/unmanaged/ignore", body={"paths": paths}))
+
     def stats(self) -> dict[str, Any]:
         return dict(self._json("GET", "/v1/stats"))
 

@@ -21,7 +21,10 @@ from tropic.cli.output import ExitCode
 from tropic.inventory import Change, load
 
 app = typer.Typer(
-    help="The declarative inventory file: check it, plan and apply it against a server, export one.",
+    help=(
+        "The declarative inventory file: discover one from hypervisors, check it, plan and apply it "
+        "against a server, export one."
+    ),
     no_args_is_help=True,
     add_completion=False,
 )

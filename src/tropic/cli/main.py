@@ -8,7 +8,18 @@ from typing import Annotated
 import typer
 
 from tropic import __version__
-from tropic.cli import bench, embedded, hosts, inventory, optimize, output, reconcile, replay, worker
+from tropic.cli import (
+    bench,
+    discover,
+    embedded,
+    hosts,
+    inventory,
+    optimize,
+    output,
+    reconcile,
+    replay,
+    worker,
+)
 from tropic.cli.client import client_app
 from tropic.cli.output import EXIT_CODES_HELP, ExitCode
 from tropic.cli.serve import serve_app
@@ -52,7 +63,8 @@ app.command("worker")(worker.worker_cmd)  # distributed mode: a worker process
 app.add_typer(reconcile.app)  # drift, reload, repair
 app.command("replay")(replay.replay_cmd)  # trace replay, --sweep
 app.add_typer(hosts.app, name="host")  # host cordon|uncordon|drain|evacuate
-app.add_typer(inventory.app, name="inventory")  # check, plan, apply, export
+discover.register(inventory.app)  # inventory discover
+app.add_typer(inventory.app, name="inventory")  # check, plan, apply, export, discover
 
 
 @app.command()

@@ -12,12 +12,28 @@ import os
 import signal
 import threading
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tropic.cli import output
 from tropic.service.wiring import open_distributed_driver
+
+if TYPE_CHECKING:
+    from kazoo.client import KazooClient
+
+    from tropic.model import Model
+    from tropic.store.zkclient import ZkAddress
+
+
+def read_model(client: KazooClient, address: ZkAddress) -> Model | None:
+    """The controllers' model as the store holds it now (read-only), for binding devices to backends;
+    None before a controller initialised the store."""
+    from tropic.model import STANDARD
+    from tropic.store.zk import ZooKeeperStore
+
+    restored = ZooKeeperStore(address, client=client, read_only=True).restore(STANDARD)
+    return None if restored is None else restored.model
 
 
 def worker_cmd(
@@ -48,8 +64,11 @@ def worker_cmd(
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     address = parse_zk_uri(store)
-    devices = open_distributed_driver(driver)
     client = open_client(address, connect_timeout=30, session_timeout=session_timeout)
+    devices = open_distributed_driver(driver, resolver=lambda: read_model(client, address))
+    model = read_model(client, address)
+    if model is not None:  # else no controller initialised the store yet: bound on first use
+        devices.bind(model)  # which backend and connection drive each device
     worker = Worker(client, devices, name=name, concurrency=concurrency)
     stop = threading.Event()
 

@@ -182,6 +182,7 @@ class Replica:
 
     def _provisioned_initial(self) -> Model:
         model = self.initial()
+        self.driver.bind(model)  # which backend drives which device, before provisioning them
         load = getattr(self.driver, "load", None)
         if callable(load):
             load(project(model))  # devices first: a crash before the store holds the model redoes both

@@ -9,11 +9,12 @@ not have reached the device before a crash.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Self
 
 from tropic.errors import DriverError
-from tropic.model import RUNNING, STANDARD, STOPPED, Inventory, Value
+from tropic.model import RUNNING, STANDARD, STOPPED, Inventory, Model, Value
 
 Args = Mapping[str, Value]
 
@@ -178,8 +179,28 @@ class Driver(ComputeDriver, StorageDriver, NetworkDriver, FleetDriver):
         h = self.reload(host)["hosts"].get(host)
         return None if h is None else h["vms"].get(name)
 
+    def bind(self, model: Model, *, devices: Iterable[str] | None = None) -> Self:
+        """Take the device connections from ``model`` (every host and storage host, or only those in
+        ``devices``: the ones this backend drives). Called at every controller start, before any step
+        runs. This default has nothing to bind (the sim's devices are its own state)."""
+        return self
+
     def close(self) -> None:
         """Release connections and flush state."""
+
+
+def capacity_error(host: str, cpus: int, memory_mib: int, real: tuple[int, int] | None) -> str:
+    """Why a host declared with ``cpus`` and ``memory_mib`` does not fit its device's ``real`` capacity
+    (CPUs, MiB), naming the host and both figures; empty when it fits or the device cannot tell."""
+    if real is None:
+        return ""
+    rc, rm = real
+    over = []
+    if cpus > rc:
+        over.append(f"{cpus} CPUs declared, the device has {rc}")
+    if memory_mib > rm:
+        over.append(f"{memory_mib} MiB of memory declared, the device has {rm} MiB")
+    return f"host {host} is declared larger than its device: {'; '.join(over)}" if over else ""
 
 
 # --- inventories of parts of a datacenter -----------------------------------------------------------------

@@ -26,6 +26,7 @@ The parts: :mod:`~tropic.drivers.libvirt_hosts` (host -> connection mapping and 
 from __future__ import annotations
 
 from tropic.drivers.base import Driver
+from tropic.drivers.libvirt_fleet import LibvirtFleet
 from tropic.drivers.libvirt_hosts import (
     CONFIG_MEMORY_MIB,
     CONFIG_VCPUS,
@@ -38,7 +39,6 @@ from tropic.drivers.libvirt_hosts import (
     VOLUMES,
     DomainHook,
 )
-from tropic.drivers.libvirt_inventory import LibvirtInventory
 
 __all__ = [
     "CONFIG_MEMORY_MIB",
@@ -69,7 +69,7 @@ def refuse_domains(*names: str) -> DomainHook:
     return hook
 
 
-class LibvirtDriver(LibvirtInventory, Driver):
+class LibvirtDriver(LibvirtFleet, Driver):
     """Hosts, storage hosts and routers on libvirt connections, one per host URI (arguments: see
     :class:`~tropic.drivers.libvirt_hosts.LibvirtHosts`)."""
 

@@ -15,7 +15,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Self
 
 from tropic.drivers.libvirt_conn import (
@@ -52,6 +52,7 @@ CONFIG_VCPUS, CONFIG_MEMORY_MIB = 1, 128  # sizes of a bare configuration (never
 MIGRATION_MODES = ("auto", "live", "copy")
 
 DomainHook = Callable[[str, str, str], str]
+TEST_NODE_SIZE = (16, 32768)  # CPUs, MiB of a private test hypervisor at most
 
 
 class LibvirtHosts:
@@ -95,29 +96,61 @@ class LibvirtHosts:
             self.manage_storage_host(path, san_uri)
 
     # --- host -> connection mapping ------------------------------------------------------------------
-    def manage_host(self, path: str, uri: str = "") -> None:
-        """Manage compute host ``path`` through ``uri`` (empty: the driver's URI)."""
-        self._assign(self._hosts, path, uri)
+    def manage_host(self, path: str, uri: str = "", *, size: tuple[int, int] | None = None) -> None:
+        """Manage compute host ``path`` through ``uri`` (empty: the driver's URI). ``size``: the host's
+        declared (CPUs, MiB); a private test hypervisor is made that large, up to the test node's size."""
+        self._assign(self._hosts, path, uri, size)
 
     def manage_storage_host(self, path: str, uri: str = "") -> None:
         """Manage storage host ``path`` (its pools) through ``uri`` (empty: the driver's URI)."""
         self._assign(self._sans, path, uri)
 
-    def _assign(self, role: dict[str, Endpoint], path: str, uri: str) -> None:
+    def _assign(
+        self, role: dict[str, Endpoint], path: str, uri: str, size: tuple[int, int] | None = None
+    ) -> None:
         with self._lock:
             old = role.get(path)
-            new = role[path] = self._place(path, uri, role)
+            new = role[path] = self._place(path, uri, role, size)
         if old is not None and old is not new and old.private:
             old.close()  # a private test hypervisor no one uses any more
 
-    def bind(self, model: Model) -> Self:
-        """Map every host and storage host of ``model`` to its ``uri`` attribute (or the driver's URI)."""
+    def bind(self, model: Model, *, devices: Iterable[str] | None = None) -> Self:
+        """Map every host and storage host of ``model`` (only those in ``devices`` when given: the others
+        belong to another backend) to its ``uri`` attribute (or the driver's URI)."""
+        wanted = None if devices is None else set(devices)
         for path, node in model.nodes.items():
+            if wanted is not None and path not in wanted:
+                continue
             if node.kind == "host":
-                self.manage_host(path, str(node.attrs.get("uri", "")))
+                size = (int(node.attrs["cpus"]), int(node.attrs["memory_mib"]))
+                self.manage_host(path, str(node.attrs.get("uri", "")), size=size)
             elif node.kind == "storage_host":
                 self.manage_storage_host(path, str(node.attrs.get("uri", "")))
         return self
+
+    def unmanage(self, path: str) -> None:
+        """Stop managing host or storage host ``path`` (a private test hypervisor is closed with it)."""
+        with self._lock:
+            eps = [e for e in (self._hosts.pop(path, None), self._sans.pop(path, None)) if e is not None]
+            still = {id(e) for e in [*self._hosts.values(), *self._sans.values()]}
+        for ep in eps:
+            if ep.private and id(ep) not in still:
+                ep.close()
+
+    def in_process(self) -> bool:
+        """Do all of this driver's devices live in this process (libvirt's test hypervisor), so that they
+        start empty in every process?"""
+        with self._lock:
+            eps = [*self._hosts.values(), *self._sans.values()]
+        network = self._network_uri or self.uri
+        return is_test_uri(self.uri) and is_test_uri(network) and all(e.in_process for e in eps)
+
+    def capacity(self, host: str) -> tuple[int, int] | None:
+        """(CPUs, memory in MiB) of compute host ``host`` as its hypervisor reports them (``getInfo``)."""
+        ep = self._host_ep(host)
+        with self._on(ep, host, "read the node's capacity", host) as conn:
+            info = conn.getInfo()  # [model, memory MiB, CPUs, MHz, NUMA nodes, sockets, cores, threads]
+        return int(info[2]), int(info[1])
 
     def uris(self) -> dict[str, str]:
         """Host and storage host paths with the libvirt URI each is managed through."""
@@ -135,14 +168,16 @@ class LibvirtHosts:
         with ep.lock:
             return ep.connect(self._lv, path)
 
-    def _place(self, path: str, uri: str, role: dict[str, Endpoint]) -> Endpoint:
+    def _place(
+        self, path: str, uri: str, role: dict[str, Endpoint], size: tuple[int, int] | None = None
+    ) -> Endpoint:
         """The endpoint for ``path`` (call with ``self._lock`` held)."""
         u = native_uri(uri) if uri else self.uri
         old = role.get(path)
         if u == TEST_DEFAULT:
             if old is not None and old.private:
                 return old
-            return self._private(path)
+            return self._private(path, size)
         if old is not None and old.uri == u:
             return old
         if role is self._hosts:
@@ -158,15 +193,21 @@ class LibvirtHosts:
             shared = self._by_uri[u] = Endpoint(u)
         return shared
 
-    def _private(self, label: str) -> Endpoint:
-        """A fresh private test hypervisor, started from a node file of its own."""
+    def _private(self, label: str, size: tuple[int, int] | None = None) -> Endpoint:
+        """A fresh private test hypervisor, started from a node file of its own: as large as ``size``
+        (declared CPUs, MiB; 0 when not declared) up to the test node's 16 CPUs and 32 GiB (a host declared
+        larger does not fit its device, as on a real hypervisor)."""
+        cpus, memory = TEST_NODE_SIZE
+        if size is not None:  # a figure of 0 or less is not declared: the test node's own
+            cpus = min(cpus, size[0]) if size[0] > 0 else cpus
+            memory = min(memory, size[1]) if size[1] > 0 else memory
         if self._tmp is None:
             self._tmp = tempfile.mkdtemp(prefix="tropic-libvirt-")
         fd, node = tempfile.mkstemp(
             prefix=label.strip("/").replace("/", "_") + "-", suffix=".xml", dir=self._tmp
         )
         with os.fdopen(fd, "w") as f:
-            f.write(test_node_xml())
+            f.write(test_node_xml(cpus, memory))
         return Endpoint(f"test://{node}", private=True)
 
     def _net_ep(self) -> Endpoint:

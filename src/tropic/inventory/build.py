@@ -64,13 +64,13 @@ def device_capacity(
 def build_model(inv: Inventory, capacity: Capacity | None = None, *, provisional: bool = False) -> Model:
     """The model of ``inv`` (a checked inventory); ``capacity``: what devices reported for hosts whose
     capacity the file leaves out. :class:`~tropic.inventory.errors.InventoryError` names every host whose
-    capacity nobody tells, or that its VMs would not fit. ``provisional``: capacity nobody tells is 1 CPU
-    and 1 MiB, unchecked (a model to show a driver which hosts it drives before it is asked their
-    capacity)."""
+    capacity nobody tells, or that its VMs would not fit. ``provisional``: capacity nobody tells is 0 CPUs
+    and 0 MiB, unchecked (a model to show a driver which hosts it drives before it is asked their
+    capacity; 0 means "not declared" to a driver that sizes devices it creates)."""
     fleet = inv.fleet
     caps = dict(capacity or {})
     if provisional:
-        caps = {(h.region, h.name): caps.get((h.region, h.name), (1, 1)) for h in fleet.hosts}
+        caps = {(h.region, h.name): caps.get((h.region, h.name), (0, 0)) for h in fleet.hosts}
     found: list[tuple[tuple[str | int, ...], str]] = []
     for i, h in enumerate(fleet.hosts):
         cpus, mem = resolved(h, caps.get((h.region, h.name)))

@@ -364,6 +364,12 @@ class Host(Resource):
         target = self._view.get(dest, Host)
         if target.path == self.path:
             raise ModelError(f"{vm.path} is already on {dest}", path=vm.path)
+        if self.driver and target.driver and self.driver != target.driver:
+            raise ModelError(
+                f"cannot migrate {vm.path} to {dest}: {self.path} is driven by the {self.driver} backend "
+                f"and {dest} by {target.driver} (a migration stays within one backend)",
+                path=vm.path,
+            )
         spec = vm.snapshot()
         self.remove_child(name)
         self._forget_cordoned(name)

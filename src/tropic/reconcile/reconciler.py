@@ -197,6 +197,8 @@ class Reconciler(Reconciliation):
         self.max_auto_attempts = max_auto_attempts
         self.clock = clock
         self.history: deque[dict[str, Any]] = deque(maxlen=1000)  # resolved drift, oldest first
+        # Device objects an operator chose to leave unmanaged (tropic.api.devices): never drift.
+        self.ignored: Callable[[str], bool] = lambda path: False
         self.passes_started = 0
         self.passes_done = 0
         self.last_error: TropicError | None = None
@@ -353,7 +355,8 @@ class Reconciler(Reconciliation):
                     continue  # the model changed under the read: look again next time
                 else:
                     found = compare(snap.kind, d, snap.logical, got)
-                    look.findings[d] = [f for f in found if not overlaps((f.path, *f.fence), busy)]
+                    ours = [f for f in found if not self.ignored(f.path)]
+                    look.findings[d] = [f for f in ours if not overlaps((f.path, *f.fence), busy)]
                 if confirm is None:
                     with self._lock:
                         known = self._records

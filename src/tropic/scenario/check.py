@@ -89,7 +89,13 @@ def check_live(spec: StoreURI, holder: dict[str, Any] | None) -> dict[str, Any]:
         if before.get(t.id) != (t.state, len(t.steps)):
             busy |= t.reads | t.writes
     model = first.model
-    left_out = set(first.fenced) | set(second.fenced) | busy
+    # Devices another backend drives (their ``driver`` names one: libvirt) are the holder's to read.
+    others = {
+        p
+        for p, n in model.nodes.items()
+        if n.kind in ("host", "storage_host", "router") and str(n.attrs.get("driver", "")) not in ("", "sim")
+    }
+    left_out = set(first.fenced) | set(second.fenced) | busy | others
     out = _report(first.txns, sim.duplicates() if sim is not None else [])
     out.update(
         {
@@ -98,6 +104,7 @@ def check_live(spec: StoreURI, holder: dict[str, Any] | None) -> dict[str, Any]:
             "violations": len(audit(model)),
             "fenced": sorted(first.fenced),
             "busy": sorted(busy),
+            "not_read": sorted(others),
         }
     )
     if sim is None:

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
-from tropic.drivers.base import Driver
+from tropic.drivers.base import Driver, Step
 from tropic.drivers.registry import open_driver
+from tropic.drivers.router import Opener, RouterDriver, ephemeral
 from tropic.drivers.sim import Fault, SimDriver
 from tropic.errors import ConfigError
 from tropic.model import Model, project
@@ -31,16 +33,21 @@ DEFAULT_STORE = "tropic.db"
 
 @dataclass(slots=True)
 class Embedded:
+    """An embedded controller. ``driver`` is the server's own backend (``--driver``); the controller
+    drives every device through ``router``, which also opens the backends of other kinds the model's
+    devices name (:mod:`tropic.drivers.router`)."""
+
     controller: Controller
     driver: Driver
     store: Store
     created: bool
+    router: RouterDriver
 
     def close(self) -> None:
         """Stop the controller (if started) and release the devices, then the store: the store's lock
         goes last, so a process that gets it next also finds the devices free."""
         self.controller.stop()
-        self.driver.close()
+        self.router.close()
         self.store.close()
 
 
@@ -77,22 +84,61 @@ def open_embedded(
     except BaseException:
         st.close()
         raise
+    router = RouterDriver(drv, openers=_openers(drv, spec.devices, holder))
     try:
         has_model = getattr(st, "has_model", None)  # SQLite and ZooKeeper stores can tell
         fresh = not (callable(has_model) and has_model())
         if fresh:
-            model = seed(drv) if seed is not None else (initial or default_datacenter)()
-            load = getattr(drv, "load", None)
-            if load is not None:
-                load(project(model))  # devices first: a crash before the store is initialised redoes both
+            model = seed(router) if seed is not None else (initial or initial_model(drv))()
+            router.bind(model, provision=False)  # which backend gets which device
+            if provisionable(router):
+                # Devices first: a crash before the store is initialised redoes both.
+                router.load(project(model))
+            else:
+                define_routers(router, model)  # real hypervisors: only the routers' network records
             if isinstance(drv, SimDriver) and faults is not None:
                 drv.faults = list(faults)
                 drv.save_faults()
-            c = Controller.open(st, drv, initial=lambda: model, workers=workers)
+            c = Controller.open(st, router, initial=lambda: model, workers=workers)
         else:
-            c = Controller.open(st, drv, workers=workers)
+            c = Controller.open(st, router, workers=workers)  # binds (and provisions in-process devices)
     except BaseException:
-        drv.close()
+        router.close()
         st.close()
         raise
-    return Embedded(c, drv, st, fresh)
+    return Embedded(c, drv, st, fresh, router)
+
+
+def _openers(drv: Driver, devices: Path | None, holder: Holder | None) -> dict[str, Opener]:
+    """How this server opens a backend of another kind on demand: a sim keeps its devices beside the
+    store (when the server's own driver is not the sim, which has that file already)."""
+    if drv.name == "sim" or devices is None:
+        return {}
+    return {"sim": lambda: open_driver("sim://", default_state=devices, holder=holder)}
+
+
+def provisionable(router: RouterDriver) -> bool:
+    """Can a new store's devices be provisioned from its model? Not when a backend's devices are real
+    hypervisors: tropic never wipes those (their model comes from discovery instead)."""
+    return all(d.name == "sim" or ephemeral(d) for d in list(router.backends.values()))
+
+
+def define_routers(router: RouterDriver, model: Model) -> None:
+    """Define the model's routers on their backends (a discovered network gets its router's record, an
+    inactive libvirt network; idempotent), leaving everything else on real hypervisors as it is."""
+    for path, node in sorted(model.nodes.items()):
+        if node.kind == "router":
+            network, name = path.rsplit("/", 1)
+            args = {"name": name, "next_hop": str(node.attrs.get("next_hop", ""))}
+            router.execute(Step(0, 0, network, "add_router", args))
+
+
+def initial_model(drv: Driver) -> Callable[[], Model]:
+    """What a new store starts with: the generated datacenter, or, on real libvirt hypervisors, what
+    discovery reads from them (one host per connection; tropic never wipes a real hypervisor)."""
+    if drv.name == "libvirt" and not ephemeral(drv):
+        from tropic.drivers.discover import discover_model
+
+        uri = str(getattr(drv, "uri", ""))
+        return lambda: discover_model([uri])
+    return default_datacenter

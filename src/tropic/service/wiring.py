@@ -33,6 +33,7 @@ from tropic.api.idempotency import DEFAULT_TTL, IdempotencyCache
 from tropic.api.server import HttpLimits
 from tropic.drivers.base import Driver
 from tropic.errors import ConfigError, TropicError
+from tropic.model import Model
 from tropic.owner import Holder, in_use, read_holder
 from tropic.reconcile import Policies, Reconciler
 from tropic.retention.policy import Retention
@@ -244,6 +245,10 @@ class EmbeddedService(Service):
             f"  store: {self.embedded.store.uri}",
             f"  drift detection: {self.drift_note()}",
         ]
+        router = self.embedded.router
+        kinds = sorted({router.default_kind, *router.devices.values()})
+        out.append(f"  devices: {', '.join(kinds)} (default {router.default_kind})")
+        out += [f"  capacity: {p}" for p in router.capacity_problems]
         if self.retention is not None:
             p = self.retention.policy
             out.append(
@@ -434,16 +439,19 @@ def warn_mismatch(inv: Inventory, model: Model) -> None:
         )
 
 
-def open_distributed_driver(uri: str | None) -> Driver:
-    """The driver of a distributed-mode process: devices every controller and worker reaches."""
+def open_distributed_driver(uri: str | None, *, resolver: Callable[[], Model | None] | None = None) -> Driver:
+    """The driver of a distributed-mode process: devices every controller and worker reaches, behind a
+    router (:mod:`tropic.drivers.router`) that a controller binds to its model when it takes over, and a
+    worker with ``resolver`` (how to read the model) when a step touches a device it does not know."""
     from tropic.drivers.registry import open_driver
+    from tropic.drivers.router import RouterDriver
 
     if uri is None or uri in ("sim://", "sim:", "sim"):
         raise ConfigError(
             "distributed mode needs devices every controller and worker reaches: "
             "--driver sim:///PATH/devices.db (simulated, one machine) or a real driver URI"
         )
-    return open_driver(uri, shared=True)
+    return RouterDriver(open_driver(uri, shared=True), resolver=resolver)
 
 
 def build_service(config: ServiceConfig) -> Service:

@@ -109,7 +109,9 @@ class Controller:
         watchdog: float | None = 60.0,
     ) -> None:
         self.model = model
-        self.driver = driver
+        # Every start binds the devices to the model (connections, which backend drives what), before any
+        # step runs: fresh or restored, embedded or a replica taking over.
+        self.driver = driver.bind(model)
         self.store = store or MemoryStore()
         self.registry = registry
         self.workers = workers
