@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,7 +27,7 @@ def _rows(path: Path) -> int:
 
 
 def _spawn(sim: SimDriver) -> None:
-    steps = [
+    steps: list[tuple[str, str, dict[str, Any]]] = [
         (SAN, "clone_image", {"image": "img-ubuntu", "volume": "vol-0"}),
         (f"{SAN}/vol-0", "export_volume", {}),
         (HOST, "import_volume", {"volume": f"{SAN}/vol-0"}),
