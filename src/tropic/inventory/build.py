@@ -150,4 +150,7 @@ def build_model(inv: Inventory, capacity: Capacity | None = None, *, provisional
         )
         node = m.nodes[hpath]
         node.attrs["configs"] = [*node.attrs["configs"], vm.name]
+        if node.attrs["cordoned"] and "cordon_vms" in Host.attrs:
+            # A cordoned host keeps the VMs it held when cordoned: those the file puts there.
+            node.attrs["cordon_vms"] = sorted([*node.attrs["cordon_vms"], vm.name])
     return m
