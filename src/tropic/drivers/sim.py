@@ -27,13 +27,14 @@ from typing import Any
 
 from tropic.drivers.base import Args, Driver, Step, covers
 from tropic.drivers.sim_faults import Fault, Hang, uniform
+from tropic.drivers.sim_fleet import SimFleet
 from tropic.drivers.sim_rows import Rows
 from tropic.errors import CorruptStore, DeviceFault, DeviceTimeout, DriverError
 from tropic.model import Inventory
 from tropic.owner import Holder, OwnerLock, acquire
 
 
-class SimDriver(Driver):
+class SimDriver(SimFleet, Driver):
     """A simulated datacenter: hosts with VMs, configs and imported volumes; SANs; routers."""
 
     name = "sim"
@@ -545,62 +546,6 @@ class SimDriver(Driver):
         if vol is not None:
             self._mark(volume)
             vol["exported"] = False
-
-    # --- fleet: devices brought under management and released ---------------------------------------
-    def add_host(self, region: str, args: Args) -> None:
-        path = f"{region}/{args['name']}"
-        if path not in self.hosts:
-            self.hosts[path] = {
-                "vms": {},
-                "configs": set(args.get("configs") or ()),
-                "volumes": set(args.get("volumes") or ()),
-            }
-            self._mark(path)
-
-    def remove_host(self, region: str, args: Args) -> None:
-        path = f"{region}/{args['name']}"
-        h = self.hosts.get(path)
-        if h is None:
-            return
-        if h["vms"]:
-            raise DriverError(f"sim: host {path} still runs VMs {sorted(h['vms'])}", path=path)
-        del self.hosts[path]
-        self._mark(path)
-
-    def add_storage_host(self, region: str, args: Args) -> None:
-        path = f"{region}/{args['name']}"
-        if path not in self.sans:
-            self.sans[path] = {"images": set(), "volumes": {}}
-            self._mark(path)
-
-    def remove_storage_host(self, region: str, args: Args) -> None:
-        path = f"{region}/{args['name']}"
-        s = self.sans.get(path)
-        if s is None:
-            return
-        if s["volumes"]:
-            raise DriverError(
-                f"sim: storage host {path} still holds volumes {sorted(s['volumes'])}", path=path
-            )
-        del self.sans[path]
-        self._mark(path)
-
-    def add_image(self, san: str, args: Args) -> None:
-        self._san(san)["images"].add(args["name"])
-
-    def remove_image(self, san: str, args: Args) -> None:
-        self._san(san)["images"].discard(args["name"])
-
-    def add_router(self, network: str, args: Args) -> None:
-        path = f"{network}/{args['name']}"
-        if path not in self.routers:
-            self.routers[path] = {"next_hop": args.get("next_hop", "")}
-            self._mark(path)
-
-    def remove_router(self, network: str, args: Args) -> None:
-        path = f"{network}/{args['name']}"
-        if self.routers.pop(path, None) is not None:
-            self._mark(path)
 
     def set_next_hop(self, router: str, args: Args) -> None:
         r = self.routers.get(router)
