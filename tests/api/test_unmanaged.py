@@ -103,3 +103,66 @@ def test_bad_requests_are_refused_clearly(served: tuple[TestClient, Embedded, Re
     assert client.post("/v1/unmanaged/adopt", json={"paths": []}).status_code == 422
     assert client.post("/v1/unmanaged/ignore", json={"paths": ["/compute/../x"]}).status_code in (404, 422)
     assert client.get("/v1/unmanaged", params={"bogus": "1"}).status_code == 422
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[tuple[str, Embedded]]:
+    """The same server on a real loopback port (uvicorn in a thread), for the command line."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    e = open_embedded(f"sqlite:///{tmp_path}/s.db", "libvirt+test:///default", initial=small)
+    c = e.controller.start()
+    app = create_app(c, TokenStore([("otto", TOKEN, "operator")]), AuditLog(None, fsync=False))
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the API server did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}", e
+    finally:
+        app.state.events.close()
+        server.should_exit = True
+        thread.join(15)
+        e.close()
+
+
+def test_the_command_line_discovers_lists_adopts_and_ignores(live: tuple[str, Embedded]) -> None:
+    import tomllib
+
+    from typer.testing import CliRunner
+
+    from tropic.cli.main import app
+
+    url, e = live
+    runner = CliRunner()
+    base = ["inventory", "discover", "--url", url, "--token", TOKEN]
+    r = runner.invoke(app, base)
+    assert r.exit_code == 0, r.output
+    doc = tomllib.loads(r.stdout)
+    assert [h["name"] for h in doc["hosts"]] == ["host-01", "host-02"]
+
+    define_behind_tropics_back(e, "stray-1")
+    r = runner.invoke(app, [*base, "--unmanaged", "--json"])
+    assert r.exit_code == 1, r.output  # there is something unmanaged
+    assert '"path": "/compute/r1/host-01/stray-1"' in r.stdout
+    r = runner.invoke(app, [*base, "--adopt"])
+    assert r.exit_code == 0, r.output
+    assert "/compute/r1/host-01/stray-1" in e.controller.model.nodes
+
+    define_behind_tropics_back(e, "stray-2")
+    r = runner.invoke(app, [*base, "--ignore"])
+    assert r.exit_code == 0 and "ignored: /compute/r1/host-01/stray-2" in r.stdout, r.output
+    r = runner.invoke(app, [*base, "--unmanaged"])
+    assert r.exit_code == 0 and "no unmanaged device objects" in r.stdout, r.output
+    r = runner.invoke(app, [*base, "--adopt", "--ignore"])
+    assert r.exit_code == 2, r.output

@@ -1,27 +1,26 @@
 """The sim's fleet actions: hosts, storage hosts, images and routers brought under management and released
-(see :class:`tropic.drivers.base.FleetDriver`). Called under the sim's lock, like its other actions;
-idempotent."""
+(idempotent, like every sim action; a host or storage host that still holds VMs or volumes is refused)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tropic.drivers.base import Args
 from tropic.errors import DriverError
 
 
 class SimFleet:
-    """Mixed into :class:`~tropic.drivers.sim.SimDriver`, whose device dictionaries these change."""
+    """:class:`~tropic.drivers.base.FleetDriver` on the sim's devices (a base of
+    :class:`~tropic.drivers.sim.SimDriver`, whose state and bookkeeping it uses)."""
 
     hosts: dict[str, dict[str, Any]]
     sans: dict[str, dict[str, Any]]
     routers: dict[str, dict[str, Any]]
 
-    def _mark(self, key: str) -> None:
-        raise NotImplementedError
+    if TYPE_CHECKING:
 
-    def _san(self, san: str) -> dict[str, Any]:
-        raise NotImplementedError
+        def _mark(self, key: str) -> None: ...
+        def _san(self, san: str) -> dict[str, Any]: ...
 
     def add_host(self, region: str, args: Args) -> None:
         path = f"{region}/{args['name']}"
