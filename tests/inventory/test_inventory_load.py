@@ -233,3 +233,13 @@ routers = [
         with pytest.raises(InventoryError) as e:
             loads(text.replace(old, new), "toml", "f.toml")
         assert str(e.value.problems[0]).startswith(expected), (expected, e.value.problems)
+
+
+def test_a_cordoned_host_keeps_the_vms_the_file_puts_on_it() -> None:
+    text = SIM.read_text().replace(
+        'failure_domain = "rack-1"', 'failure_domain = "rack-1"\ncordoned = true', 1
+    )
+    model = build_model(loads(text, "toml", "f.toml"))
+    host = model.nodes["/compute/us-east/kvm-1"].attrs
+    assert host["cordoned"] is True and "web-1" in host["configs"]
+    assert audit(model) == []  # no "new placement on a cordoned host": web-1 was there when it was cordoned
