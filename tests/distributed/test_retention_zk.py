@@ -98,6 +98,11 @@ def test_a_pass_archives_then_removes_from_zookeeper_what_the_policy_lets_go(
         store.archive = archive
         old = c.get(ids[0] if ids[0] != failed else ids[1])  # read back from the archive
         assert old.final
+        # Paging finds every record, stored or archived, exactly once, newest first.
+        paged: list[int] = []
+        while len(page := c.history(TxnQuery(before=paged[-1] if paged else None, limit=7))) > 0:
+            paged.extend(t.id for t in page)
+        assert [i for i in paged if i <= ids[-1]] == sorted(ids, reverse=True)
     finally:
         c.stop()
         store.close()

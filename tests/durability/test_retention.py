@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from core.helpers import small_dc, spawn, vm
 from tropic.drivers import Fault, SimDriver
 from tropic.errors import ConfigError, UnknownTransaction
 from tropic.model import project
+from tropic.records.query import TxnQuery
 from tropic.retention import Archive, Retention, retain
 from tropic.store.sqlite import SQLiteStore
 from tropic.txn import Controller, State, Transaction
@@ -207,3 +209,39 @@ def test_a_service_with_retention_shows_archived_transactions(tmp_path: Path) ->
         service.embedded.close()
         for s in service.sockets:
             s.close()
+
+
+def _pages(store: SQLiteStore, query: TxnQuery) -> list[int]:
+    """Every id a reader finds by paging ``query`` (limit 4) down to the end."""
+    seen: list[int] = []
+    before: int | None = None
+    while True:
+        page = store.find_txns(replace(query, before=before))
+        seen.extend(t.id for t in page)
+        if len(page) < query.limit:
+            return seen
+        before = page[-1].id
+
+
+def test_paging_finds_every_record_stored_or_archived_exactly_once(tmp_path: Path) -> None:
+    ids, failed = _history(tmp_path / "s.db")
+    archive = Archive(tmp_path / "archive")
+    archive.check()
+    store = SQLiteStore(tmp_path / "s.db")
+    try:
+        everything = {i: t for i in ids if (t := store.get_txn(i)) is not None}
+        retain(store, archive, Retention(max_count=10), batch=7)
+        store.archive = archive
+        # A pass cut between writing its file and removing the records: one record in both places.
+        both = ids[-3]
+        archive.write([everything[both].to_dict()])
+        assert sorted(_pages(store, TxnQuery(limit=4))) == ids  # each once, newest first
+        assert _pages(store, TxnQuery(limit=4)) == sorted(ids, reverse=True)
+        destroys = [i for i, t in everything.items() if t.procedure == "destroy_vm"]
+        assert _pages(store, TxnQuery(procedure="destroy_vm", limit=4)) == sorted(destroys, reverse=True)
+        assert _pages(store, TxnQuery(state=State.FAILED, limit=4)) == [failed]
+        # A page of recent history is answered by the store alone: no archive file is read.
+        store.archive = Archive(tmp_path / "nowhere")
+        assert [t.id for t in store.find_txns(TxnQuery(limit=5))] == sorted(ids, reverse=True)[:5]
+    finally:
+        store.close()

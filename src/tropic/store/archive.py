@@ -22,6 +22,8 @@ from typing import Any
 import orjson
 
 from tropic.errors import ConfigError, StoreError
+from tropic.records.query import TxnQuery
+from tropic.records.record import Transaction
 
 _NAME = re.compile(r"^txns-(\d{8})-(\d{12})-(\d{12})\.jsonl\.gz$")
 
@@ -92,6 +94,27 @@ class Archive:
                         return r, f.path
         return None
 
+    def page(self, query: TxnQuery, want: int, *, above: int | None = None) -> list[Transaction]:
+        """Archived records matching ``query``, newest first, at most ``want``. Files are read from the
+        newest id range down, and the reading stops once ``want`` are found and no file left can hold a
+        larger id than the last of them; ``above``: only ids above it are wanted (the caller's page is
+        full below it), so the files wholly under it are not read. A page of recent history reads no
+        file; a filter that matches nothing archived reads them all."""
+        found: list[Transaction] = []
+        for f in sorted(self.files(), key=lambda f: f.last, reverse=True):
+            if query.before is not None and f.first >= query.before:
+                continue
+            if above is not None and f.last <= above:
+                break
+            if len(found) >= want and f.last < found[want - 1].id:
+                break
+            for r in self.read(f):
+                t = Transaction.from_dict(r)
+                if query.matches(t) and (above is None or t.id > above):
+                    found.append(t)
+            found.sort(key=lambda t: t.id, reverse=True)
+        return found[:want]
+
     def write(self, records: list[dict[str, Any]]) -> Path:
         """Write ``records`` (in id order) as one new file, atomically; returns its path."""
         return self.write_lines(
@@ -132,3 +155,21 @@ def ended(record: dict[str, Any]) -> float:
     """When a final record ended: its latest state change."""
     times = record.get("times", {})
     return max((float(v) for v in times.values()), default=0.0)
+
+
+def with_archived(
+    stored: list[Transaction], archive: Archive | None, query: TxnQuery, want: int
+) -> list[Transaction]:
+    """A store's page (at most ``want``, newest first) completed with the archived records that belong
+    in it, so that paging finds every record, stored or archived, exactly once (a record both stored
+    and archived, by a retention pass cut between the two, counts once, as stored)."""
+    if archive is None:
+        return stored
+    floor = stored[-1].id if len(stored) >= want else None
+    extra = archive.page(query, want, above=floor)
+    if not extra:
+        return stored
+    ids = {t.id for t in stored}
+    rows = [*stored, *(t for t in extra if t.id not in ids)]
+    rows.sort(key=lambda t: t.id, reverse=True)
+    return rows[:want]

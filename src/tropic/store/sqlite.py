@@ -33,7 +33,7 @@ from tropic.owner import Holder, OwnerLock, acquire
 from tropic.records.query import TxnQuery
 from tropic.records.record import Transaction
 from tropic.store import sqlite_retain
-from tropic.store.archive import Archive
+from tropic.store.archive import Archive, with_archived
 from tropic.store.base import History, Restored, Store
 from tropic.store.sqlite_retain import FINAL_STATES, history_of
 
@@ -265,7 +265,7 @@ class SQLiteStore(Store):
                         break
             if len(rows) < chunk:
                 break
-        return out
+        return with_archived(out, self.archive, query, want)
 
     # --- retention (see tropic.retention and tropic.store.sqlite_retain) ----------------------------
     def retention_cut(self, max_count: int) -> int:

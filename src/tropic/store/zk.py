@@ -39,7 +39,7 @@ from tropic.records.query import TxnQuery
 from tropic.records.record import Transaction
 from tropic.retry import RetryPolicy
 from tropic.store import zk_pages
-from tropic.store.archive import Archive
+from tropic.store.archive import Archive, with_archived
 from tropic.store.base import History, Restored, Store
 from tropic.store.zk_keys import KeyBook
 from tropic.store.zk_layout import (
@@ -317,11 +317,13 @@ class ZooKeeperStore(Store):
 
     def find_txns(self, query: TxnQuery, extra: int = 0) -> list[Transaction]:
         """One page read from ZooKeeper at the cost of the page (see :mod:`~tropic.store.zk_pages`)."""
-        return self._reading(
+        want = query.limit + extra
+        stored = self._reading(
             lambda archives, recent: zk_pages.page(
-                recent.values(), archives, self._ranges, self._read_chunks, query, query.limit + extra
+                recent.values(), archives, self._ranges, self._read_chunks, query, want
             )
         )
+        return with_archived(stored, self.archive, query, want)
 
     def _history(self) -> dict[int, dict[str, Any]]:
         """Every committed record (a full read: for tests and tools)."""
