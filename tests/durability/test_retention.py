@@ -245,3 +245,31 @@ def test_paging_finds_every_record_stored_or_archived_exactly_once(tmp_path: Pat
         assert [t.id for t in store.find_txns(TxnQuery(limit=5))] == sorted(ids, reverse=True)[:5]
     finally:
         store.close()
+
+
+def test_a_pass_gives_free_pages_back_to_the_file_system(tmp_path: Path) -> None:
+    """Removal from the SQLite file with an incremental vacuum: once a pass leaves more than a quarter of
+    the file free, the free pages beyond a tenth go back to the file system (a steady load reuses the
+    rest)."""
+    ids, _ = _history(tmp_path / "s.db")
+    archive = Archive(tmp_path / "archive")
+    archive.check()
+    store = SQLiteStore(tmp_path / "s.db")
+    try:
+        conn = store._conn
+
+        def pages() -> tuple[int, int]:
+            return (
+                int(conn.execute("PRAGMA page_count").fetchone()[0]),
+                int(conn.execute("PRAGMA freelist_count").fetchone()[0]),
+            )
+
+        assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental, since creation
+        before, _ = pages()
+        result = retain(store, archive, Retention(max_count=2))
+        after, free = pages()
+    finally:
+        store.close()
+    assert result.removed >= len(ids) - 3
+    assert free * 4 <= after, (after, free)
+    assert after < before, (before, after)

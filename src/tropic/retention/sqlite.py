@@ -52,4 +52,6 @@ def retain(
         removed += len(found.ids)
         if len(found.ids) < batch:
             break
+    if removed:
+        store.release_free_pages()
     return PassResult(removed, archived, files)

@@ -184,6 +184,8 @@ class SQLiteStore(Store):
     def _connect(self, synchronous: str) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            if not self.existed:  # before the file's header is written: free pages can be released later
+                conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={synchronous}")
             conn.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
@@ -300,6 +302,26 @@ class SQLiteStore(Store):
         with self._write_lock:
             try:
                 sqlite_retain.remove(self._conn, ids, counts)
+            except sqlite3.Error as e:
+                raise StoreError(f"cannot write store {self.path}: {e}", path=str(self.path)) from None
+
+    def release_free_pages(self) -> int:
+        """Give free pages back to the file system with an incremental vacuum, when more than a quarter
+        of the file is free, down to a tenth (what a steady load reuses stays; what a shrunk history
+        leaves is returned). Only stores created with ``auto_vacuum=INCREMENTAL`` (every store created
+        since retention) can; returns the pages released."""
+        with self._write_lock:
+            try:
+                conn = self._conn
+                if conn.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
+                    return 0
+                free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+                pages = int(conn.execute("PRAGMA page_count").fetchone()[0])
+                if free * 4 <= pages:
+                    return 0
+                release = -(-(10 * free - pages) // 9)  # leaves free <= a tenth of the smaller file
+                conn.executescript(f"PRAGMA incremental_vacuum({release});")  # stepped to the end
+                return release
             except sqlite3.Error as e:
                 raise StoreError(f"cannot write store {self.path}: {e}", path=str(self.path)) from None
 
