@@ -185,7 +185,8 @@ class LibvirtHosts:
                 if other != path and taken.uri == u:
                     raise ConfigError(
                         f"libvirt: hosts {other} and {path} both map to {u}; each compute host needs its own "
-                        "libvirt connection (its domains would collide)",
+                        "libvirt connection (its domains would collide): give each host its `uri`, or start "
+                        "a store from what the hypervisors hold (`tropic inventory discover URI...`)",
                         path=path,
                     )
         shared = self._by_uri.get(u)
