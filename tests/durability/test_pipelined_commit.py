@@ -154,3 +154,48 @@ def test_a_failed_write_stops_the_controller_and_announces_nothing(tmp_path: Pat
         assert t2.state is State.COMMITTED
     finally:
         c2.stop()
+
+
+class OneWriteAtATime(GatedStore):
+    """A gated store whose gate, once opened with :attr:`once`, closes again after one write."""
+
+    once = False
+
+    def write(self, batches: Sequence[object]) -> None:
+        super().write(batches)
+        if self.once:
+            self.gate.clear()
+
+
+def test_a_transaction_is_settled_only_once_its_final_record_is_written(tmp_path: Path) -> None:
+    """A batch holding a running transaction's progress is announced after the transaction ended in
+    memory: its final record is in the next batch, still unwritten, so it is not settled (nor retired)
+    yet; it is once that batch is written."""
+    model = small_dc()
+    sim = SimDriver(latency=0.2)
+    sim.load(project(model))
+    store = OneWriteAtATime(tmp_path / "s.db")
+    c = Controller.open(store, sim, initial=lambda: model).start()
+    heard: list[tuple[State, bool]] = []
+    try:
+        t = c.submit("spawn_vm", spawn("r1", 1, "late"))
+        until(lambda: t.state is State.STARTED and t.accepted, "the spawn started")
+        store.waiting.clear()
+        store.gate.clear()  # the next write (the progress of its steps) waits
+        until(store.waiting.is_set, "a progress record held at the gate")
+        until(lambda: t.state is State.COMMITTED, "the spawn ended in memory")
+        c.subscribe(lambda x: heard.append((x.state, x.settled)) if x.id == t.id else None)
+        store.waiting.clear()
+        store.once = True
+        store.gate.set()  # exactly one write: the progress; the final record waits at the gate
+        until(lambda: bool(heard), "the progress batch announced")
+        until(store.waiting.is_set, "the final record held at the gate")
+        assert heard[0] == (State.COMMITTED, False)  # the object is final; its final record is not written
+        assert not t.settled
+        store.once = False
+        store.gate.set()
+        assert c.wait(t, WAIT_S).state is State.COMMITTED and t.settled
+        assert_invariants(c)
+    finally:
+        store.gate.set()
+        c.stop()

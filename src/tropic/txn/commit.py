@@ -36,6 +36,10 @@ class Announcement:
     accepted: list[Transaction]
     notify: list[Transaction]
     dispatch: list[Transaction]
+    # The notified transactions whose final record is in this batch (or an earlier one): taken when the
+    # batch is sealed, since a pipelined batch is announced later, when a transaction may have reached
+    # its final state in a batch not yet written.
+    final: list[Transaction]
 
     def __bool__(self) -> bool:
         return bool(self.stored or self.accepted or self.notify or self.dispatch)
@@ -116,7 +120,8 @@ class GroupCommit:
         """Make what this batch reported durable, then announce it. With a pipelined store the batch is
         handed to the writer thread and announced later, when the writer says it is written (``wait``:
         block until then)."""
-        ann = Announcement(self._stored, self._accepted, self._notify, self._dispatch)
+        final = [t for t in self._notify if t.final]
+        ann = Announcement(self._stored, self._accepted, self._notify, self._dispatch, final)
         self._stored, self._accepted, self._notify, self._dispatch = [], [], [], []
         w = self._writer
         if w is None:
@@ -149,9 +154,8 @@ class GroupCommit:
         for t in ann.accepted:
             t.accepted = True
         notify = ann.notify
-        for t in notify:
-            if t.final:
-                t.settled = True
+        for t in ann.final:
+            t.settled = True
         if ann.accepted or notify:
             self.wake_waiters()
         if ann.accepted:
