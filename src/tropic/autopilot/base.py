@@ -1,0 +1,131 @@
+"""The autopilot's contract: what sensors report, what a policy sees, and what it answers.
+
+* A **sensor** yields :class:`Observation`\\ s (a subject's metric at a time); the knowledge base keeps
+  them as bounded time series in the controller's store.
+* A pass turns the committed model and the predicted load into a :class:`Snapshot`: hosts and VMs as
+  plain data, each VM's predicted CPU demand, and the subjects whose sensors are stale (a stale sensor is
+  unknown, never 0%: policies leave those hosts and VMs alone).
+* A :class:`Policy` answers a :class:`Plan`: the target configuration as moves, spawns, destroys and
+  host power changes, with the predicted gain and the migration cost in the same unit, and why. The
+  actuator turns the plan into transactions (each checked by the transaction layer) under its guards.
+
+Units: CPU demand and capacity in **cores** (a VM's predicted utilisation x its vCPUs; a host's ``cpus``),
+memory in MiB. Plain, immutable data, so policies are pure functions, testable offline and replayable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from tropic.errors import TropicError
+
+CPU = "cpu"  # fraction of the subject's CPUs in use, 0..1 (a VM: of its vCPUs; a host: of its cpus)
+MEMORY = "memory"  # fraction of the subject's memory in use, 0..1
+
+
+class PolicyError(TropicError):
+    """A policy could not answer (bad configuration, impossible headroom). The current configuration
+    stays as it is; the pass records why."""
+
+    code = "policy_error"
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One reading: ``subject`` (a resource path, or a key such as ``region:us-east``), ``metric``
+    (``cpu``, ``memory``, ``demand``, ``latency_ms``, ``price``...), ``value`` at ``at`` (Unix seconds),
+    read by ``source`` (the sensor's name)."""
+
+    subject: str
+    metric: str
+    value: float
+    at: float
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class VMState:
+    path: str
+    host: str  # the host's path
+    vcpus: int
+    memory_mib: int
+    uid: str = ""
+    demand: float | None = None  # predicted CPU demand in cores; None: unknown (stale or no reading)
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class HostState:
+    path: str
+    region: str
+    cpus: int
+    memory_mib: int
+    cpu_overcommit: float = 4.0
+    failure_domain: str = ""
+    cordoned: bool = False
+    powered: bool = True
+    driver: str = ""
+    vms: tuple[str, ...] = ()  # paths of its VMs
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What a policy sees: the fleet at ``at`` (Unix seconds) with predicted demand; ``stale``: hosts and
+    VMs whose readings are too old to trust (left alone)."""
+
+    at: float
+    hosts: dict[str, HostState]
+    vms: dict[str, VMState]
+    stale: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    vm: str
+    dest: str
+    why: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SpawnRequest:
+    """A VM a policy wants (e.g. a PsEPR overlay member): spawned by ``spawn_vm`` on ``host``."""
+
+    name: str
+    host: str
+    image: str
+    vcpus: int
+    memory_mib: int
+    why: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A policy's answer. ``gain`` and ``cost`` are in the policy's utility unit (documented per policy);
+    the actuator runs the plan only when ``gain > cost x hysteresis``. An empty plan says ``why``."""
+
+    policy: str
+    moves: tuple[Move, ...] = ()
+    spawns: tuple[SpawnRequest, ...] = ()
+    destroys: tuple[str, ...] = ()
+    power_off: tuple[str, ...] = ()
+    power_on: tuple[str, ...] = ()
+    gain: float = 0.0
+    cost: float = 0.0
+    why: str = ""
+    solve_s: float = 0.0
+
+    @property
+    def empty(self) -> bool:
+        return not (self.moves or self.spawns or self.destroys or self.power_off or self.power_on)
+
+
+class Policy(Protocol):
+    """A plug-in: a declarative model (constraints + utility - migration cost) answering one pass.
+    ``budget``: at most that many migrations; ``time_limit``: seconds for the solver, after which the
+    policy answers an empty plan saying it timed out (the configuration stays as it is)."""
+
+    name: str
+
+    def plan(self, snapshot: Snapshot, *, budget: int, time_limit: float) -> Plan: ...
