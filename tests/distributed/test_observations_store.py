@@ -3,6 +3,8 @@ survives a restart (SQLite) and a takeover by another controller (ZooKeeper)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from core.helpers import small_dc
@@ -117,3 +119,46 @@ def test_a_zookeeper_store_that_is_not_the_writer_refuses_to_write(zk_uri: str) 
     finally:
         reader.close()
         writer.close()
+
+
+def test_a_new_leader_resumes_the_knowledge_base_where_the_old_one_stopped(open_store: Opener) -> None:
+    from tropic.autopilot.base import CPU, Observation
+    from tropic.autopilot.kb import KnowledgeBase, Retention
+    from tropic.autopilot.predict import Predictor
+
+    retention = Retention(trim_every_s=0, window=6)
+    old = KnowledgeBase(_writer(open_store), retention)
+    for k in range(10):
+        old.record(
+            [Observation(f"/vm-{i}", CPU, (k * i % 7) / 7, 1_000.0 + k * 300, "t") for i in range(4)],
+            1_000.0 + k * 300,
+        )
+    now = 1_000.0 + 9 * 300
+    new = KnowledgeBase(_writer(open_store), retention)  # the old leader is gone; its store is not read
+    assert new.load(now) == 40
+    for i in range(4):
+        assert new.series(f"/vm-{i}", CPU) == old.series(f"/vm-{i}", CPU)
+        assert Predictor().predict(new, f"/vm-{i}", CPU, now) == Predictor().predict(
+            old, f"/vm-{i}", CPU, now
+        )
+
+
+def test_a_deposed_zookeeper_leader_writes_no_observations(zk_uri: str, zk_client: Any) -> None:
+    from tropic.store.zk import LeadershipLost, ZooKeeperStore
+
+    node = zk_client.create("/leader-", b"", ephemeral=True, sequence=True, makepath=True)
+    store = ZooKeeperStore(zk_uri, timeout=30)
+    try:
+        store.init_model(small_dc())
+        store.bind_election(node)
+        store.append_observations(_rows(1))
+        zk_client.delete(node)  # its election session ended: another controller may lead now
+        with pytest.raises(LeadershipLost, match="election node"):
+            store.append_observations(_rows(1, start=5_000.0))
+        reader = ZooKeeperStore(zk_uri, timeout=30, read_only=True)
+        try:
+            assert len(reader.observations()) == 2  # only what it wrote while it led
+        finally:
+            reader.close()
+    finally:
+        store.close()
