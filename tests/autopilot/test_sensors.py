@@ -121,6 +121,10 @@ def test_libvirt_counters_become_utilisation_between_two_readings(fleet: tuple[M
             if f"{H1}/a" in cpu:
                 break
         assert 0.0 <= cpu[f"{H1}/a"] <= 1.0 and 0.0 <= cpu["/compute/r2/host-01/d"] <= 1.0
+        # The test node's CPU counters stand still: a host's figure is its VMs' demand over its CPUs.
+        vcpus = {f"{H1}/a": 2, f"{H1}/b": 1}
+        cores = sum(cpu[v] * n for v, n in vcpus.items())
+        assert cpu[H1] == pytest.approx(cores / model.nodes[H1].attrs["cpus"])
         assert sensor.errors == []
         assert drv.stats(["/compute/nowhere/host-9"], 0.0) == {}
     finally:

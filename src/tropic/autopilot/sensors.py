@@ -67,19 +67,33 @@ class UtilisationSensor:
             log.warning("utilisation sensor: %s", e)
             return []
         out: list[Observation] = []
+        # VMs first: a host whose device gives no CPU figure of its own gets its VMs' demand.
+        cores: dict[str, float | None] = {}
         for path, m in sorted(stats.items()):
-            prev = self._last.get(path)
+            if path in hosts:
+                continue
+            obs = self._vm(path, m, self._last.get(path), now)
+            out += obs
+            host = path.rsplit("/", 1)[0]
+            cpu = next((o.value for o in obs if o.metric == CPU), None)
+            known = cores.get(host, 0.0)
+            cores[host] = None if cpu is None or known is None else known + cpu * m.get("vcpus", 1.0)
+        for path, m in sorted(stats.items()):
             attrs = hosts.get(path)
-            if attrs is not None:
-                out += self._host(
-                    path, m, prev, int(attrs.get("cpus", 0)), int(attrs.get("memory_mib", 0)), now
-                )
-            else:
-                out += self._vm(path, m, prev, now)
+            if attrs is None:
+                continue
+            cpus, memory_mib = int(attrs.get("cpus", 0)), int(attrs.get("memory_mib", 0))
+            if "demand_cores" not in m and "cpu" not in m and cores.get(path, 0.0) is not None:
+                m = {**m, "vms_cores": cores.get(path) or 0.0}
+            out += self._host(path, m, self._last.get(path), cpus, memory_mib, now)
         unread = sorted(set(hosts) - set(stats))
         if unread:
             self.errors.append(f"no reading of {len(unread)} host(s): {', '.join(unread[:5])}")
-        self._last = stats
+        # Keep the previous reading of what this read missed (the next one still has a counter to compare
+        # with); forget what left the model.
+        self._last = {
+            p: v for p, v in {**self._last, **stats}.items() if p in hosts or p.rsplit("/", 1)[0] in hosts
+        }
         return out
 
     def _vm(
@@ -110,6 +124,8 @@ class UtilisationSensor:
             cpu = m["demand_cores"] / cpus
         if cpu is None and prev is not None:
             cpu = _rate(m, prev, "cpu_busy_s", "cpu_total_s")
+        if cpu is None and "vms_cores" in m and cpus > 0:
+            cpu = m["vms_cores"] / cpus  # every VM on it was read: their demand over its CPUs
         if cpu is not None:
             out.append(Observation(path, CPU, _clamp(cpu), now, self.name))
         memory = m.get("memory")
