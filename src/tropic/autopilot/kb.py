@@ -28,12 +28,14 @@ class Retention:
     """How much the store keeps: readings younger than ``max_age_s`` (default one day: a day of history
     is what a diurnal pattern needs) and at most ``max_rows`` (default 2,000,000: a day of 5-minute
     readings of about 3,500 subjects x 2 metrics; at ~100 bytes a row, ~200 MB). ``window``: readings per
-    series kept in memory for the predictor (default 24: two hours of 5-minute passes)."""
+    series kept in memory for the predictor (default 24: two hours of 5-minute passes), which a new leader
+    reads back from the last ``load_lookback_s`` seconds (default those two hours)."""
 
     max_age_s: float = 86_400.0
     max_rows: int = 2_000_000
     trim_every_s: float = 300.0
     window: int = 24
+    load_lookback_s: float = 7_200.0
 
     def __post_init__(self) -> None:
         if not (self.max_age_s > 0 and math.isfinite(self.max_age_s)):
@@ -94,8 +96,9 @@ class KnowledgeBase:
     # --- reading -----------------------------------------------------------------------------------
     def load(self, now: float, *, lookback_s: float | None = None, limit: int = 1_000_000) -> int:
         """Fill the in-memory windows from the store (a new leader, a restart): the readings of the last
-        ``lookback_s`` seconds (default: the retention age). Returns how many rows were read."""
-        since = now - (lookback_s if lookback_s is not None else self.retention.max_age_s)
+        ``lookback_s`` seconds (default: the retention's ``load_lookback_s``). Returns how many rows were
+        read."""
+        since = now - (lookback_s if lookback_s is not None else self.retention.load_lookback_s)
         rows = self.store.observations(since=since, limit=limit)
         self._series.clear()
         for subject, metric, value, at, _ in rows:
