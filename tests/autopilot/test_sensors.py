@@ -25,7 +25,7 @@ from tropic.autopilot.sensors import (
 )
 from tropic.autopilot.traces import TracePlayer, parse_planetlab
 from tropic.drivers import RouterDriver, SimDriver
-from tropic.drivers.base import Stats
+from tropic.drivers.base import Stats, Step
 from tropic.errors import ConfigError, DriverError
 from tropic.model import Model, project
 
@@ -192,3 +192,20 @@ def test_the_real_demand_and_latency_files_load() -> None:
     assert {"EU", "NA", "AS"} <= set(series.hourly)
     matrix = load_latency(root / "latency" / "aws-cloudping-p50.json")
     assert matrix[("us-east-1", "eu-west-1")] > 10
+
+
+def test_a_shared_sim_reads_what_other_processes_did(tmp_path: Path, fleet: tuple[Model, SimDriver]) -> None:
+    from tropic.drivers.sim_shared import SharedSimDriver
+
+    model, _ = fleet
+    leader = SharedSimDriver(tmp_path / "devices.db")
+    worker = SharedSimDriver(tmp_path / "devices.db")
+    try:
+        leader.load(project(model))
+        leader.utilisation = TracePlayer(TRACE)
+        assert f"{H1}/z" not in leader.stats([H1], 0.0)
+        worker.execute(Step(1, 0, H1, "create_vm", {"name": "z", "vcpus": 1, "memory_mib": 512}))
+        assert f"{H1}/z" in leader.stats([H1], 0.0)
+    finally:
+        worker.close()
+        leader.close()
