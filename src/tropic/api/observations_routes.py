@@ -49,7 +49,10 @@ def add_observation_routes(app: FastAPI, controller: Controller, Viewer: Any) ->
             int, Query(ge=1, le=API_MAX, description="the newest this many rows")
         ] = DEFAULT_LIMIT,
     ) -> dict[str, Any]:
-        """Readings the sensors stored, the newest ``limit`` matching, oldest first."""
+        """Readings the sensors stored, the newest ``limit`` matching, oldest first (``since`` inclusive,
+        ``until`` exclusive)."""
+        if since is not None and until is not None and until < since:
+            return {"items": []}  # an empty window matches nothing
         rows = controller.store.observations(subject, metric, since, until, limit)
         keys = ("subject", "metric", "value", "at", "source")
         return {"items": [dict(zip(keys, r, strict=True)) for r in rows]}
