@@ -157,8 +157,9 @@ class Store(ABC):
     _observations: MemoryObservations | None = None
 
     def append_observations(self, rows: Sequence[ObservationRow]) -> None:
-        """Keep ``rows`` (``(subject, metric, value, at, source)``), written together (one write per pass);
-        any thread, never concurrently with the controller's group commit of the same rows."""
+        """Keep ``rows`` (``(subject, metric, value, at, source)``), written together (one write per pass).
+        Called from any thread (the autopilot's, not the logical thread); each store serialises it with
+        its own commits. A refused row (:class:`~tropic.errors.InvalidArguments`) refuses the batch."""
         self._memory_observations().append(rows)
 
     def observations(
