@@ -53,6 +53,7 @@ from tropic.api.models import (
     batch_call_schema,
     procedure_call_schema,
 )
+from tropic.api.observations_routes import add_observation_routes
 from tropic.api.submissions import Submitter, add_submission_routes, prepare
 from tropic.errors import ConstraintViolation, TropicError
 from tropic.reconcile import (
@@ -488,6 +489,7 @@ def create_app(
         return result.to_dict()
 
     add_listing_routes(app, controller, Viewer)  # /v1/vms, /v1/hosts, /v1/regions, /v1/describe
+    add_observation_routes(app, controller, Viewer)  # /v1/autopilot/observations (the knowledge base)
 
     # --- the served fleet: discovery, unmanaged device objects (tropic.api.devices) ------------------------
     ignored = IgnoreList.beside(controller.store)

@@ -274,6 +274,11 @@ class Client:
     def stats(self) -> dict[str, Any]:
         return dict(self._json("GET", "/v1/stats"))
 
+    def observations(self, **query: Any) -> list[dict[str, Any]]:
+        """The autopilot's stored readings (``subject``, ``metric``, ``since``, ``until``, ``limit``)."""
+        params = {k: v for k, v in query.items() if v is not None}
+        return list(self._json("GET", "/v1/autopilot/observations", params=params)["items"])
+
     def metrics(self) -> str:
         return self._send("GET", "/metrics").text
 

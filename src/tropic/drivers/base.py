@@ -11,12 +11,22 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Self
+from typing import Protocol, Self
 
 from tropic.errors import DriverError
 from tropic.model import RUNNING, STANDARD, STOPPED, Inventory, Model, Value
 
 Args = Mapping[str, Value]
+# Readings of devices, per path (a host or a VM): metric -> value. See :meth:`Driver.stats`.
+Stats = dict[str, dict[str, float]]
+
+
+class UtilisationSource(Protocol):
+    """What a simulated VM demands: CPU utilisation (fraction of its vCPUs, 0..1) of the VM ``key``
+    (``region/name``) at ``now`` (Unix seconds), or None when unknown. The autopilot's trace player is
+    one."""
+
+    def cpu(self, key: str, now: float) -> float | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +194,15 @@ class Driver(ComputeDriver, StorageDriver, NetworkDriver, FleetDriver):
         ``devices``: the ones this backend drives). Called at every controller start, before any step
         runs. This default has nothing to bind (the sim's devices are its own state)."""
         return self
+
+    def stats(self, hosts: Iterable[str], now: float) -> Stats:
+        """Readings of the compute hosts ``hosts`` and their VMs, per path. Metrics: ``cpu`` and
+        ``memory`` (fractions in use, 0..1, as of now), or counters the caller turns into rates between
+        two readings: ``cpu_time_s`` (a VM's CPU seconds) with ``wall_s`` (when read) and ``vcpus``;
+        ``cpu_busy_s`` and ``cpu_total_s`` (a host's). ``demand_cores`` (a host: its VMs' CPU demand).
+        A host or VM the driver cannot read is left out: unknown, never 0%. ``now`` is the caller's
+        clock (a simulation plays its traces at that time). This default reads nothing."""
+        return {}
 
     def close(self) -> None:
         """Release connections and flush state."""

@@ -39,6 +39,7 @@ from tropic.drivers.libvirt_hosts import (
     VOLUMES,
     DomainHook,
 )
+from tropic.drivers.libvirt_stats import LibvirtStats
 
 __all__ = [
     "CONFIG_MEMORY_MIB",
@@ -69,7 +70,7 @@ def refuse_domains(*names: str) -> DomainHook:
     return hook
 
 
-class LibvirtDriver(LibvirtFleet, Driver):
+class LibvirtDriver(LibvirtStats, LibvirtFleet, Driver):
     """Hosts, storage hosts and routers on libvirt connections, one per host URI (arguments: see
     :class:`~tropic.drivers.libvirt_hosts.LibvirtHosts`)."""
 

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Self
 
-from tropic.drivers.base import Args, Driver, Step, capacity_error, covers
+from tropic.drivers.base import Args, Driver, Stats, Step, capacity_error, covers
 from tropic.errors import ConfigError, DriverError
 from tropic.model import Inventory, Model, project
 
@@ -275,6 +275,19 @@ class RouterDriver(Driver):
 
     def capacity(self, host: str) -> tuple[int, int] | None:
         return self.backend(self.kind_of(host)).capacity(host)
+
+    def stats(self, hosts: Iterable[str], now: float) -> Stats:
+        """Each backend reads its own hosts; one that fails leaves its hosts out (stale), logged."""
+        by_kind: dict[str, list[str]] = {}
+        for h in hosts:
+            by_kind.setdefault(self.kind_of(h), []).append(h)
+        out: Stats = {}
+        for kind, mine in sorted(by_kind.items()):
+            try:
+                out.update(self.backend(kind).stats(mine, now))
+            except (DriverError, ConfigError) as e:
+                log.warning("statistics of the %s backend unreadable: %s", kind, e)
+        return out
 
     def close(self) -> None:
         for _, drv in self._backends():

@@ -30,12 +30,13 @@ from tropic.drivers.sim_applied import KEEP_TXNS, RELEASE_EVERY, Applied, releas
 from tropic.drivers.sim_faults import Fault, Hang, uniform
 from tropic.drivers.sim_fleet import SimFleet
 from tropic.drivers.sim_rows import Rows
+from tropic.drivers.sim_stats import SimStats
 from tropic.errors import CorruptStore, DeviceFault, DeviceTimeout, DriverError
 from tropic.model import Inventory
 from tropic.owner import Holder, OwnerLock, acquire
 
 
-class SimDriver(SimFleet, Driver):
+class SimDriver(SimStats, SimFleet, Driver):
     """A simulated datacenter: hosts with VMs, configs and imported volumes; SANs; routers."""
 
     name = "sim"

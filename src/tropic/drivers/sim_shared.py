@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from tropic.drivers.base import Args, Step
+from tropic.drivers.base import Args, Stats, Step
 from tropic.drivers.sim import Fault, SimDriver
 from tropic.drivers.sim_rows import under
 from tropic.errors import CorruptStore, DriverError
@@ -120,6 +121,11 @@ class SharedSimDriver(SimDriver):
     def inventory(self) -> Inventory:
         self._refresh_all()
         return super().inventory()
+
+    def stats(self, hosts: Iterable[str], now: float) -> Stats:
+        """Readings of the devices as the file holds them now (worker processes change them)."""
+        self._refresh_all()
+        return super().stats(hosts, now)
 
     def reload(self, path: str) -> Inventory:
         """The devices at or below ``path`` (and the device holding it), read fresh from the file."""

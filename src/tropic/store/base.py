@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from tropic.model import Delta, Model, Schema
 from tropic.records.query import TxnQuery
 from tropic.records.record import Transaction
+from tropic.store.observations import MemoryObservations, ObservationRow
 
 
 @dataclass(slots=True)
@@ -149,6 +150,39 @@ class Store(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook: stores without resources need nothing
         """Release the store."""
+
+    # --- observations (the autopilot's knowledge base; see tropic.store.observations) ----------------
+    # Durable stores keep them beside the model (SQLite: a table; ZooKeeper: chunked znodes per time
+    # bucket). This default keeps them in this process only, for stores without persistence.
+    _observations: MemoryObservations | None = None
+
+    def append_observations(self, rows: Sequence[ObservationRow]) -> None:
+        """Keep ``rows`` (``(subject, metric, value, at, source)``), written together (one write per pass).
+        Called from any thread (the autopilot's, not the logical thread); each store serialises it with
+        its own commits. A refused row (:class:`~tropic.errors.InvalidArguments`) refuses the batch."""
+        self._memory_observations().append(rows)
+
+    def observations(
+        self,
+        subject_prefix: str = "",
+        metric: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 1000,
+    ) -> list[ObservationRow]:
+        """The newest ``limit`` rows whose subject starts with ``subject_prefix``, of ``metric`` (None:
+        any), taken at or after ``since`` and before ``until``, oldest first."""
+        return self._memory_observations().query(subject_prefix, metric, since, until, limit)
+
+    def trim_observations(self, older_than: float | None = None, max_rows: int | None = None) -> int:
+        """Remove the rows taken before ``older_than``, then the oldest beyond ``max_rows``; returns how
+        many went (stores that remove in chunks may keep a little less than ``max_rows``)."""
+        return self._memory_observations().trim(older_than, max_rows)
+
+    def _memory_observations(self) -> MemoryObservations:
+        if self._observations is None:
+            self._observations = MemoryObservations()
+        return self._observations
 
 
 class MemoryStore(Store):

@@ -20,7 +20,7 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,9 +32,10 @@ from tropic.model import Delta, Model, Node, Schema, parent_of
 from tropic.owner import Holder, OwnerLock, acquire
 from tropic.records.query import TxnQuery
 from tropic.records.record import Transaction
-from tropic.store import sqlite_retain
+from tropic.store import sqlite_obs, sqlite_retain
 from tropic.store.archive import Archive, with_archived
 from tropic.store.base import History, Restored, Store
+from tropic.store.observations import ObservationRow
 from tropic.store.sqlite_retain import FINAL_STATES, history_of
 
 FORMAT = "tropic-store"
@@ -195,6 +196,7 @@ class SQLiteStore(Store):
             # and ~700 KB of log). FAST zeroes what is written anyway and nothing more.
             conn.execute("PRAGMA secure_delete=FAST")
             conn.executescript(SCHEMA)
+            conn.executescript(sqlite_obs.SCHEMA)
             if not self.existed:
                 conn.execute("BEGIN")
                 conn.executemany(
@@ -338,6 +340,33 @@ class SQLiteStore(Store):
 
     def count_by_state(self) -> dict[str, int]:
         return dict(self._conn.execute("SELECT state, COUNT(*) FROM txns GROUP BY state").fetchall())
+
+    # --- observations (the knowledge base; see tropic.store.sqlite_obs) -----------------------------
+    def append_observations(self, rows: Sequence[ObservationRow]) -> None:
+        with self._write_lock, self._sql_errors("write"):
+            sqlite_obs.append(self._conn, rows)
+
+    def observations(
+        self,
+        subject_prefix: str = "",
+        metric: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 1000,
+    ) -> list[ObservationRow]:
+        with self._read_lock, self._sql_errors("read"):
+            return sqlite_obs.query(self._reader, subject_prefix, metric, since, until, limit)
+
+    def trim_observations(self, older_than: float | None = None, max_rows: int | None = None) -> int:
+        with self._write_lock, self._sql_errors("write"):
+            return sqlite_obs.trim(self._conn, older_than, max_rows)
+
+    @contextlib.contextmanager
+    def _sql_errors(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot {what} store {self.path}: {e}", path=str(self.path)) from None
 
     # --- writing -----------------------------------------------------------------------------------
     def init_model(self, model: Model) -> None:

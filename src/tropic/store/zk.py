@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
@@ -41,6 +41,7 @@ from tropic.retry import RetryPolicy
 from tropic.store import zk_pages
 from tropic.store.archive import Archive, with_archived
 from tropic.store.base import History, Restored, Store
+from tropic.store.observations import ObservationRow
 from tropic.store.zk_keys import KeyBook
 from tropic.store.zk_layout import (
     FORMAT,
@@ -55,6 +56,7 @@ from tropic.store.zk_layout import (
     Unit,
     encode_unit,
 )
+from tropic.store.zk_obs import ZkObservations
 from tropic.store.zk_snapshot import Snapshots
 from tropic.store.zk_writer import LeadershipLost, LogWriter
 from tropic.store.zkclient import ZkAddress, open_client, parse_zk_uri
@@ -129,6 +131,7 @@ class ZooKeeperStore(Store):
         self.commits = 0
         self.archive: Archive | None = None  # where retention put the records it removed (tropic.retention)
         self._ranges = zk_pages.ChunkRanges()  # id range of each archive chunk read (pages skip the others)
+        self._obs = ZkObservations(self.client, self._writer, self._get_many)
 
     # --- helpers -----------------------------------------------------------------------------------
     @property
@@ -428,6 +431,23 @@ class ZooKeeperStore(Store):
             raise LeadershipLost(f"{self._where()}: not the writer; retention removes nothing")
         kept = {n: [orjson.dumps(r) for r in records] for n, records in replace.items()}
         self._snaps.retire(kept, w.head.epoch, counts.to_dict())
+
+    # --- observations (the knowledge base; see tropic.store.zk_obs) ---------------------------------
+    def append_observations(self, rows: Sequence[ObservationRow]) -> None:
+        self._obs.append(rows)
+
+    def observations(
+        self,
+        subject_prefix: str = "",
+        metric: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 1000,
+    ) -> list[ObservationRow]:
+        return self._obs.query(subject_prefix, metric, since, until, limit)
+
+    def trim_observations(self, older_than: float | None = None, max_rows: int | None = None) -> int:
+        return self._obs.trim(older_than, max_rows)
 
     # --- writing -----------------------------------------------------------------------------------
     def init_model(self, model: Model) -> None:
