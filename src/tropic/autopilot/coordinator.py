@@ -124,9 +124,8 @@ class Coordinator:
 
     # --- control -----------------------------------------------------------------------------------
     def start(self) -> Coordinator:
-        """Resume unfinished passes (a leader taking over), then run passes on a thread."""
+        """Run passes on a thread, which first resumes the unfinished passes (a leader taking over)."""
         self._remember_history()
-        self.resume()
         self._thread = threading.Thread(target=self._loop, name="tropic-autopilot", daemon=True)
         self._thread.start()
         return self
@@ -174,6 +173,10 @@ class Coordinator:
 
     # --- passes ------------------------------------------------------------------------------------
     def _loop(self) -> None:
+        try:
+            self.resume()
+        except Exception:
+            log.exception("autopilot: resuming the unfinished passes failed")
         while not self._stop.is_set():
             self._wake.wait(self.interval)
             self._wake.clear()

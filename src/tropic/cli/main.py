@@ -9,6 +9,7 @@ import typer
 
 from tropic import __version__
 from tropic.cli import (
+    autopilot,
     bench,
     discover,
     embedded,
@@ -63,6 +64,7 @@ app.command("worker")(worker.worker_cmd)  # distributed mode: a worker process
 app.add_typer(reconcile.app)  # drift, reload, repair
 app.command("replay")(replay.replay_cmd)  # trace replay, --sweep
 app.add_typer(hosts.app, name="host")  # host cordon|uncordon|drain|evacuate
+app.add_typer(autopilot.app, name="autopilot")  # autopilot status|decisions|pause|resume|run-once
 discover.register(inventory.app)  # inventory discover
 app.add_typer(inventory.app, name="inventory")  # check, plan, apply, export, discover
 
