@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from api_harness import HOST, OPERATOR, VIEWER, Server, spawn_args
 from test_api_autopilot import LOAD, app_state, attach
-from test_api_dashboard import CHROMIUM, ARGS, sign_in
+from test_api_dashboard import ARGS, CHROMIUM, sign_in
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
 
