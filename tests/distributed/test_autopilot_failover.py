@@ -10,6 +10,9 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from core.helpers import small_dc, spawn
 from tropic.autopilot.actuator import ControllerExecutor
@@ -129,3 +132,59 @@ def test_a_leader_sigkilled_during_a_pass_loses_and_duplicates_no_migration(
         c.stop()
         store.close()
         sim.close()
+
+
+def test_a_replica_runs_the_autopilot_only_while_it_leads_and_resumes_the_last_terms_pass(
+    zk_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``tropic serve --autopilot hotspot`` on zk://: no coordinator while standing by; taking the lead
+    starts one (its API answers through ``app.state.autopilot``) that first finishes the unfinished pass a
+    previous term recorded; stepping down stops it."""
+    from tropic.api import AuditLog, TokenStore
+    from tropic.service.autopilot import AutopilotSettings
+    from tropic.service.wiring import ReplicatedService, ServiceConfig, build_service
+
+    service = build_service(
+        ServiceConfig(
+            tokens=TokenStore([("admin", "x" * 32, "admin")]),
+            audit=AuditLog(tmp_path / "audit.jsonl"),
+            store=zk_uri,
+            driver=f"sim://{tmp_path / 'devices.db'}",
+            port=0,
+            reconcile_interval=0,
+            autopilot=AutopilotSettings(policies="hotspot", interval=3600),
+        )
+    )
+    assert isinstance(service, ReplicatedService) and service.autopilot is None
+    assert any("autopilot while leading: hotspot every 3600 s" in line for line in service.describe())
+    apps: list[Any] = []
+    monkeypatch.setattr(service.gate, "lead", apps.append)  # no HTTP server here
+    model = small_dc()
+    sim = SharedSimDriver(tmp_path / "devices.db")
+    sim.load(project(model))
+    store = ZooKeeperStore(zk_uri)
+    c = Controller.open(store, sim, initial=lambda: model).start()
+    try:
+        assert c.wait(c.submit("spawn_vm", spawn("r1", 1, "m0", memory_mib=512)), 30).state is State.COMMITTED
+        # The previous term recorded a one-step pass and submitted nothing.
+        step = {"procedure": "migrate_vm", "args": {"vm": f"{H1}/m0", "dest": H2}, "key": "autopilot:old:0"}
+        old = {"id": "old", "seq": 1.0, "at": 1.0, "policy": "hotspot", "digest": "d", "steps": [step]}
+        ZooKeeperPassBook(store.client).put_autopilot_pass({**old, "done": False})
+        service._lead(c)
+        autopilot = service.autopilot
+        assert autopilot is not None and apps[0].state.autopilot is autopilot
+        assert c._wait_until(lambda: len(autopilot.decisions) >= 1, 60)
+        [d] = autopilot.decisions.recent()
+        assert d.trigger == "resume" and [s.state for s in d.steps] == ["COMMITTED"]
+        assert _where(c)["m0"] == H2
+        service._step_down()
+        assert (
+            service.autopilot is None and autopilot._thread is not None and not autopilot._thread.is_alive()
+        )
+    finally:
+        c.stop()
+        store.close()
+        sim.close()
+        service.devices.close()
+        for s in service.sockets:
+            s.close()
