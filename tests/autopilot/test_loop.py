@@ -12,12 +12,13 @@ from typing import Any
 from autopilot.loop_helpers import H1, H2, H3, Fixed, Fleet
 from core.helpers import assert_invariants
 from tropic.autopilot.actuator import ControllerExecutor, step_key
-from tropic.autopilot.base import Move, Observation, Plan, PolicyError, Snapshot
+from tropic.autopilot.base import Move, Observation, Plan, PolicyError, Snapshot, SpawnRequest
 from tropic.autopilot.coordinator import Coordinator
 from tropic.autopilot.decisions import ACTED, DRY_RUN, ERROR, IDLE
 from tropic.autopilot.passes import MemoryPassBook
 from tropic.drivers import SimDriver
 from tropic.drivers.sim_faults import Fault
+from tropic.model.generate import image_path
 from tropic.txn import Controller
 
 
@@ -218,3 +219,13 @@ def test_only_one_pass_runs_at_a_time(ctl: Controller) -> None:
     for t in threads:
         t.join(60)
     assert len([t for t in f.migrations() if t.state.value == "COMMITTED"]) == 1
+
+
+def test_a_step_refused_before_any_transaction_is_final_and_the_pass_goes_on(ctl: Controller) -> None:
+    f = hot_fleet(ctl)
+    bad = SpawnRequest("Not A Name!", H3, image_path("r1"), 1, 512)  # refused by the argument check
+    plan = Plan("fixed", moves=(Move(f"{H1}/small", H3),), spawns=(bad,), gain=5.0, cost=0.1)
+    c = f.coordinator(Fixed(plan))
+    [d] = c.run_once()
+    assert [s.state for s in d.steps] == ["REFUSED", "COMMITTED"] and "Not A Name!" in d.steps[0].error
+    assert c.resume() == []  # the pass is done: nothing for the next leader to retry

@@ -191,8 +191,9 @@ class ControllerExecutor:
         return t.state.value, msg
 
 
-def is_final(state: str) -> bool:
-    return state in {s.value for s in FINAL}
-
-
 COMMITTED = State.COMMITTED.value
+REFUSED = "REFUSED"  # the submission was refused before any transaction existed (a final outcome)
+
+
+def is_final(state: str) -> bool:
+    return state == REFUSED or state in {s.value for s in FINAL}

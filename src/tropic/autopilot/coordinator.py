@@ -29,6 +29,7 @@ from typing import Any
 
 from tropic.autopilot.actuator import (
     COMMITTED,
+    REFUSED,
     Executor,
     Guards,
     Migrations,
@@ -268,9 +269,15 @@ class Coordinator:
         for step in record["steps"]:
             if not is_final(step.get("state", "")):
                 if step.get("txn") is None:
-                    step["txn"] = self.executor.submit(step["procedure"], step["args"], step["key"])
+                    try:
+                        step["txn"] = self.executor.submit(step["procedure"], step["args"], step["key"])
+                    except TropicError as e:  # refused before any record exists (e.g. a VM gone)
+                        step["state"], step["error"] = REFUSED, e.message
                     self.passes.put_autopilot_pass(record)
-                state, error = self.executor.outcome(int(step["txn"]), self.guards.step_timeout_s)
+                if step.get("txn") is None:
+                    state, error = step["state"], step["error"]
+                else:
+                    state, error = self.executor.outcome(int(step["txn"]), self.guards.step_timeout_s)
                 step["state"], step["error"] = state, error
                 if state == COMMITTED and "who" in step:
                     self.migrations.record(step["who"], float(record["at"]))
