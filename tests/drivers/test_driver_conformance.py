@@ -295,7 +295,15 @@ CASES.update(
 
 # Fleet actions with no device effect in either driver (a region, a network are model containers;
 # configure changes settings only): checked to leave the devices as they are, below.
-FLEET_CASES = {"add_region", "remove_region", "add_network", "remove_network", "configure"}
+FLEET_CASES = {
+    "add_region",
+    "remove_region",
+    "add_network",
+    "remove_network",
+    "configure",
+    "power_off",
+    "power_on",
+}
 NO_DEVICE_EFFECT = [
     ("/compute", "add_region", {"name": "r9"}),
     ("/compute", "remove_region", {"name": "r9"}),
@@ -303,6 +311,8 @@ NO_DEVICE_EFFECT = [
     ("/network", "remove_network", {"name": "n9"}),
     (H1, "configure", {"labels": {"t": "web"}, "cpus": 8}),
     (f"/compute/{REGION}", "configure", {"timezone": "UTC"}),
+    (H1, "power_off", {}),
+    (H1, "power_on", {}),
 ]
 
 

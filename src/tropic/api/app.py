@@ -25,6 +25,7 @@ from tropic.api import devices, views
 from tropic.api.access import Gate, GatedRoute
 from tropic.api.audit import AuditLog
 from tropic.api.auth import Principal, Role, TokenStore
+from tropic.api.autopilot_routes import add_autopilot_routes
 from tropic.api.devices import IgnoreList, PathsRequest
 from tropic.api.errors import ApiProblem, error_responses, install
 from tropic.api.events import EventBroker
@@ -490,6 +491,7 @@ def create_app(
 
     add_listing_routes(app, controller, Viewer)  # /v1/vms, /v1/hosts, /v1/regions, /v1/describe
     add_observation_routes(app, controller, Viewer)  # /v1/autopilot/observations (the knowledge base)
+    add_autopilot_routes(app, Viewer, Planner, audit)  # /v1/autopilot/status|decisions|pause|resume|run-once
 
     # --- the served fleet: discovery, unmanaged device objects (tropic.api.devices) ------------------------
     ignored = IgnoreList.beside(controller.store)

@@ -9,6 +9,7 @@ import typer
 
 from tropic import __version__
 from tropic.cli import (
+    autopilot,
     autopilot_kb,
     bench,
     discover,
@@ -64,11 +65,12 @@ app.command("worker")(worker.worker_cmd)  # distributed mode: a worker process
 app.add_typer(reconcile.app)  # drift, reload, repair
 app.command("replay")(replay.replay_cmd)  # trace replay, --sweep
 app.add_typer(hosts.app, name="host")  # host cordon|uncordon|drain|evacuate
+autopilot_kb.register(autopilot.app)  # autopilot observations
+app.add_typer(
+    autopilot.app, name="autopilot"
+)  # autopilot status|decisions|pause|resume|run-once|observations
 discover.register(inventory.app)  # inventory discover
 app.add_typer(inventory.app, name="inventory")  # check, plan, apply, export, discover
-app.add_typer(
-    autopilot_kb.register(typer.Typer(help="The autopilot.", no_args_is_help=True)), name="autopilot"
-)
 
 
 @app.command()

@@ -163,6 +163,35 @@ def serve(
             dir_okay=False,
         ),
     ] = None,
+    autopilot: Annotated[
+        str | None,
+        typer.Option(
+            "--autopilot",
+            help="Run the autopilot on the leader with these policies, e.g. 'hotspot' (see "
+            "docs/autopilot.md); every change it decides is a transaction.",
+        ),
+    ] = None,
+    autopilot_interval: Annotated[
+        float, typer.Option("--autopilot-interval", min=0.1, help="Seconds between autopilot passes.")
+    ] = 300.0,
+    autopilot_dry_run: Annotated[
+        bool,
+        typer.Option("--autopilot-dry-run", help="Record what the autopilot would run; run nothing."),
+    ] = False,
+    autopilot_budget: Annotated[
+        int, typer.Option("--autopilot-budget", min=0, help="Most migrations per autopilot pass.")
+    ] = 5,
+    autopilot_vm_budget: Annotated[
+        int, typer.Option("--autopilot-vm-budget", min=0, help="Most migrations of one VM per 24 h.")
+    ] = 3,
+    autopilot_hysteresis: Annotated[
+        float,
+        typer.Option("--autopilot-hysteresis", min=0.0, help="Act only when predicted gain > cost x this."),
+    ] = 1.5,
+    autopilot_cooldown: Annotated[
+        float,
+        typer.Option("--autopilot-cooldown", min=0.0, help="Seconds before a migrated VM may move again."),
+    ] = 3600.0,
 ) -> None:
     """Run the controller as a service: REST API under /v1, live events, /metrics, dashboard at /.
 
@@ -178,6 +207,7 @@ def serve(
     the server cleanly with exit status 0."""
     from tropic.reconcile import Policies
     from tropic.retention import Retention
+    from tropic.service.autopilot import AutopilotSettings
     from tropic.service.wiring import ServiceConfig, build_service
 
     logging.basicConfig(
@@ -219,6 +249,15 @@ def serve(
             idempotency_ttl=key_ttl,
             retain_interval=retain_interval,
             inventory=fleet,
+            autopilot=AutopilotSettings(
+                policies=autopilot or "",
+                interval=autopilot_interval,
+                dry_run=autopilot_dry_run,
+                budget_per_pass=autopilot_budget,
+                per_vm_per_day=autopilot_vm_budget,
+                hysteresis=autopilot_hysteresis,
+                cooldown_s=autopilot_cooldown,
+            ),
         )
         service = build_service(config)
     except TropicError as e:

@@ -137,6 +137,15 @@ class FleetDriver:
         """A host's, storage host's or region's settings changed (capacity, connection, labels...)."""
         return None
 
+    def power_off(self, host: str, args: Args) -> None:
+        """Power compute host ``host`` off. Real power control (IPMI, Wake-on-LAN) is not wired: the
+        simulator and libvirt record nothing, the model keeps the power state."""
+        return None
+
+    def power_on(self, host: str, args: Args) -> None:
+        """Power compute host ``host`` on (see :meth:`power_off`: not wired to a device)."""
+        return None
+
     def capacity(self, host: str) -> tuple[int, int] | None:
         """(CPUs, memory in MiB) of compute host ``host`` as its device reports them, or None when the
         device cannot tell (the simulator) or the host is unknown to this driver."""

@@ -4,7 +4,8 @@ Plain data in, plain data out, so the same rule serves a procedure choosing a ho
 (:mod:`tropic.procedures.placement`) and the optimizer planning many moves at once (draining a host,
 :mod:`tropic.optimize.drain`). The capacities mirror the schema's constraints: a host takes a VM when its
 VMs' memory stays within ``memory_mib`` (``Host.memory_fits``), their vCPUs within ``cpus x
-cpu_overcommit`` (``Host.vcpus_fit``), and it is not cordoned (``Host.cordon_respected``).
+cpu_overcommit`` (``Host.vcpus_fit``), it is not cordoned (``Host.cordon_respected``) and it is powered on
+(``Host.powered_off_is_empty``).
 
 Preference is best fit: the candidate left with the least free memory, then the fewest free vCPUs, then
 the smallest path. It packs VMs onto hosts already in use (as the optimizer's objective does) and is
@@ -26,16 +27,31 @@ class Candidate:
     vcpus_free: int  # floor(cpus x cpu_overcommit) minus the vCPUs of its VMs
     memory_free: int  # MiB
     cordoned: bool = False
+    powered: bool = True
 
     @staticmethod
     def of(
-        path: str, *, cpus: int, overcommit: float, memory_mib: int, used: tuple[int, int], cordoned: bool
+        path: str,
+        *,
+        cpus: int,
+        overcommit: float,
+        memory_mib: int,
+        used: tuple[int, int],
+        cordoned: bool,
+        powered: bool = True,
     ) -> Candidate:
         """From a host's attributes and ``used`` (vCPUs, MiB) of its VMs."""
-        return Candidate(path, math.floor(cpus * overcommit) - used[0], memory_mib - used[1], cordoned)
+        return Candidate(
+            path, math.floor(cpus * overcommit) - used[0], memory_mib - used[1], cordoned, powered
+        )
+
+    @property
+    def open(self) -> bool:
+        """Takes new VMs at all (not cordoned, powered on)."""
+        return not self.cordoned and self.powered
 
     def fits(self, vcpus: int, memory_mib: int) -> bool:
-        return not self.cordoned and self.vcpus_free >= vcpus and self.memory_free >= memory_mib
+        return self.open and self.vcpus_free >= vcpus and self.memory_free >= memory_mib
 
     def take(self, vcpus: int, memory_mib: int) -> Candidate:
         """This host after a VM of that size lands on it."""
@@ -62,12 +78,15 @@ def why_none(candidates: Iterable[Candidate], vcpus: int, memory_mib: int, where
     if not cands:
         return f"{head}: there is no candidate host"
     cordoned = [c for c in cands if c.cordoned]
-    open_ = [c for c in cands if not c.cordoned]
+    off = [c for c in cands if not c.cordoned and not c.powered]
+    open_ = [c for c in cands if c.open]
     no_mem = [c for c in open_ if c.memory_free < memory_mib]
     no_cpu = [c for c in open_ if c.memory_free >= memory_mib and c.vcpus_free < vcpus]
     parts: list[str] = []
     if cordoned:
         parts.append(f"{len(cordoned)} cordoned")
+    if off:
+        parts.append(f"{len(off)} powered off")
     if no_mem:
         parts.append(f"{len(no_mem)} without memory (largest free {max(c.memory_free for c in no_mem)} MiB)")
     if no_cpu:

@@ -222,6 +222,7 @@ class Host(Resource):
     cordon_vms = Attr(list, [], doc="names of the VMs on the host when it was cordoned: they may stay")
     configs = Attr(list, [], doc="names of VM configurations present on the host")
     volumes = Attr(list, [], doc="paths of volumes imported on the host")
+    powered = Attr(bool, True, doc="powered on; a powered-off host holds no VM and takes none")
 
     @query
     def vms(self) -> Iterator[VM]:
@@ -292,6 +293,34 @@ class Host(Resource):
             raise ModelError(f"{self.path} is not cordoned", path=self.path)
         self.cordoned = False
         self.cordon_vms = []
+        return undo()
+
+    @constraint
+    def powered_off_is_empty(self) -> Iterator[tuple[str, Resource]]:
+        """A powered-off host holds no VM."""
+        if not self.powered:
+            for vm in self.children(VM):
+                yield (f"VM {vm.name} is placed on {self.path}, which is powered off", vm)
+
+    @action(undo="power_on")
+    def power_off(self) -> Undo:
+        """Power the host off (an emptied host saves its idle power). Refused while it holds VMs or VM
+        configurations."""
+        if not self.powered:
+            raise ModelError(f"{self.path} is already powered off", path=self.path)
+        vms = sorted(vm.name for vm in self.children(VM))
+        if vms or self.configs:
+            held = ", ".join(vms or list(self.configs))
+            raise ModelError(f"{self.path} cannot be powered off: it holds {held}", path=self.path)
+        self.powered = False
+        return undo()
+
+    @action(undo="power_off")
+    def power_on(self) -> Undo:
+        """Power the host on again."""
+        if self.powered:
+            raise ModelError(f"{self.path} is already powered on", path=self.path)
+        self.powered = True
         return undo()
 
     def _forget_cordoned(self, name: str) -> None:

@@ -1,5 +1,6 @@
 """Host lifecycle procedures: cordon a host (no new VM may be placed on it, enforced by the
-``Host.cordon_respected`` constraint) and uncordon it. Draining a host is a cordon followed by one
+``Host.cordon_respected`` constraint) and uncordon it; power a host off (refused while it holds VMs)
+and on (``Host.powered``). Draining a host is a cordon followed by one
 ``migrate_vm`` transaction per VM (see ``tropic host drain``)."""
 
 from __future__ import annotations
@@ -19,4 +20,14 @@ def uncordon_host(view: View, *, host: str) -> None:
     view.get(host, Host).uncordon()
 
 
-HOST_PROCEDURES: tuple[ProcedureFn, ...] = (cordon_host, uncordon_host)
+def power_off_host(view: View, *, host: str) -> None:
+    """Power ``host`` off; refused while it holds VMs or VM configurations (drain it first)."""
+    view.get(host, Host).power_off()
+
+
+def power_on_host(view: View, *, host: str) -> None:
+    """Power ``host`` on again."""
+    view.get(host, Host).power_on()
+
+
+HOST_PROCEDURES: tuple[ProcedureFn, ...] = (cordon_host, uncordon_host, power_off_host, power_on_host)

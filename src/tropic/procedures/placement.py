@@ -40,6 +40,7 @@ def candidates(view: View, scope: str) -> list[Candidate]:
                     memory_mib=h.memory_mib,
                     used=h.used(),
                     cordoned=h.cordoned,
+                    powered=h.powered,
                 )
             )
     return out

@@ -38,6 +38,7 @@ from tropic.owner import Holder, in_use, read_holder
 from tropic.reconcile import Policies, Reconciler
 from tropic.retention.policy import Retention
 from tropic.retention.runner import RetentionThread
+from tropic.service.autopilot import AutopilotSettings, build_coordinator
 from tropic.service.embedded import DEFAULT_STORE, Embedded, default_datacenter, open_embedded
 from tropic.store.archive import Archive
 from tropic.store.registry import StoreURI, parse_store_uri
@@ -46,6 +47,7 @@ from tropic.store.sqlite import SQLiteStore
 if TYPE_CHECKING:
     import uvicorn
 
+    from tropic.autopilot.coordinator import Coordinator
     from tropic.cluster import Replica
     from tropic.inventory import Inventory
     from tropic.model import Model
@@ -76,6 +78,7 @@ class ServiceConfig:
     retain_interval: float = 300.0  # seconds between retention passes
     idempotency_ttl: float = DEFAULT_TTL  # seconds an idempotency key is remembered from its first use
     inventory: Inventory | None = None  # what a fresh store starts with (default: the generated datacenter)
+    autopilot: AutopilotSettings = field(default_factory=AutopilotSettings)  # --autopilot...: the loop
 
     @property
     def url(self) -> str:
@@ -185,6 +188,13 @@ class Service(ABC):
     def run(self) -> None:
         """Serve until SIGTERM or SIGINT, then stop everything in order."""
 
+    def autopilot_note(self) -> str:
+        a = self.config.autopilot
+        if not a.policies:
+            return "off"
+        dry = ", dry run" if a.dry_run else ""
+        return f"{a.policies} every {a.interval:g} s{dry}"
+
     def drift_note(self) -> str:
         c = self.config
         if c.reconcile_interval <= 0:
@@ -202,6 +212,7 @@ class EmbeddedService(Service):
         # The store names this server (and where its API is) to any process it refuses.
         holder = Holder.current(command="tropic serve", url=config.url)
         self.retention: RetentionThread | None = None
+        self.autopilot: Coordinator | None = None
         if config.retain is not None:
             if spec.path is None:
                 raise ConfigError(f"--retain needs an embedded sqlite:// store, not {config.store}")
@@ -233,6 +244,10 @@ class EmbeddedService(Service):
                 idempotency=IdempotencyCache(ttl=config.idempotency_ttl),
                 reconciler=self.reconciler,
             )
+            self.autopilot = build_coordinator(self.controller, config.autopilot)
+            self.app.state.autopilot = self.autopilot
+            if self.autopilot is not None:
+                self.autopilot.start()
         except BaseException:
             if self.retention is not None:
                 self.retention.stop()
@@ -244,6 +259,7 @@ class EmbeddedService(Service):
             f"tropic serving on {self.config.url}  (dashboard /, API /v1, OpenAPI /openapi.json)",
             f"  store: {self.embedded.store.uri}",
             f"  drift detection: {self.drift_note()}",
+            f"  autopilot: {self.autopilot_note()}",
         ]
         router = self.embedded.router
         kinds = sorted({router.default_kind, *router.devices.values()})
@@ -266,6 +282,8 @@ class EmbeddedService(Service):
             # End the event streams on exit, or open dashboards would hold the shutdown.
             make_server(config, on_exit=events.close).run(sockets=self.sockets or None)
         finally:
+            if self.autopilot is not None:
+                self.autopilot.stop()
             self.reconciler.stop()
             if self.retention is not None:
                 self.retention.stop()
@@ -288,6 +306,7 @@ class ReplicatedService(Service):
         self.devices = open_distributed_driver(config.driver)
         self._reconciler: Reconciler | None = None
         self._retention: RetentionThread | None = None
+        self._autopilot: Coordinator | None = None
         self.archive: Archive | None = None
         if config.retain is not None:
             if config.archive is None:
@@ -341,6 +360,12 @@ class ReplicatedService(Service):
             idempotency=DurableKeys(controller.store, ttl=c.idempotency_ttl),
             reconciler=reconciler,
         )
+        autopilot = build_coordinator(controller, c.autopilot)  # resumes the last term's unfinished pass
+        app.state.autopilot = autopilot
+        with self._lock:
+            self._autopilot = autopilot
+        if autopilot is not None:
+            autopilot.start()
         self.gate.lead(app)
 
     def _step_down(self) -> None:
@@ -348,6 +373,9 @@ class ReplicatedService(Service):
         with self._lock:
             reconciler, self._reconciler = self._reconciler, None
             retention, self._retention = self._retention, None
+            autopilot, self._autopilot = self._autopilot, None
+        if autopilot is not None:
+            autopilot.stop()
         if reconciler is not None:
             reconciler.stop()
         if retention is not None:
@@ -359,6 +387,11 @@ class ReplicatedService(Service):
         return self._reconciler
 
     @property
+    def autopilot(self) -> Coordinator | None:
+        """The autopilot of the current term (None while standing by, or without --autopilot)."""
+        return self._autopilot
+
+    @property
     def retention(self) -> RetentionThread | None:
         """The retention passes of the current term (None while standing by, or without --retain)."""
         return self._retention
@@ -368,6 +401,7 @@ class ReplicatedService(Service):
             f"tropic controller replica {self.name} on {self.config.url} (store {self.store_uri}): "
             "the API answers while it leads",
             f"  drift detection while leading: {self.drift_note()}",
+            f"  autopilot while leading: {self.autopilot_note()}",
         ]
         p = self.config.retain
         if p is not None and self.archive is not None:
@@ -458,6 +492,7 @@ def build_service(config: ServiceConfig) -> Service:
     """Open everything the service runs; a :class:`~tropic.errors.TropicError` names what is wrong, and
     nothing has been served by then."""
     check_tls(config.tls_cert, config.tls_key)
+    config.autopilot.check()
     spec = parse_store_uri(config.store)
     sock = bind_listener(config, spec)
     try:

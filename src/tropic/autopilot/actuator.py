@@ -1,0 +1,199 @@
+"""The actuator: a plan becomes ordinary transactions, under guards.
+
+A plan's difference from the current configuration becomes, in this order: ``power_on_host`` (hosts a
+plan needs), ``spawn_vm``, ``migrate_vm`` (with its destination), ``destroy_vm``, ``power_off_host``
+(emptied hosts). Each is one transaction, checked by the transaction layer like any other: a step that
+would violate a constraint aborts in simulation and never reaches a device; a step that fails on a device
+rolls back as usual, and the next pass plans again from the state that resulted.
+
+Guards (:class:`Guards`), applied before anything runs:
+
+* **hysteresis**: the plan runs only when ``gain > cost x hysteresis``;
+* **cool-down**: a VM migrated less than ``cooldown_s`` ago is not moved again;
+* **budget per VM per day**: at most ``per_vm_per_day`` migrations of one VM in 24 h;
+* **budget per pass**: at most ``budget_per_pass`` migrations (the policy is asked for no more, and the
+  actuator keeps the first ones);
+* **dry run**: the steps are recorded as what would run, and nothing is submitted.
+
+Each step is submitted with the idempotency key ``autopilot:<pass id>:<index>``: resubmitting a pass
+(after a failover) finds the transactions already submitted (see :mod:`tropic.autopilot.passes`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections import defaultdict, deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from tropic.autopilot.base import Move, Plan, Snapshot
+from tropic.errors import TropicError
+from tropic.records import key_id
+from tropic.records.states import FINAL, State
+from tropic.txn import Controller
+
+DAY = 86400.0
+OWNER = "autopilot"  # the idempotency keys' owner, and the transactions' submitter
+
+
+@dataclass(frozen=True, slots=True)
+class Guards:
+    budget_per_pass: int = 5
+    per_vm_per_day: int = 3
+    hysteresis: float = 1.5
+    cooldown_s: float = 3600.0
+    dry_run: bool = False
+    step_timeout_s: float = 300.0  # how long one step's transaction may take before the pass moves on
+
+    def __post_init__(self) -> None:
+        if self.budget_per_pass < 0 or self.per_vm_per_day < 0:
+            raise ValueError("migration budgets cannot be negative")
+        if self.hysteresis < 0 or self.cooldown_s < 0:
+            raise ValueError("hysteresis and cool-down cannot be negative")
+
+
+class Migrations:
+    """When each VM last migrated (by its uid, or its name when it has none): the memory behind the
+    cool-down and the per-VM daily budget. Rebuilt from the stored pass records on taking the lead."""
+
+    def __init__(self) -> None:
+        self._times: dict[str, deque[float]] = defaultdict(deque)
+        self._lock = threading.Lock()
+
+    def record(self, vm: str, at: float) -> None:
+        with self._lock:
+            self._times[vm].append(at)
+
+    def since(self, vm: str, at: float) -> list[float]:
+        with self._lock:
+            times = self._times.get(vm)
+            if times is None:
+                return []
+            while times and times[0] < at - DAY:  # nothing older than a day matters to any guard
+                times.popleft()
+            return [t for t in times if t >= at]
+
+
+@dataclass(slots=True)
+class Screened:
+    """What the guards let through: the steps (procedure, arguments) in order, the moves held back with
+    why, and why nothing runs when nothing does."""
+
+    steps: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)
+    why: str = ""
+
+
+def vm_identity(snapshot: Snapshot, vm: str) -> str:
+    state = snapshot.vms.get(vm)
+    return state.uid if state is not None and state.uid else vm.rsplit("/", 1)[-1]
+
+
+def screen(plan: Plan, snapshot: Snapshot, guards: Guards, history: Migrations, now: float) -> Screened:
+    """Apply the guards to ``plan`` (see the module docstring)."""
+    out = Screened()
+    if plan.empty:
+        out.why = plan.why or "the policy proposes no change"
+        return out
+    if not plan.gain > plan.cost * guards.hysteresis:
+        out.why = (
+            f"below hysteresis: predicted gain {plan.gain:.3g} does not exceed cost {plan.cost:.3g} x "
+            f"{guards.hysteresis:g}"
+        )
+        return out
+    moves: list[Move] = []
+    for m in plan.moves:
+        who = vm_identity(snapshot, m.vm)
+        if guards.cooldown_s > 0 and history.since(who, now - guards.cooldown_s):
+            out.held.append(f"{m.vm}: cooling down (migrated less than {guards.cooldown_s:g} s ago)")
+        elif len(history.since(who, now - DAY)) >= guards.per_vm_per_day:
+            out.held.append(f"{m.vm}: daily budget spent ({guards.per_vm_per_day} migrations in 24 h)")
+        elif len(moves) >= guards.budget_per_pass:
+            out.held.append(f"{m.vm}: pass budget spent ({guards.budget_per_pass} migrations)")
+        else:
+            moves.append(m)
+    out.steps += [("power_on_host", {"host": h}) for h in plan.power_on]
+    out.steps += [
+        (
+            "spawn_vm",
+            {"name": s.name, "host": s.host, "image": s.image, "vcpus": s.vcpus, "memory_mib": s.memory_mib},
+        )
+        for s in plan.spawns
+    ]
+    out.steps += [("migrate_vm", {"vm": m.vm, "dest": m.dest}) for m in moves]
+    out.steps += [("destroy_vm", {"vm": v}) for v in plan.destroys]
+    out.steps += [("power_off_host", {"host": h}) for h in plan.power_off]
+    if not out.steps:
+        out.why = "every move is held by a guard: " + "; ".join(out.held)
+    return out
+
+
+def step_key(pass_id: str, index: int) -> str:
+    return f"{OWNER}:{pass_id}:{index}"
+
+
+def fingerprint(procedure: str, args: Mapping[str, Any]) -> str:
+    """As the API fingerprints a request (the same key for the same request)."""
+    body = json.dumps({"procedure": procedure, "args": args}, sort_keys=True, default=str)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+class Executor(Protocol):
+    """Where the actuator's transactions go."""
+
+    def submit(self, procedure: str, args: dict[str, Any], key: str) -> int:
+        """Submit (once per ``key``: a resubmission answers the transaction already made) -> its id."""
+
+    def outcome(self, txn_id: int, timeout: float) -> tuple[str, str]:
+        """Wait for the transaction to end: (state, error message or "")."""
+
+
+class ControllerExecutor:
+    """Transactions through a controller. Keys are written with the transaction's first record by stores
+    that keep them (ZooKeeper), and looked up there first, so a new leader never submits a step twice;
+    within one process, a key seen already answers its transaction too."""
+
+    def __init__(self, controller: Controller) -> None:
+        self.controller = controller
+        self._seen: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def submit(self, procedure: str, args: dict[str, Any], key: str) -> int:
+        kid = key_id(OWNER, key)
+        with self._lock:
+            if kid in self._seen:
+                return self._seen[kid]
+            store = self.controller.store
+            for lookup in ("lookup_key", "lookup_pending_key"):
+                fn = getattr(store, lookup, None)
+                seen = fn(kid) if fn is not None else None
+                if seen is not None:
+                    self._seen[kid] = int(seen[0])
+                    return int(seen[0])
+            t = self.controller.submit(
+                procedure, args, submitter=OWNER, durable=True, key=(kid, fingerprint(procedure, args))
+            )
+            self._seen[kid] = t.id
+            return t.id
+
+    def outcome(self, txn_id: int, timeout: float) -> tuple[str, str]:
+        try:
+            t = self.controller.wait(txn_id, timeout)
+        except TimeoutError as e:
+            return "TIMEOUT", str(e)
+        except TropicError as e:
+            return "UNKNOWN", e.message
+        err = t.error
+        msg = "" if err is None else str(err.get("message", err)) if isinstance(err, dict) else str(err)
+        return t.state.value, msg
+
+
+COMMITTED = State.COMMITTED.value
+REFUSED = "REFUSED"  # the submission was refused before any transaction existed (a final outcome)
+
+
+def is_final(state: str) -> bool:
+    return state == REFUSED or state in {s.value for s in FINAL}
