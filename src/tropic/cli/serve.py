@@ -188,6 +188,18 @@ def serve(
         float,
         typer.Option("--autopilot-hysteresis", min=0.0, help="Act only when predicted gain > cost x this."),
     ] = 1.5,
+    sim_trace: Annotated[
+        str | None,
+        typer.Option(
+            "--sim-trace",
+            help="Simulated VMs' CPU utilisation: a PlanetLab-format trace (DAY.csv.gz, docs/autopilot.md) "
+            "or 'sample' (the shipped one), played from start-up; what the autopilot's sensors read.",
+        ),
+    ] = None,
+    sim_trace_speed: Annotated[
+        float,
+        typer.Option("--sim-trace-speed", min=0.001, help="How much faster than the clock the trace plays."),
+    ] = 1.0,
     autopilot_cooldown: Annotated[
         float,
         typer.Option("--autopilot-cooldown", min=0.0, help="Seconds before a migrated VM may move again."),
@@ -257,6 +269,8 @@ def serve(
                 per_vm_per_day=autopilot_vm_budget,
                 hysteresis=autopilot_hysteresis,
                 cooldown_s=autopilot_cooldown,
+                sim_trace=sim_trace or "",
+                sim_trace_speed=sim_trace_speed,
             ),
         )
         service = build_service(config)

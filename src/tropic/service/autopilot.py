@@ -4,21 +4,55 @@ server's; ZooKeeper: the elected replica's, one per term, stopped when it steps 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tropic.autopilot.actuator import ControllerExecutor, Guards
+from tropic.autopilot.base import Snapshot
 from tropic.autopilot.coordinator import Coordinator, SnapshotSource
 from tropic.autopilot.fleet import fleet_snapshot
+from tropic.autopilot.kb import KnowledgeBase
 from tropic.autopilot.passes import passbook_for
 from tropic.autopilot.policies import make_policy, parse_policies
+from tropic.autopilot.predict import Predictor, snapshot
+from tropic.autopilot.sensors import UtilisationSensor
+from tropic.autopilot.traces import TracePlayer, load_planetlab, sample_path
+from tropic.drivers.sim_stats import SimStats
+from tropic.model import Model
 from tropic.txn import Controller
 
 
 def model_source(controller: Controller) -> SnapshotSource:
-    """The committed model with no predicted demand (every VM unknown): what the loop sees until a
-    sensor source is given (:attr:`AutopilotSettings.source`)."""
+    """The committed model with no predicted demand (every VM unknown): a source for tests that give
+    demand otherwise (:attr:`AutopilotSettings.source`)."""
     return lambda at: controller.call(lambda: fleet_snapshot(controller.model, at))
+
+
+class _Hosts:
+    """The hosts of a model, copied on the logical thread: what the utilisation sensor reads from a
+    pass's thread while transactions go on."""
+
+    def __init__(self, model: Model) -> None:
+        self.nodes = {p: n for p, n in model.nodes.items() if n.kind == "host"}
+
+
+def sensed_source(controller: Controller, *, predictor: Predictor | None = None) -> SnapshotSource:
+    """Sense, remember, predict (the service's source): each pass reads the utilisation of every host and
+    VM through the controller's driver (the sim plays its traces, libvirt reads its counters), keeps the
+    readings in the knowledge base in the controller's store, and predicts each VM's demand from the
+    window kept there. A new leader first reads back what its predecessor recorded. Device reads run on
+    the pass's thread; only the model copies run on the logical thread."""
+    kb = KnowledgeBase(controller.store)
+    kb.load(time.time())
+    sensor = UtilisationSensor(controller.driver, lambda: controller.call(lambda: _Hosts(controller.model)))  # type: ignore[arg-type, return-value]
+    pred = predictor or Predictor()
+
+    def source(at: float) -> Snapshot:
+        kb.record(sensor.read(at), at)
+        return controller.call(lambda: snapshot(controller.model, kb, at, predictor=pred))
+
+    return source
 
 
 @dataclass(slots=True)
@@ -33,12 +67,14 @@ class AutopilotSettings:
     hysteresis: float = 1.5
     cooldown_s: float = 3600.0
     time_limit: float = 10.0
-    source: Callable[[Controller], SnapshotSource] = field(default=model_source)
+    source: Callable[[Controller], SnapshotSource] = field(default=sensed_source)
+    sim_trace: str = ""  # a PlanetLab-format file, or "sample": what the sim's VMs demand
+    sim_trace_speed: float = 1.0
 
     def check(self) -> None:
         """Refuse unknown policies and bad numbers before anything is served."""
         from tropic.autopilot.base import PolicyError
-        from tropic.errors import ConfigError
+        from tropic.errors import ConfigError, TropicError
 
         if not self.policies:
             return
@@ -47,12 +83,23 @@ class AutopilotSettings:
                 make_policy(name)
         except PolicyError as e:
             raise ConfigError(f"--autopilot: {e.message}") from None
+        try:
+            self.player()
+        except TropicError as e:
+            raise ConfigError(f"--sim-trace: {e.message}") from None
         if self.interval <= 0:
             raise ConfigError(f"--autopilot-interval {self.interval:g} must be positive (seconds)")
         try:
             self.guards()
         except ValueError as e:
             raise ConfigError(f"autopilot guards: {e}") from None
+
+    def player(self) -> TracePlayer | None:
+        """The trace the simulated VMs play (None without ``--sim-trace``); a bad file is a clear error."""
+        if not self.sim_trace:
+            return None
+        path = sample_path() if self.sim_trace == "sample" else self.sim_trace
+        return TracePlayer(load_planetlab(path), start=time.time(), speed=self.sim_trace_speed)
 
     def guards(self) -> Guards:
         return Guards(
@@ -68,6 +115,9 @@ def build_coordinator(controller: Controller, settings: AutopilotSettings) -> Co
     """The coordinator for ``controller`` (None without ``--autopilot``), not started yet."""
     if not settings.policies:
         return None
+    player = settings.player()
+    if player is not None:
+        play(controller.driver, player)
     return Coordinator(
         settings.source(controller),
         [make_policy(n) for n in parse_policies(settings.policies)],
@@ -77,3 +127,16 @@ def build_coordinator(controller: Controller, settings: AutopilotSettings) -> Co
         interval=settings.interval,
         time_limit=settings.time_limit,
     )
+
+
+def play(driver: object, player: TracePlayer) -> int:
+    """Have every simulated backend of ``driver`` (itself, or a router's) play ``player``; returns how many
+    took it (libvirt backends read their own counters)."""
+    backends = getattr(driver, "backends", None)
+    drivers = list(backends.values()) if isinstance(backends, dict) else [driver]
+    n = 0
+    for d in drivers:
+        if isinstance(d, SimStats):
+            d.utilisation = player
+            n += 1
+    return n
