@@ -86,8 +86,9 @@ def consolidate(
     deadline = start + time_limit
     fleet = Fleet(snapshot, config)
     powered_now = int(np.count_nonzero(fleet.powered))
-    value_now = powered_now * fleet.host_unit
     work = Working(fleet)
+    idle = fleet.powered & (work.count == 0) & ~fleet.stale_host  # powered and empty: on now, off after
+    value_now = work.value() + int(np.count_nonzero(idle)) * fleet.host_unit
     stats = SearchStats()
     timed_out = False
     if time.monotonic() >= deadline:
@@ -118,7 +119,8 @@ def consolidate(
 
     on = work.on()
     power_off = tuple(fleet.host_paths[h] for h in np.flatnonzero(fleet.powered & ~on))
-    power_on = tuple(fleet.host_paths[h] for h in np.flatnonzero(~fleet.powered & on))
+    received = {work.assign[v] for v in range(len(work.assign)) if work.assign[v] != fleet.origin[v]}
+    power_on = tuple(fleet.host_paths[h] for h in sorted(received) if not fleet.powered[h])
     moves = tuple(
         Move(
             vm=fleet.vm_paths[v],

@@ -56,8 +56,8 @@ def greedy_drain(work: Working, budget: int, deadline: float | None = None) -> i
         if received[h]:
             continue
         vms = sorted(work.on_host[h], key=lambda v: _size_key(f, v), reverse=True)
-        if work.moved + len(vms) > budget:
-            continue
+        if work.moved + len(vms) > budget or sum(f.cost[v] for v in vms) >= f.host_unit:
+            continue  # over the budget, or the migrations would cost more than the host saves
         closed[h] = True
         placed: list[int] = []
         for v in vms:
@@ -146,12 +146,17 @@ def improve(work: Working, budget: int, deadline: float, stats: SearchStats) -> 
         fill = np.maximum(work.load_d[used] / np.maximum(f.cap_d[used], 1), work.load_m[used] / f.cap_m[used])
         drainable = f.pinned_count[used] == 0
         order = used[np.lexsort((fill, ~drainable))]
-        n_src = int(rng.integers(1, 3))
-        pool = order[: max(n_src, min(8, len(order)))]
-        sources = [int(h) for h in rng.choice(pool, size=min(n_src, len(pool)), replace=False)]
-        others = np.setdiff1d(used, sources)
-        others = others[f.receivable[others]]
-        hood = list(sources)
+        if rng.random() < 0.5:
+            # A window of the lightest hosts, re-packed among themselves to empty one or more of them.
+            first = int(rng.integers(0, max(1, min(len(order) - size, 16))))
+            hood = [int(h) for h in order[first : first + size]]
+            others = np.zeros(0, np.int64)
+        else:
+            n_src = int(rng.integers(1, 3))
+            pool = order[: max(n_src, min(8, len(order)))]
+            hood = [int(h) for h in rng.choice(pool, size=min(n_src, len(pool)), replace=False)]
+            others = np.setdiff1d(used, hood)
+            others = others[f.receivable[others]]
         if len(others):
             room = np.minimum(
                 (f.cap_d[others] - work.load_d[others]) / np.maximum(f.cap_d[others], 1),
