@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 from tropic.autopilot.base import Policy
 from tropic.autopilot.policies.consolidation import make_consolidation
+from tropic.autopilot.policies.psepr import make_psepr
 
 POLICIES: dict[str, Callable[..., Policy]] = {}
 POLICIES["consolidation"] = make_consolidation
+POLICIES["psepr"] = make_psepr
