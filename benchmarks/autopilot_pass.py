@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from typing import Any
 
@@ -37,11 +38,21 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=500, help="migrations per pass")
     parser.add_argument("--time-limit", type=float, default=8.0, help="solver seconds per pass")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--memory-gib", type=int, default=256, help="memory per host (48 CPUs each)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args()
 
-    snapshot = generate_fleet(args.hosts, args.vms, seed=args.seed, anti_affinity_groups=args.vms // 50)
+    snapshot = generate_fleet(
+        args.hosts,
+        args.vms,
+        seed=args.seed,
+        memory_mib=args.memory_gib * 1024,
+        anti_affinity_groups=args.vms // 50,
+    )
     config = ConsolidationConfig(seed=args.seed)
+    fleet = Fleet(snapshot, config)
+    # the fewest hosts any placement needs: total memory (or demand within the headroom) over one host's
+    bound = max(math.ceil(sum(fleet.m) / int(fleet.cap_m[0])), math.ceil(sum(fleet.d) / int(fleet.cap_d[0])))
     rows: list[dict[str, Any]] = []
 
     start = time.monotonic()
@@ -62,11 +73,19 @@ def main() -> None:
         row["cost"] = round(result.plan.cost, 3)
         rows.append(row)
 
-    out = {"vms": args.vms, "hosts": args.hosts, "headroom": config.headroom, "results": rows}
+    out = {
+        "vms": args.vms,
+        "hosts": args.hosts,
+        "memory_gib": args.memory_gib,
+        "headroom": config.headroom,
+        "time_limit_s": args.time_limit,
+        "lower_bound_hosts": bound,
+        "results": rows,
+    }
     if args.json:
         print(json.dumps(out, indent=2))
         return
-    print(f"{args.vms} VMs on {args.hosts} hosts, headroom {config.headroom:g}")
+    print(f"{args.vms} VMs on {args.hosts} hosts, headroom {config.headroom:g}, lower bound {bound} hosts")
     print(f"{'method':<28} {'budget':>7} {'hosts':>6} {'migrations':>10} {'plan s':>7}")
     for r in rows:
         budget = "-" if r["budget"] is None else str(r["budget"])

@@ -112,8 +112,13 @@ def consolidate(
                 f"consolidation timed out after {elapsed:.2f} s (limit {time_limit:g} s) with no "
                 "configuration better than the current one; the configuration stays as it is"
             )
-        else:
+        elif stats.status in (SolveStatus.OPTIMAL, SolveStatus.INFEASIBLE):  # proven by the full model
             why = f"the current configuration is already the best ({powered_now} powered hosts)"
+        else:
+            why = (
+                f"the search found no configuration better than the current one ({powered_now} powered "
+                f"hosts, {stats.steps} neighbourhoods in {elapsed:.2f} s)"
+            )
         plan = Plan(policy="consolidation", why=why, solve_s=elapsed)
         return ConsolidationResult(plan, powered_now, powered_now, 0, stats.method, stats.status.value, work)
 

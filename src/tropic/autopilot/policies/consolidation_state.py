@@ -48,7 +48,7 @@ class ConsolidationConfig:
     horizon_s: float = 3600.0
     migration_weight: float = 2.0
     migration_overhead: float = 0.01
-    full_model_max_pairs: int = 20_000
+    full_model_max_pairs: int = 2_500
     seed: int = 0
     workers: int = 2
 
