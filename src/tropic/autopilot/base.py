@@ -71,14 +71,33 @@ class HostState:
 
 
 @dataclass(frozen=True, slots=True)
+class ServiceState:
+    """A managed service (``/services/<name>``, see ``tropic.model.services``): its kind, its members'
+    image and size, where members may run (``candidates``: host paths, empty: every host of ``region``,
+    or of every region), its member bounds, and its members (VM paths)."""
+
+    path: str
+    service_kind: str
+    image: str
+    vcpus: int
+    memory_mib: int
+    region: str = ""
+    candidates: tuple[str, ...] = ()
+    min_members: int = 1
+    max_members: int = 10
+    members: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """What a policy sees: the fleet at ``at`` (Unix seconds) with predicted demand; ``stale``: hosts and
-    VMs whose readings are too old to trust (left alone)."""
+    VMs whose readings are too old to trust (left alone); ``services``: the managed services by path."""
 
     at: float
     hosts: dict[str, HostState]
     vms: dict[str, VMState]
     stale: frozenset[str] = frozenset()
+    services: dict[str, ServiceState] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +134,9 @@ class Plan:
     cost: float = 0.0
     why: str = ""
     solve_s: float = 0.0
+    # The managed service whose members the spawns and destroys are: the actuator then runs
+    # ``spawn_service_member``/``destroy_service_member`` (VM and member record in one transaction).
+    service: str = ""
 
     @property
     def empty(self) -> bool:

@@ -19,7 +19,6 @@ from tropic.model.base import (
 from tropic.model.inventory import Inventory, audit, differences, orphans, project, without
 from tropic.model.names import MAX_NAME_LENGTH, check_name, check_path, name_pattern, name_rule
 from tropic.model.schema import (
-    MODEL_ONLY_ACTIONS,
     RUNNING,
     STANDARD,
     STOPPED,
@@ -36,7 +35,10 @@ from tropic.model.schema import (
     StorageRoot,
     Volume,
 )
+from tropic.model.services import Service, ServiceRoot  # registers /services into STANDARD
 from tropic.model.tree import ROOT, Delta, Model, View, ancestors, join, parent_of
+
+MODEL_ONLY_ACTIONS = STANDARD.model_actions()  # again: with the kinds registered after schema.py
 
 __all__ = [
     "MAX_NAME_LENGTH",
@@ -63,6 +65,8 @@ __all__ = [
     "Root",
     "Router",
     "Schema",
+    "Service",
+    "ServiceRoot",
     "StorageHost",
     "StorageRoot",
     "Undo",

@@ -11,9 +11,12 @@ from tropic.procedures.base import Param, Procedure, ProcedureFn, Registry
 from tropic.procedures.hosts import HOST_PROCEDURES
 from tropic.procedures.inventory import INVENTORY_PROCEDURES
 from tropic.procedures.repair import REPAIR_PROCEDURES
+from tropic.procedures.services import SERVICE_PROCEDURES
 from tropic.procedures.standard import STANDARD_PROCEDURES
 
 REGISTRY = Registry.of(STANDARD_PROCEDURES, HOST_PROCEDURES, INVENTORY_PROCEDURES, repairs=REPAIR_PROCEDURES)
+for _fn in SERVICE_PROCEDURES:  # managed services: create, delete, spawn and destroy members
+    REGISTRY.register(_fn)
 
 
 def procedure(fn: ProcedureFn) -> ProcedureFn:
@@ -27,6 +30,7 @@ __all__ = [
     "INVENTORY_PROCEDURES",
     "REGISTRY",
     "REPAIR_PROCEDURES",
+    "SERVICE_PROCEDURES",
     "STANDARD_PROCEDURES",
     "Param",
     "Procedure",

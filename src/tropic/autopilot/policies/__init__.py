@@ -7,11 +7,15 @@ from collections.abc import Callable
 from typing import Any
 
 from tropic.autopilot.base import Policy, PolicyError
+from tropic.autopilot.policies.consolidation import make_consolidation
 from tropic.autopilot.policies.hotspot import HotspotRelief
+from tropic.autopilot.policies.psepr import make_psepr
 
 POLICIES: dict[str, Callable[..., Policy]] = {
     "hotspot": HotspotRelief,
 }
+POLICIES["consolidation"] = make_consolidation
+POLICIES["psepr"] = make_psepr
 
 
 def make_policy(name: str, **options: Any) -> Policy:
