@@ -9,6 +9,7 @@ import typer
 
 from tropic import __version__
 from tropic.cli import (
+    autopilot_bench,
     bench,
     discover,
     embedded,
@@ -65,6 +66,9 @@ app.command("replay")(replay.replay_cmd)  # trace replay, --sweep
 app.add_typer(hosts.app, name="host")  # host cordon|uncordon|drain|evacuate
 discover.register(inventory.app)  # inventory discover
 app.add_typer(inventory.app, name="inventory")  # check, plan, apply, export, discover
+autopilot_app = typer.Typer(help="The autopilot: consolidation and its benchmark.", no_args_is_help=True)
+autopilot_bench.register(autopilot_app)  # autopilot bench
+app.add_typer(autopilot_app, name="autopilot")
 
 
 @app.command()
