@@ -8,7 +8,7 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from tropic.autopilot.base import Policy
 from tropic.autopilot.bench.datacenter import first_fit_placement
@@ -64,7 +64,7 @@ def tropic_policy(headroom: float) -> tuple[Policy | None, str]:
             and callable(getattr(cls, "plan", None))
             and hasattr(cls, "name")
         ):
-            maker: Callable[..., Policy] = cls
+            maker = cast("Callable[..., Policy]", cls)
             try:
                 return maker(headroom=headroom), ""
             except TypeError:
