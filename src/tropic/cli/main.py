@@ -10,6 +10,7 @@ import typer
 from tropic import __version__
 from tropic.cli import (
     autopilot,
+    autopilot_bench,
     autopilot_kb,
     bench,
     discover,
@@ -66,9 +67,8 @@ app.add_typer(reconcile.app)  # drift, reload, repair
 app.command("replay")(replay.replay_cmd)  # trace replay, --sweep
 app.add_typer(hosts.app, name="host")  # host cordon|uncordon|drain|evacuate
 autopilot_kb.register(autopilot.app)  # autopilot observations
-app.add_typer(
-    autopilot.app, name="autopilot"
-)  # autopilot status|decisions|pause|resume|run-once|observations
+autopilot_bench.register(autopilot.app)  # autopilot bench
+app.add_typer(autopilot.app, name="autopilot")  # status|decisions|pause|resume|run-once|observations|bench
 discover.register(inventory.app)  # inventory discover
 app.add_typer(inventory.app, name="inventory")  # check, plan, apply, export, discover
 
