@@ -19,7 +19,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tropic.autopilot.base import Move, Plan, PolicyError, Snapshot
-from tropic.autopilot.policies.consolidation_search import SearchStats, greedy_drain, improve, solve_full
+from tropic.autopilot.policies.consolidation_search import (
+    SearchStats,
+    greedy_drain,
+    improve,
+    repack_start,
+    solve_full,
+)
 from tropic.autopilot.policies.consolidation_state import ConsolidationConfig, Fleet, Working
 from tropic.optimize.base import SolveStatus
 
@@ -95,6 +101,8 @@ def consolidate(
         timed_out = True
     else:
         greedy_drain(work, budget, deadline)
+        if deadline - time.monotonic() > 0.5 * time_limit:
+            work = repack_start(work, budget) or work
         movable_pairs = sum(fleet.movable) * int(np.count_nonzero(~fleet.stale_host))
         if movable_pairs <= config.full_model_max_pairs:
             solve_full(work, budget, deadline, stats)

@@ -4,7 +4,8 @@ fleets, provably optimal) or on neighbourhoods (large fleets), and the baselines
 - :func:`greedy_drain`: the classic consolidation heuristic: hosts in increasing order of VM count and load
   are emptied one at a time when all their VMs fit, best fit, on the other powered hosts within the budget
   (a host that received VMs is not emptied). It is both the search's hint and a baseline.
-- :func:`first_fit_decreasing`: repack every movable VM from scratch, largest first, first fit (no budget).
+- :func:`first_fit_decreasing`: repack every movable VM from scratch, largest first, first fit (no budget);
+  with :func:`return_home` (VMs that need not move go back), the search's second start.
 - :func:`improve`: the CP-SAT search, in place, until the deadline.
 """
 
@@ -81,22 +82,57 @@ def greedy_drain(work: Working, budget: int, deadline: float | None = None) -> i
     return len(emptied)
 
 
-def first_fit_decreasing(work: Working) -> None:
+def first_fit_decreasing(work: Working, *, fullest_first: bool = False) -> None:
     """Repack every movable VM, largest first (memory, then demand), on the first host with room, hosts in
-    order of path, powered ones first. No budget: the baseline of a from-scratch consolidation."""
+    order of path, powered ones first. No budget: the baseline of a from-scratch consolidation.
+
+    ``fullest_first``: hosts in decreasing order of the memory they hold now, and each VM tries its own
+    host first, so the hosts kept are the full ones and their VMs stay (the search's repack start)."""
     f = work.fleet
     movable = [v for v in range(len(f.origin)) if f.movable[v]]
+    held = work.load_m.copy()
     for v in movable:
         work.remove(v)
-    order = sorted(range(f.n_hosts), key=lambda h: (not f.powered[h], h))
+    if fullest_first:
+        order = sorted(range(f.n_hosts), key=lambda h: (not f.powered[h], -int(held[h]), h))
+    else:
+        order = sorted(range(f.n_hosts), key=lambda h: (not f.powered[h], h))
     rank = np.empty(f.n_hosts, np.int64)
     rank[order] = np.arange(f.n_hosts)
     movable.sort(key=lambda v: _size_key(f, v), reverse=True)
+    keep = host_lower_bound(f)  # VMs whose host is among the fullest this many stay home when they fit
     for v in movable:
         mask = work.fits(v)
-        mask[f.origin[v]] = True if not f.receivable[f.origin[v]] else mask[f.origin[v]]
+        home = f.origin[v]
+        mask[home] = True if not f.receivable[home] else mask[home]
+        if fullest_first and mask[home] and rank[home] < keep:
+            work.place(v, home)
+            continue
         idx = np.flatnonzero(mask)
         work.place(v, int(idx[int(np.argmin(rank[idx]))]) if len(idx) else f.origin[v])
+
+
+def return_home(work: Working) -> None:
+    """Move each migrated VM back to its original host when that host stays on and has room for it: a
+    repack (first-fit decreasing) moves many VMs for nothing."""
+    f = work.fleet
+    for v in sorted(v for v, h in enumerate(work.assign) if h != f.origin[v]):
+        home, now = f.origin[v], work.assign[v]
+        if work.count[home] == 0:
+            continue
+        work.remove(v)
+        work.place(v, home if not f.receivable[home] or work.fits(v)[home] else now)
+
+
+def repack_start(work: Working, budget: int) -> Working | None:
+    """First-fit decreasing from scratch, with the VMs that need not move sent home: a second start for
+    the search, used when it is within the budget and better than ``work``."""
+    alt = Working(work.fleet)
+    first_fit_decreasing(alt, fullest_first=True)
+    return_home(alt)
+    if alt.moved <= budget and not alt.violations(budget) and alt.value() < work.value():
+        return alt
+    return None
 
 
 @dataclass
@@ -128,6 +164,21 @@ def solve_full(work: Working, budget: int, deadline: float, stats: SearchStats) 
         stats.kept = 1
 
 
+def host_lower_bound(f: Fleet) -> int:
+    """The fewest hosts any placement keeps on: per resource (demand within the headroom, memory), the
+    fewest hosts whose capacities, largest first, add up to the total."""
+    bound = 0
+    for need, caps in ((sum(f.d), f.cap_d), (sum(f.m), f.cap_m)):
+        total, used = 0, 0
+        for cap in sorted((int(c) for c in caps), reverse=True):
+            if total >= need:
+                break
+            total += cap
+            used += 1
+        bound = max(bound, used)
+    return bound
+
+
 def improve(work: Working, budget: int, deadline: float, stats: SearchStats) -> None:
     """Large-neighbourhood search: a few lightly filled hosts (to empty) with a few hosts with room (to
     receive), now and then a powered-off one, re-placed by CP-SAT; kept when better."""
@@ -139,7 +190,12 @@ def improve(work: Working, budget: int, deadline: float, stats: SearchStats) -> 
     stats.method = "lns"
     candidates = ~f.stale_host
     off_receivers = np.flatnonzero(f.receivable & ~f.powered)
+    bound = host_lower_bound(f)
     while time.monotonic() < deadline and stall < STALL_STEPS:
+        if int(np.count_nonzero(work.on())) <= bound:
+            stats.status = SolveStatus.OPTIMAL  # no placement keeps fewer hosts on
+            stats.method = "lns (at the lower bound on hosts)"
+            break
         used = np.flatnonzero((work.count > 0) & candidates)
         if len(used) < 2:
             break
