@@ -164,6 +164,8 @@ def test_a_fleet_whose_demand_cannot_fit_is_a_policy_error() -> None:
 def test_bad_options_are_policy_errors() -> None:
     with pytest.raises(PolicyError, match="unknown option"):
         POLICIES["consolidation"](head_room=0.8)
+    with pytest.raises(PolicyError, match="headroom must be a number"):
+        POLICIES["consolidation"](headroom="80%")
     snap = fleet({"a": {}}, {"v1": ("a", 1, 1, 0.2)})
     with pytest.raises(PolicyError, match="budget"):
         ConsolidationPolicy().plan(snap, budget=-1, time_limit=1)

@@ -53,6 +53,10 @@ class ConsolidationConfig:
     workers: int = 2
 
     def check(self) -> None:
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise PolicyError(f"consolidation: {name} must be a number, got {value!r}")
         if not (0.0 < self.headroom <= 1.0) or math.isnan(self.headroom):
             raise PolicyError(
                 f"consolidation: impossible headroom {self.headroom!r}: it must be in (0, 1] "
