@@ -30,8 +30,8 @@ def fleet(
     hs: dict[str, HostState] = {}
     for name, extra in hosts.items():
         path = f"/compute/r1/{name}"
-        opts: dict[str, object] = {"cpus": 8, "memory_mib": 16 * GIB, **extra}
-        hs[path] = HostState(path=path, region="r1", **opts)  # type: ignore[arg-type]
+        opts: dict[str, object] = {"region": "r1", "cpus": 8, "memory_mib": 16 * GIB, **extra}
+        hs[path] = HostState(path=path, **opts)  # type: ignore[arg-type]
     vs: dict[str, VMState] = {}
     for name, (host, vcpus, mem, demand) in vms.items():
         path = f"/compute/r1/{host}/{name}"
@@ -128,6 +128,11 @@ def test_anti_affinity_label_keeps_members_in_distinct_failure_domains() -> None
     assert len(ConsolidationPolicy().plan(together, budget=5, time_limit=10).moves) == 1
     apart = fleet(hosts, vms, labels={"v1": {"anti_affinity": "db"}, "v2": {"anti_affinity": "db"}})
     assert ConsolidationPolicy().plan(apart, budget=5, time_limit=10).empty
+
+
+def test_vms_stay_in_their_region() -> None:
+    snap = fleet({"a": {"region": "r2"}, "b": {}}, {"v1": ("a", 1, 1, 0.2), "v2": ("b", 1, 1, 0.2)})
+    assert ConsolidationPolicy().plan(snap, budget=5, time_limit=10).empty
 
 
 def test_the_budget_is_a_hard_limit() -> None:
