@@ -30,8 +30,8 @@ def fleet(
     hs: dict[str, HostState] = {}
     for name, extra in hosts.items():
         path = f"/compute/r1/{name}"
-        opts: dict[str, object] = {"cpus": 8, "memory_mib": 16 * GIB, **extra}
-        hs[path] = HostState(path=path, region="r1", **opts)  # type: ignore[arg-type]
+        opts: dict[str, object] = {"region": "r1", "cpus": 8, "memory_mib": 16 * GIB, **extra}
+        hs[path] = HostState(path=path, **opts)  # type: ignore[arg-type]
     vs: dict[str, VMState] = {}
     for name, (host, vcpus, mem, demand) in vms.items():
         path = f"/compute/r1/{host}/{name}"
@@ -130,6 +130,11 @@ def test_anti_affinity_label_keeps_members_in_distinct_failure_domains() -> None
     assert ConsolidationPolicy().plan(apart, budget=5, time_limit=10).empty
 
 
+def test_vms_stay_in_their_region() -> None:
+    snap = fleet({"a": {"region": "r2"}, "b": {}}, {"v1": ("a", 1, 1, 0.2), "v2": ("b", 1, 1, 0.2)})
+    assert ConsolidationPolicy().plan(snap, budget=5, time_limit=10).empty
+
+
 def test_the_budget_is_a_hard_limit() -> None:
     vms = {"v1": ("a", 1, 1, 0.2), "v2": ("a", 1, 1, 0.2), "v3": ("b", 1, 1, 0.2), "v4": ("c", 1, 1, 0.2)}
     snap = fleet({"a": {}, "b": {}, "c": {}}, vms)
@@ -164,6 +169,8 @@ def test_a_fleet_whose_demand_cannot_fit_is_a_policy_error() -> None:
 def test_bad_options_are_policy_errors() -> None:
     with pytest.raises(PolicyError, match="unknown option"):
         POLICIES["consolidation"](head_room=0.8)
+    with pytest.raises(PolicyError, match="headroom must be a number"):
+        POLICIES["consolidation"](headroom="80%")
     snap = fleet({"a": {}}, {"v1": ("a", 1, 1, 0.2)})
     with pytest.raises(PolicyError, match="budget"):
         ConsolidationPolicy().plan(snap, budget=-1, time_limit=1)

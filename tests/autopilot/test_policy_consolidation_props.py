@@ -1,6 +1,7 @@
 """Properties of every consolidation plan on random fleets, checked from the snapshot alone (not through the
-policy's own bookkeeping): capacity, headroom, cordons, stale pins, anti-affinity and the budget hold;
-applying the plan never increases the number of active hosts; an impossible headroom is a PolicyError."""
+policy's own bookkeeping): capacity, headroom, cordons, stale pins, regions, anti-affinity and the budget
+hold; applying the plan never increases the number of active hosts; an impossible headroom is a
+PolicyError."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def fleets(draw: st.DrawFn) -> Snapshot:
         path = f"/compute/r1/h{i}"
         hosts[path] = HostState(
             path=path,
-            region="r1",
+            region=draw(st.sampled_from(["r1", "r1", "r2"])),
             cpus=draw(st.sampled_from([4, 8, 16])),
             memory_mib=draw(st.sampled_from([8, 16, 32])) * GIB,
             cpu_overcommit=draw(st.sampled_from([1.0, 2.0, 4.0])),
@@ -93,6 +94,7 @@ def test_every_plan_keeps_every_rule(snap: Snapshot, budget: int, headroom: floa
         assert move.vm not in snap.stale and vm.host not in snap.stale, "a stale VM or host's VM moved"
         dest = snap.hosts[move.dest]
         assert not dest.cordoned and move.dest not in snap.stale
+        assert dest.region == snap.hosts[vm.host].region, "a VM left its region"
     for path in received:
         host = snap.hosts[path]
         on = [snap.vms[v] for v, h in where.items() if h == path]

@@ -112,6 +112,8 @@ def test_the_budget_and_stale_members_leave_the_service_alone() -> None:
 def test_bad_configuration_is_a_policy_error() -> None:
     with pytest.raises(PolicyError, match="unknown option"):
         POLICIES["psepr"]("overlay", rtt=3)
+    with pytest.raises(PolicyError, match="same_region_ms must be a non-negative number"):
+        POLICIES["psepr"]("overlay", same_region_ms="fast")
     snap = snapshot({"/compute/r0/h00": 0.1}, ())
     with pytest.raises(PolicyError, match="no service"):
         PseprPolicy("other").plan(snap, budget=1, time_limit=1)

@@ -179,7 +179,7 @@ class ConsolidationPolicy:
         return consolidate(snapshot, budget=budget, time_limit=time_limit, config=self.config).plan
 
 
-def make_consolidation(**options: float | int) -> ConsolidationPolicy:
+def make_consolidation(**options: object) -> ConsolidationPolicy:
     """Build the policy from configuration options (``headroom``, ``host_power``, ...); an unknown option
     or an impossible value is a :class:`PolicyError`."""
     known = set(ConsolidationConfig.__dataclass_fields__)

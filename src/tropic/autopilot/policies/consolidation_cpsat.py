@@ -1,10 +1,10 @@
 """The consolidation CP-SAT model of a neighbourhood: some hosts, and the movable VMs now on them.
 
-Variables: ``x[v, h]`` (VM ``v`` ends on host ``h``), for each VM only on its own host or on receivers it
-fits alone; ``on[h]`` (host ``h`` is powered after the pass). Constraints: every VM on exactly one host;
-per host, predicted demand <= headroom x cpus, memory <= capacity, vCPUs <= cpus x overcommit, each
-counted with the VMs that stay fixed there (a host with a fixed VM stays on); per anti-affinity group and
-failure domain, at most ``max(1, members there now)``; the migrations, with those made outside the
+Variables: ``x[v, h]`` (VM ``v`` ends on host ``h``), for each VM only on its own host or on receivers of
+its region it fits alone; ``on[h]`` (host ``h`` is powered after the pass). Constraints: every VM on exactly
+one host; per host, predicted demand <= headroom x cpus, memory <= capacity, vCPUs <= cpus x overcommit,
+each counted with the VMs that stay fixed there (a host with a fixed VM stays on); per anti-affinity group
+and failure domain, at most ``max(1, members there now)``; the migrations, with those made outside the
 neighbourhood, within the budget. Objective (minimised, integer :data:`SCALE` units): host power for every
 host on (a host switched on also pays its boot cost) plus each moved VM's migration cost. Everything outside
 the neighbourhood is fixed, so any answer is valid for the whole fleet; ``must_beat`` admits only answers
@@ -55,7 +55,7 @@ def compile_neighbourhood(work: Working, hosts: Sequence[int], budget: int) -> N
     for v in free:
         for h in hosts:
             if h != f.origin[v]:
-                if not f.receivable[h]:
+                if not f.receivable[h] or f.region[h] != f.region[f.origin[v]]:
                     continue
                 if (
                     fixed_d[h] + f.d[v] > f.cap_d[h]

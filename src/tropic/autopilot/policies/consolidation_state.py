@@ -3,7 +3,8 @@
 A :class:`Fleet` is built once per pass from a :class:`~tropic.autopilot.base.Snapshot` and a
 :class:`ConsolidationConfig`: integer capacities (predicted demand in milli-cores within the headroom,
 memory in MiB, vCPUs within the overcommit), which VMs may move (known demand, not stale, on a host that is
-not stale) and which hosts may receive (not cordoned, not stale, load known and within every limit). A
+not stale; within its region) and which hosts may receive (not cordoned, not stale, load known and within
+every limit). A
 :class:`Working` placement starts at the current one; the greedy start, the CP-SAT neighbourhoods and the
 baselines all change it through :meth:`Working.place`/:meth:`Working.remove`, so they share one meaning of
 every rule, which :meth:`Working.violations` states from scratch for the tests.
@@ -53,6 +54,10 @@ class ConsolidationConfig:
     workers: int = 2
 
     def check(self) -> None:
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise PolicyError(f"consolidation: {name} must be a number, got {value!r}")
         if not (0.0 < self.headroom <= 1.0) or math.isnan(self.headroom):
             raise PolicyError(
                 f"consolidation: impossible headroom {self.headroom!r}: it must be in (0, 1] "
@@ -94,6 +99,10 @@ class Fleet:
         self.powered: BoolArray = np.array([h.powered for h in hosts], np.bool_)
         self.stale_host: BoolArray = np.array([h.path in stale for h in hosts], np.bool_)
         self.cordoned: BoolArray = np.array([h.cordoned for h in hosts], np.bool_)
+        regions: dict[str, int] = {}
+        self.region: IntArray = np.array(
+            [regions.setdefault(h.region, len(regions)) for h in hosts], np.int64
+        )
         domains: dict[str, int] = {}
         self.domain: IntArray = np.array(
             [domains.setdefault(h.failure_domain or h.path, len(domains)) for h in hosts], np.int64
@@ -244,6 +253,7 @@ class Working:
         f = self.fleet
         mask: BoolArray = (
             f.receivable
+            & (f.region == f.region[f.origin[v]])  # a VM stays in its region
             & (self.load_d + f.d[v] <= f.cap_d)
             & (self.load_m + f.m[v] <= f.cap_m)
             & (self.load_v + f.c[v] <= f.cap_v)
@@ -288,6 +298,8 @@ class Working:
                     out.append(f"VM {f.vm_paths[v]} may not move (stale or unknown demand)")
                 if not f.receivable[h]:
                     out.append(f"VM {f.vm_paths[v]} moved onto {f.host_paths[h]}, which may not receive")
+                if f.region[h] != f.region[f.origin[v]]:
+                    out.append(f"VM {f.vm_paths[v]} moved out of its region to {f.host_paths[h]}")
             g = f.group_of[v]
             if g >= 0:
                 key = (g, int(f.domain[h]))

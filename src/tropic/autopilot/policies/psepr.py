@@ -45,12 +45,17 @@ class PseprConfig:
     workers: int = 2
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        values = [("same_region_ms", self.same_region_ms), ("other_region_ms", self.other_region_ms)]
+        values += [(f"region_rtt_ms[{k!r}]", v) for k, v in dict(self.region_rtt_ms).items()]
+        for name, value in values:
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+                raise PolicyError(f"psepr: {name} must be a non-negative number of ms, got {value!r}")
+
     def rtt(self, a: str, b: str) -> Fraction:
         value = self.region_rtt_ms.get(f"{a}|{b}", self.region_rtt_ms.get(f"{b}|{a}"))
         if value is None:
             value = self.same_region_ms if a == b else self.other_region_ms
-        if not value >= 0 or math.isinf(value):
-            raise PolicyError(f"psepr: round-trip time between {a} and {b} must be a non-negative number")
         return Fraction(str(value))
 
 
@@ -202,7 +207,7 @@ class PseprPolicy:
         )
 
 
-def make_psepr(service: str, **options: float | int) -> PseprPolicy:
+def make_psepr(service: str, **options: object) -> PseprPolicy:
     """Build the policy for ``service`` from configuration options; an unknown one is a PolicyError."""
     known = {f.name for f in dataclasses.fields(PseprConfig)}
     unknown = sorted(set(options) - known)
