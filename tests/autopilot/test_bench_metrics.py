@@ -58,6 +58,7 @@ def test_slatah_is_the_share_of_active_time_a_host_was_asked_more_than_it_has() 
     acc.interval(placement, np.array([1.0, 1.0, 0.1]), np.array([0.5, 0.5, 0.1]), [])
     acc.interval(placement, np.array([0.5, 0.5, 0.1]), np.array([0.5, 0.5, 0.1]), [])
     assert acc.slatah == pytest.approx(1 / 4)  # 1 violated host-interval out of 4 active ones
+    assert acc.slatah_end == 0.0  # at the intervals' ends host 0 is asked 2000 of its 3720 MIPS
 
 
 def test_a_vm_faster_than_a_core_is_a_violation_even_on_an_idle_host() -> None:

@@ -49,6 +49,7 @@ class Accounting:
     energy_j: float = 0.0
     active_s: float = 0.0
     violation_s: float = 0.0
+    violation_end_s: float = 0.0
     requested_mips_s: float = 0.0
     degraded_mips_s: float = 0.0
     migrations: int = 0
@@ -62,7 +63,7 @@ class Accounting:
         """Account one interval: VM utilisations ``start`` and ``end`` on ``placement`` (the placement after
         this step's migrations), ``migrated``: the VMs that moved at its start."""
         req0, got0 = host_load(self.fleet, placement, start)
-        _, got1 = host_load(self.fleet, placement, end)
+        req1, got1 = host_load(self.fleet, placement, end)
         u0 = got0 / self._mips
         u1 = got1 / self._mips
         active = u0 > 0
@@ -70,6 +71,7 @@ class Accounting:
         self.energy_j += float(watts[active].sum()) * INTERVAL_S
         self.active_s += float(active.sum()) * INTERVAL_S
         self.violation_s += float((active & (got0 + 1e-9 < req0)).sum()) * INTERVAL_S
+        self.violation_end_s += float((active & (got1 + 1e-9 < req1)).sum()) * INTERVAL_S
         self.active_hosts.append(int(active.sum()))
         self.requested_mips_s += float((start * self.fleet.vm_mips).sum()) * INTERVAL_S
         if migrated:
@@ -87,6 +89,12 @@ class Accounting:
     @property
     def slatah(self) -> float:
         return self.violation_s / self.active_s if self.active_s else 0.0
+
+    @property
+    def slatah_end(self) -> float:
+        """SLATAH judged by each interval's *end* utilisation on the placement chosen at its start: the
+        overload the next samples bring before the next pass (not in the paper; see docs/autopilot.md)."""
+        return self.violation_end_s / self.active_s if self.active_s else 0.0
 
     @property
     def pdm(self) -> float:

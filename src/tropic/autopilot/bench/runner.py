@@ -48,6 +48,7 @@ class RunResult:
         return {
             "energy_kwh": round(acc.energy_kwh, 3),
             "slatah": acc.slatah,
+            "slatah_end": acc.slatah_end,
             "pdm": acc.pdm,
             "slav": acc.slav,
             "migrations": acc.migrations,
