@@ -154,3 +154,81 @@ def test_a_failed_write_stops_the_controller_and_announces_nothing(tmp_path: Pat
         assert t2.state is State.COMMITTED
     finally:
         c2.stop()
+
+
+class CountedGateStore(SQLiteStore):
+    """A SQLite store whose writes can be let through one at a time (``hold``, then ``let_one``)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.cond = threading.Condition()
+        self.allowed: int | None = None  # writes let through so far (None: every write goes)
+        self.entered = 0  # write calls that reached the gate
+        self.passed = 0
+
+    def write(self, batches: Sequence[object]) -> None:
+        with self.cond:
+            self.entered += 1
+            self.cond.notify_all()
+            deadline = time.monotonic() + GATE_S
+            while self.allowed is not None and self.passed >= self.allowed and time.monotonic() < deadline:
+                self.cond.wait(1.0)
+            self.passed += 1
+        super().write(batches)
+
+    def hold(self) -> None:
+        with self.cond:
+            self.allowed = self.passed
+
+    def let_one(self) -> None:
+        with self.cond:
+            assert self.allowed is not None
+            self.allowed += 1
+            self.cond.notify_all()
+
+    def open_gate(self) -> None:
+        with self.cond:
+            self.allowed = None
+            self.cond.notify_all()
+
+
+def test_a_transaction_is_not_settled_by_an_earlier_batch_that_holds_its_running_record(
+    tmp_path: Path,
+) -> None:
+    """A running record of a transaction (its step progress) is in a batch still being written when the
+    transaction becomes final in the next batch: when the first batch is durable, the transaction is not
+    settled (waiters do not return, it stays in memory) until its final record is durable too."""
+    model = small_dc()
+    sim = SimDriver()
+    sim.load(project(model))
+    host = host_path("r1", 1)
+    imported = sim.hang(host, action="import_volume", timeout=120)
+    created = sim.hang(host, action="create_vm", timeout=120)
+    store = CountedGateStore(tmp_path / "store.db")
+    c = Controller.open(store, sim, initial=lambda: model).start()
+    try:
+        t = c.submit("spawn_vm", spawn("r1", 1, "a"))
+        assert imported.entered.wait(WAIT_S), "import_volume never reached the device"
+        store.hold()  # the next write (the progress of the running transaction) waits at the gate
+        sim.release(imported)
+        until(lambda: store.entered > store.passed, "a write of the running transaction's progress")
+        assert created.entered.wait(WAIT_S), "create_vm never reached the device"
+        sim.release(created)
+        until(lambda: t.state is State.COMMITTED, "the transaction's commit")
+        c.call(lambda: None)  # the batch with its final record is sealed and queued behind the held write
+        entered = store.entered
+        store.let_one()  # the progress batch is written; the final record's write waits at the gate
+        until(lambda: store.entered > entered, "the write of the final record")
+        c.call(lambda: None)  # the logical thread has announced every durable batch
+        stored = store.get_txn(t.id)
+        assert stored is not None and stored.state is State.STARTED  # what a restart would find
+        assert not t.settled, "reported final before its final record was durable"
+        assert t.id in {x.id for x in c.live()}
+        store.open_gate()
+        assert c.wait(t, WAIT_S).settled
+        stored = store.get_txn(t.id)
+        assert stored is not None and stored.state is State.COMMITTED
+    finally:
+        store.open_gate()
+        sim.release()
+        c.stop()
