@@ -188,14 +188,17 @@ def test_a_crash_at_any_commit_resumes_every_transaction_once(open_store: Opener
     sim = _sim(model, latency=0.01, seed=3, faults=[Fault(probability=0.1)])
     store = _CrashingStore(open_store(), crash_at)
     first = Controller.open(store, sim, initial=lambda: model).start()
-    submitted = []
+    submitted: list[Transaction] = []
+    # Each submission waits until it is stored (a commit at least), the others keep running meanwhile: the
+    # crash commit is reached within ``crash_at`` submissions, however the batches fall on this machine.
     with contextlib.suppress(ControllerStopped):
-        for i in range(40):
-            submitted.append(first.submit("spawn_vm", spawn("r1", 1 + i % 4, f"c{i}", memory_mib=256)))
-            time.sleep(0.002)
-    deadline = time.monotonic() + 60
-    while first.fatal is None and time.monotonic() < deadline:
-        time.sleep(0.01)
+        for i in range(crash_at + 1):
+            t = first.submit("spawn_vm", spawn("r1", 1 + i % 4, f"c{i}", memory_mib=256))
+            submitted.append(t)
+            deadline = time.monotonic() + 60
+            while not t.accepted and first.fatal is None:
+                assert time.monotonic() < deadline, f"transaction {t.id} was neither stored nor lost in 60 s"
+                time.sleep(0.01)
     assert first.fatal is not None
     first.executor.stop()  # the crashed controller's device calls in flight end (as a crash would end them)
     acknowledged = {t.id for t in submitted if t.accepted}

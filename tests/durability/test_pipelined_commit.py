@@ -156,46 +156,79 @@ def test_a_failed_write_stops_the_controller_and_announces_nothing(tmp_path: Pat
         c2.stop()
 
 
-class OneWriteAtATime(GatedStore):
-    """A gated store whose gate, once opened with :attr:`once`, closes again after one write."""
+class CountedGateStore(SQLiteStore):
+    """A SQLite store whose writes can be let through one at a time (``hold``, then ``let_one``)."""
 
-    once = False
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.cond = threading.Condition()
+        self.allowed: int | None = None  # writes let through so far (None: every write goes)
+        self.entered = 0  # write calls that reached the gate
+        self.passed = 0
 
     def write(self, batches: Sequence[object]) -> None:
+        with self.cond:
+            self.entered += 1
+            self.cond.notify_all()
+            deadline = time.monotonic() + GATE_S
+            while self.allowed is not None and self.passed >= self.allowed and time.monotonic() < deadline:
+                self.cond.wait(1.0)
+            self.passed += 1
         super().write(batches)
-        if self.once:
-            self.gate.clear()
+
+    def hold(self) -> None:
+        with self.cond:
+            self.allowed = self.passed
+
+    def let_one(self) -> None:
+        with self.cond:
+            assert self.allowed is not None
+            self.allowed += 1
+            self.cond.notify_all()
+
+    def open_gate(self) -> None:
+        with self.cond:
+            self.allowed = None
+            self.cond.notify_all()
 
 
-def test_a_transaction_is_settled_only_once_its_final_record_is_written(tmp_path: Path) -> None:
-    """A batch holding a running transaction's progress is announced after the transaction ended in
-    memory: its final record is in the next batch, still unwritten, so it is not settled (nor retired)
-    yet; it is once that batch is written."""
+def test_a_transaction_is_not_settled_by_an_earlier_batch_that_holds_its_running_record(
+    tmp_path: Path,
+) -> None:
+    """A running record of a transaction (its step progress) is in a batch still being written when the
+    transaction becomes final in the next batch: when the first batch is durable, the transaction is not
+    settled (waiters do not return, it stays in memory) until its final record is durable too."""
     model = small_dc()
-    sim = SimDriver(latency=0.2)
+    sim = SimDriver()
     sim.load(project(model))
-    store = OneWriteAtATime(tmp_path / "s.db")
+    host = host_path("r1", 1)
+    imported = sim.hang(host, action="import_volume", timeout=120)
+    created = sim.hang(host, action="create_vm", timeout=120)
+    store = CountedGateStore(tmp_path / "store.db")
     c = Controller.open(store, sim, initial=lambda: model).start()
-    heard: list[tuple[State, bool]] = []
     try:
-        t = c.submit("spawn_vm", spawn("r1", 1, "late"))
-        until(lambda: t.state is State.STARTED and t.accepted, "the spawn started")
-        store.waiting.clear()
-        store.gate.clear()  # the next write (the progress of its steps) waits
-        until(store.waiting.is_set, "a progress record held at the gate")
-        until(lambda: t.state is State.COMMITTED, "the spawn ended in memory")
-        c.subscribe(lambda x: heard.append((x.state, x.settled)) if x.id == t.id else None)
-        store.waiting.clear()
-        store.once = True
-        store.gate.set()  # exactly one write: the progress; the final record waits at the gate
-        until(lambda: bool(heard), "the progress batch announced")
-        until(store.waiting.is_set, "the final record held at the gate")
-        assert heard[0] == (State.COMMITTED, False)  # the object is final; its final record is not written
-        assert not t.settled
-        store.once = False
-        store.gate.set()
-        assert c.wait(t, WAIT_S).state is State.COMMITTED and t.settled
-        assert_invariants(c)
+        t = c.submit("spawn_vm", spawn("r1", 1, "a"))
+        assert imported.entered.wait(WAIT_S), "import_volume never reached the device"
+        store.hold()  # the next write (the progress of the running transaction) waits at the gate
+        sim.release(imported)
+        until(lambda: store.entered > store.passed, "a write of the running transaction's progress")
+        assert created.entered.wait(WAIT_S), "create_vm never reached the device"
+        sim.release(created)
+        until(lambda: t.state is State.COMMITTED, "the transaction's commit")
+        c.call(lambda: None)  # the batch with its final record is sealed and queued behind the held write
+        entered = store.entered
+        store.let_one()  # the progress batch is written; the final record's write waits at the gate
+        until(lambda: store.entered > entered, "the write of the final record")
+        c.call(lambda: None)  # the logical thread has announced every durable batch
+        stored = store.get_txn(t.id)
+        assert stored is not None and stored.state is State.STARTED  # what a restart would find
+        assert not t.settled, "reported final before its final record was durable"
+        assert t.id in {x.id for x in c.live()}
+        store.open_gate()
+        assert c.wait(t, WAIT_S).settled
+        stored = store.get_txn(t.id)
+        assert stored is not None and stored.state is State.COMMITTED
     finally:
-        store.gate.set()
+        store.open_gate()
+        sim.release()
         c.stop()

@@ -30,16 +30,14 @@ Listener = Callable[[Transaction], None]
 @dataclass(slots=True)
 class Announcement:
     """What a batch makes known once it is durable: stored rollback starts (their workers wait), accepted
-    submissions, state changes for listeners, and transactions to hand to workers."""
+    submissions, state changes for listeners, and transactions to hand to workers. ``notify`` pairs each
+    recorded transaction with whether the record the batch stored was final: the transaction may have
+    moved on (become final) in a later batch that is not durable yet when this one is announced."""
 
     stored: list[threading.Event]
     accepted: list[Transaction]
-    notify: list[Transaction]
+    notify: list[tuple[Transaction, bool]]
     dispatch: list[Transaction]
-    # The notified transactions whose final record is in this batch (or an earlier one): taken when the
-    # batch is sealed, since a pipelined batch is announced later, when a transaction may have reached
-    # its final state in a batch not yet written.
-    final: list[Transaction]
 
     def __bool__(self) -> bool:
         return bool(self.stored or self.accepted or self.notify or self.dispatch)
@@ -57,7 +55,7 @@ class GroupCommit:
         self.settled = threading.Condition()  # notified after each batch is durable
         self._stored: list[threading.Event] = []  # workers waiting for a rollback record to be durable
         self._accepted: list[Transaction] = []
-        self._notify: list[Transaction] = []
+        self._notify: list[tuple[Transaction, bool]] = []  # (transaction, its recorded state is final)
         self._dispatch: list[Transaction] = []
         self._writer: StoreWriter | None = None  # pipelined stores: commits run on this thread
         self._unannounced: deque[tuple[int, Announcement]] = deque()  # (batch number, what it announces)
@@ -84,7 +82,7 @@ class GroupCommit:
     def record(self, t: Transaction) -> None:
         """Store ``t``'s current state; listeners (and waiters on a final state) hear of it with the batch."""
         self.store.put_txn(t)
-        self._notify.append(t)
+        self._notify.append((t, t.final))
 
     def dispatch(self, t: Transaction) -> None:
         """Hand ``t`` to the executor once the batch is durable (its action log with it)."""
@@ -120,8 +118,7 @@ class GroupCommit:
         """Make what this batch reported durable, then announce it. With a pipelined store the batch is
         handed to the writer thread and announced later, when the writer says it is written (``wait``:
         block until then)."""
-        final = [t for t in self._notify if t.final]
-        ann = Announcement(self._stored, self._accepted, self._notify, self._dispatch, final)
+        ann = Announcement(self._stored, self._accepted, self._notify, self._dispatch)
         self._stored, self._accepted, self._notify, self._dispatch = [], [], [], []
         w = self._writer
         if w is None:
@@ -153,9 +150,14 @@ class GroupCommit:
             ev.set()
         for t in ann.accepted:
             t.accepted = True
-        notify = ann.notify
-        for t in ann.final:
-            t.settled = True
+        # Only a durable final record settles a transaction. One that became final after this batch was
+        # sealed has its final record in a later batch: it is settled (and reported to listeners in its
+        # final state) when that batch is announced, never before (its waiters would otherwise return and
+        # the record leave memory while the store still holds the earlier state).
+        notify = [t for t, final in ann.notify if final or not t.final]
+        for t, final in ann.notify:
+            if final:
+                t.settled = True
         if ann.accepted or notify:
             self.wake_waiters()
         if ann.accepted:
@@ -165,8 +167,8 @@ class GroupCommit:
             for listener in self.listeners:
                 listener(t)
         if self.retire is not None:
-            for t in notify:
-                if t.settled:
+            for t, final in ann.notify:
+                if final:
                     self.retire(t)
         submit = self.executor.submit
         for t in ann.dispatch:
