@@ -64,7 +64,11 @@ def tropic_policy(headroom: float) -> tuple[Policy | None, str]:
         return None, f"{TROPIC_MODULE} is not in this build: the tropic policy was not run"
     maker = getattr(module, "make_consolidation", None)
     if callable(maker):
-        return cast("Policy", maker(headroom=headroom)), ""
+        from tropic.autopilot.bench.tropic_pair import TropicAutopilot
+        from tropic.autopilot.policies.hotspot import HotspotRelief
+
+        relief = HotspotRelief(threshold=max(headroom, min(1.0, headroom + 0.1)), headroom=headroom)
+        return TropicAutopilot(relief, cast("Policy", maker(headroom=headroom))), ""
     for _, cls in inspect.getmembers(module, inspect.isclass):
         if (
             cls.__module__ == module.__name__

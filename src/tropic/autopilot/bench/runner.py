@@ -78,6 +78,7 @@ class _Loop:
                 path=p,
                 region=REGION,
                 cpus=t.cores,
+                cpu_overcommit=float(max(fleet.vms, 1)),  # CPU is governed by MIPS: no vCPU slot limit
                 memory_mib=t.ram_mb,
                 labels={"mips_per_cpu": f"{t.pe_mips:g}", "power_model": t.name},
             )
