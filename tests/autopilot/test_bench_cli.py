@@ -22,8 +22,12 @@ def test_the_bench_compares_the_policies_on_the_shipped_sample(tmp_path: Path) -
             "bench",
             "--hosts",
             "40",
+            "--vms",
+            "20",
             "--policies",
             "npa,none,watcher,lr-mmt,tropic",
+            "--time-limit",
+            "1",
             "--json",
             "--plot-dir",
             str(plots),
@@ -46,7 +50,11 @@ def test_the_bench_compares_the_policies_on_the_shipped_sample(tmp_path: Path) -
     if rows["tropic"] is None:
         assert "not in this build" in data["notes"]["tropic"] and data["energy_vs_lr_mmt"] is None
     else:
-        assert data["energy_vs_lr_mmt"] == rows["tropic"]["energy_vs_lr_mmt"]
+        tropic = rows["tropic"]
+        assert data["energy_vs_lr_mmt"] == tropic["energy_vs_lr_mmt"] > 0
+        assert tropic["refused"] == 0 and tropic["migrations"] > 0
+        assert tropic["energy_kwh"] < rows["none"]["energy_kwh"]
+        assert "tropic" not in data["notes"]  # built with the bench's headroom
     assert sorted(p.name for p in plots.iterdir()) == ["active-hosts.png", "energy-vs-slav.png"]
     assert (plots / "active-hosts.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -106,6 +114,10 @@ def test_a_malformed_trace_is_refused_with_its_line(tmp_path: Path) -> None:
 def test_too_few_hosts_for_the_trace_is_refused() -> None:
     r = runner.invoke(app, ["autopilot", "bench", "--hosts", "2", "--policies", "none"])
     assert r.exit_code == 2 and "cannot hold" in r.output
+
+
+def test_an_impossible_time_limit_is_refused() -> None:
+    assert "--time-limit 0 is impossible" in run_bad("--time-limit", "0")
 
 
 def test_a_bad_memory_mode_is_refused() -> None:

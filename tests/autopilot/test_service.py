@@ -62,9 +62,7 @@ def test_sqlite_pass_records_survive_a_reopen_and_stay_bounded(tmp_path: Path) -
 
 
 def test_bad_autopilot_options_are_one_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(
-        ConfigError, match="unknown autopilot policy 'nope'; known: consolidation, hotspot, psepr"
-    ):
+    with pytest.raises(ConfigError, match=r"unknown autopilot policy 'nope'; known: .*hotspot"):
         build_service(config(tmp_path, policies="hotspot,nope"))
     with pytest.raises(ConfigError, match="autopilot guards: migration budgets cannot be negative"):
         build_service(config(tmp_path, policies="hotspot", budget_per_pass=-1))

@@ -32,6 +32,11 @@ def bench_cmd(
         "--memory",
         help="cloudsim: a running VM holds no RAM (as in CloudSim's runs); enforced: 4 GB per host bind.",
     ),
+    time_limit: float = typer.Option(
+        1.0,
+        "--time-limit",
+        help="Seconds a policy may think per pass (the tropic policy stops sooner when done).",
+    ),
     store: str | None = typer.Option(
         None, "--store", help="Store URI for each run's controller (fresh; default: in memory)."
     ),
@@ -58,6 +63,7 @@ def bench_cmd(
             headroom=headroom,
             memory_enforced=memory == "enforced",
             store=store,
+            time_limit=time_limit,
         )
 
         def said(name: str) -> None:

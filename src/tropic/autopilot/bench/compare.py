@@ -33,7 +33,7 @@ class BenchSpec:
     headroom: float = 0.8
     memory_enforced: bool = False
     store: str | None = None
-    time_limit: float = 10.0
+    time_limit: float = 1.0  # per pass, for every policy
 
     def __post_init__(self) -> None:
         unknown = [p for p in self.policies if p not in POLICIES]
@@ -45,6 +45,10 @@ class BenchSpec:
             raise InvalidArguments(
                 f"--headroom {self.headroom:g} is impossible: a host's predicted use must stay within a "
                 "fraction of its capacity in (0, 1]"
+            )
+        if not 0.0 < self.time_limit < float("inf"):
+            raise InvalidArguments(
+                f"--time-limit {self.time_limit:g} is impossible: a pass needs a positive number of seconds"
             )
         if self.hosts < 1:
             raise InvalidArguments(f"--hosts must be at least 1, got {self.hosts}")
@@ -58,17 +62,22 @@ def tropic_policy(headroom: float) -> tuple[Policy | None, str]:
         module = importlib.import_module(TROPIC_MODULE)
     except ModuleNotFoundError:
         return None, f"{TROPIC_MODULE} is not in this build: the tropic policy was not run"
+    maker = getattr(module, "make_consolidation", None)
+    if callable(maker):
+        from tropic.autopilot.bench.tropic_pair import TropicAutopilot
+        from tropic.autopilot.policies.hotspot import HotspotRelief
+
+        relief = HotspotRelief(threshold=max(headroom, min(1.0, headroom + 0.1)), headroom=headroom)
+        return TropicAutopilot(relief, cast("Policy", maker(headroom=headroom))), ""
     for _, cls in inspect.getmembers(module, inspect.isclass):
         if (
             cls.__module__ == module.__name__
             and callable(getattr(cls, "plan", None))
             and hasattr(cls, "name")
         ):
-            maker = cast("Callable[..., Policy]", cls)
-            try:
-                return maker(headroom=headroom), ""
-            except TypeError:
-                return maker(), f"{cls.__name__} takes no headroom: run with its defaults"
+            return cast(
+                "Callable[..., Policy]", cls
+            )(), f"{cls.__name__} takes no headroom: run with its defaults"
     return None, f"{TROPIC_MODULE} defines no policy class"
 
 

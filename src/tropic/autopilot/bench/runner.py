@@ -79,6 +79,7 @@ class _Loop:
                 path=p,
                 region=REGION,
                 cpus=t.cores,
+                cpu_overcommit=float(max(fleet.vms, 1)),  # CPU is governed by MIPS: no vCPU slot limit
                 memory_mib=t.ram_mb,
                 labels={"mips_per_cpu": f"{t.pe_mips:g}", "power_model": t.name},
             )
@@ -108,7 +109,14 @@ class _Loop:
             )
         hosts = {
             s.path: HostState(
-                s.path, s.region, s.cpus, s.memory_mib, s.cpu_overcommit, vms=tuple(on[h]), labels=s.labels
+                s.path,
+                s.region,
+                s.cpus,
+                s.memory_mib,
+                s.cpu_overcommit,
+                vms=tuple(on[h]),
+                labels=s.labels,
+                powered=bool(on[h]),  # as in the accounting, a host without VMs is switched off
             )
             for h, s in enumerate(self.host_states)
         }
@@ -164,7 +172,7 @@ def run_policy(
     policy: Policy,
     *,
     store: str | None = None,
-    time_limit: float = 10.0,
+    time_limit: float = 1.0,
     on_step: Callable[[int], None] | None = None,
 ) -> RunResult:
     """Replay ``trace`` on ``fleet`` from ``placement`` under ``policy`` (passes from the second interval)."""

@@ -22,6 +22,7 @@ from tropic.autopilot.base import Move, Plan, PolicyError, Snapshot
 from tropic.autopilot.policies.consolidation_search import (
     SearchStats,
     greedy_drain,
+    host_lower_bound,
     improve,
     repack_start,
     solve_full,
@@ -97,14 +98,21 @@ def consolidate(
     value_now = work.value() + int(np.count_nonzero(idle)) * fleet.host_unit
     stats = SearchStats()
     timed_out = False
+    bound = host_lower_bound(fleet)
     if time.monotonic() >= deadline:
         timed_out = True
+    elif int(np.count_nonzero(work.on() | fleet.powered)) <= bound:
+        # No placement keeps fewer hosts on: nothing to gain, answer the empty plan at once.
+        stats.status, stats.method = SolveStatus.OPTIMAL, "lower bound on hosts"
     else:
         greedy_drain(work, budget, deadline)
         if deadline - time.monotonic() > 0.5 * time_limit:
             work = repack_start(work, budget) or work
         movable_pairs = sum(fleet.movable) * int(np.count_nonzero(~fleet.stale_host))
-        if movable_pairs <= config.full_model_max_pairs:
+        if int(np.count_nonzero(work.on())) <= bound:
+            # The start already reaches the lower bound on hosts: CP-SAT could only trade migrations.
+            stats.status, stats.method = SolveStatus.FEASIBLE, "greedy (at the lower bound on hosts)"
+        elif movable_pairs <= config.full_model_max_pairs:
             solve_full(work, budget, deadline, stats)
             timed_out = stats.status is SolveStatus.UNKNOWN
         else:

@@ -147,10 +147,36 @@ def _settings(f: Fleet) -> SolverSettings:
     return SolverSettings(time_limit_s=60.0, workers=f.config.workers, seed=f.config.seed)
 
 
+def _model_hosts(work: Working) -> list[int]:
+    """The hosts of the full model: every non-stale host that holds a VM (now or originally) and, of the
+    empty ones, only as many of each kind (same capacities, power state, receivability) as a better
+    placement could use: fewer than the hosts used now. Empty hosts of one kind are interchangeable when
+    no anti-affinity group tells failure domains apart; leaving the copies out removes the symmetry that
+    keeps CP-SAT from proving the current placement optimal (and runs it to the time limit every pass)."""
+    f = work.fleet
+    held = work.count > 0
+    held[list(set(f.origin))] = True
+    hosts = [h for h in range(f.n_hosts) if not f.stale_host[h]]
+    if f.group_names:
+        return hosts
+    spare = max(0, int(np.count_nonzero(work.on())) - 1)
+    kept: dict[tuple[int, int, int, bool, bool], int] = {}
+    out: list[int] = []
+    for h in hosts:
+        if held[h]:
+            out.append(h)
+            continue
+        kind = (int(f.cap_d[h]), int(f.cap_m[h]), int(f.cap_v[h]), bool(f.powered[h]), bool(f.receivable[h]))
+        if kept.get(kind, 0) < spare:
+            kept[kind] = kept.get(kind, 0) + 1
+            out.append(h)
+    return out
+
+
 def solve_full(work: Working, budget: int, deadline: float, stats: SearchStats) -> None:
     """One CP-SAT model over every host that is not stale: optimal when CP-SAT proves it in time."""
     f = work.fleet
-    hosts = [h for h in range(f.n_hosts) if not f.stale_host[h]]
+    hosts = _model_hosts(work)
     stats.method = "cp-sat"
     if not hosts:
         stats.status = SolveStatus.OPTIMAL

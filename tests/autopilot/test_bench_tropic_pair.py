@@ -1,0 +1,76 @@
+"""tropic's policy as the bench runs it: in MIPS units, hot-spot relief first, then consolidation; and the
+consolidation's full model settles (proves its answer) on a fleet of many interchangeable empty hosts."""
+
+from __future__ import annotations
+
+from tropic.autopilot.base import HostState, Snapshot, VMState
+from tropic.autopilot.bench.tropic_pair import TropicAutopilot, in_mips
+from tropic.autopilot.policies.consolidation import consolidate, make_consolidation
+from tropic.autopilot.policies.hotspot import HotspotRelief
+
+R = "/compute/r1"
+
+
+def snapshot(placement: dict[str, list[tuple[str, float, float]]], empty: int) -> Snapshot:
+    """``placement``: host -> [(vm, MIPS rating, utilisation)]; plus ``empty`` switched-off hosts. Hosts
+    have 2 cores of 2,660 MIPS (CloudSim's G5), no memory bound."""
+    hosts: dict[str, HostState] = {}
+    vms: dict[str, VMState] = {}
+    names = [*placement, *(f"e{i:03d}" for i in range(empty))]
+    for name in names:
+        path = f"{R}/{name}"
+        on = placement.get(name, [])
+        for vm, mips, util in on:
+            vms[f"{path}/{vm}"] = VMState(
+                path=f"{path}/{vm}",
+                host=path,
+                vcpus=1,
+                memory_mib=0,
+                uid=vm,
+                demand=util,
+                labels={"mips": f"{mips:g}"},
+            )
+        hosts[path] = HostState(
+            path=path,
+            region="r1",
+            cpus=2,
+            memory_mib=4096,
+            cpu_overcommit=64.0,
+            vms=tuple(f"{path}/{vm}" for vm, _, _ in on),
+            labels={"mips_per_cpu": "2660"},
+            powered=bool(on),
+        )
+    return Snapshot(at=0.0, hosts=hosts, vms=vms)
+
+
+def pair() -> TropicAutopilot:
+    return TropicAutopilot(HotspotRelief(threshold=0.9, headroom=0.8), make_consolidation(headroom=0.8))
+
+
+def test_in_mips_counts_cpus_and_demand_in_hundreds_of_mips() -> None:
+    snap = in_mips(snapshot({"a": [("v1", 2500.0, 0.5)]}, empty=1))
+    assert snap.hosts[f"{R}/a"].cpus == 53  # 2 x 2,660 MIPS
+    assert snap.vms[f"{R}/a/v1"].demand == 12.5  # half of 2,500 MIPS
+
+
+def test_a_hot_host_is_relieved_onto_a_switched_off_one() -> None:
+    # 2 x 2,500 MIPS at 100% on one 5,320 MIPS host: over the 0.9 threshold; nothing powered has room.
+    snap = snapshot({"a": [("v1", 2500.0, 1.0), ("v2", 2500.0, 1.0)]}, empty=3)
+    plan = pair().plan(snap, budget=10, time_limit=5.0)
+    assert len(plan.moves) == 1 and plan.moves[0].dest.startswith(f"{R}/e")
+
+
+def test_lightly_loaded_hosts_are_consolidated() -> None:
+    snap = snapshot({h: [(f"v{h}", 1000.0, 0.2)] for h in ("a", "b", "c", "d")}, empty=2)
+    plan = pair().plan(snap, budget=10, time_limit=5.0)
+    assert len(plan.moves) == 3 and len({m.dest for m in plan.moves}) == 1
+
+
+def test_the_full_model_proves_its_answer_among_many_empty_hosts() -> None:
+    # Three VMs of 22 cpus (2,200 MIPS) on three hosts of 42.4 within the headroom: the lower bound on hosts
+    # (by total demand) is two, no two fit together: the full model (with only as many of the 60
+    # interchangeable empty hosts as a better placement could use) proves three optimal.
+    snap = in_mips(snapshot({h: [(f"v{h}", 2500.0, 0.88)] for h in ("a", "b", "c")}, empty=60))
+    result = consolidate(snap, budget=100, time_limit=120.0)
+    assert result.plan.moves == () and result.method == "cp-sat"
+    assert result.status in ("optimal", "infeasible"), result.plan.why
