@@ -229,3 +229,33 @@ def test_a_step_refused_before_any_transaction_is_final_and_the_pass_goes_on(ctl
     [d] = c.run_once()
     assert [s.state for s in d.steps] == ["REFUSED", "COMMITTED"] and "Not A Name!" in d.steps[0].error
     assert c.resume() == []  # the pass is done: nothing for the next leader to retry
+
+
+def test_the_actuators_memories_stay_bounded() -> None:
+    """Months of migrations of VMs that come and go: the per-VM memory keeps only the last day's VMs,
+    and the executor's key cache its newest keys."""
+    from tropic.autopilot import actuator
+
+    m = actuator.Migrations()
+    for i in range(5 * actuator.SWEEP_EVERY):
+        m.record(f"vm-{i}", at=i * 600.0)  # a new VM every 10 minutes, each migrating once
+    assert len(m) <= 144 + actuator.SWEEP_EVERY  # a day of them, plus those since the last sweep
+    assert m.since("vm-0", 5 * actuator.SWEEP_EVERY * 600.0) == []
+
+    class Store:
+        pass
+
+    class Ctl:
+        store = Store()
+        n = 0
+
+        def submit(self, *a: object, **k: object) -> object:
+            Ctl.n += 1
+            return type("T", (), {"id": Ctl.n})()
+
+    ex = actuator.ControllerExecutor(Ctl())  # type: ignore[arg-type]
+    for i in range(actuator.SEEN_KEYS + 50):
+        ex.submit("migrate_vm", {"vm": f"v{i}", "dest": "/h"}, f"pass-{i}")
+    assert len(ex._seen) == actuator.SEEN_KEYS
+    newest = f"pass-{actuator.SEEN_KEYS + 49}"
+    assert ex.submit("migrate_vm", {"vm": f"v{actuator.SEEN_KEYS + 49}", "dest": "/h"}, newest) == Ctl.n

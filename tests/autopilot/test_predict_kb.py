@@ -124,3 +124,15 @@ def test_late_readings_keep_the_window_in_time_order() -> None:
     kb.record([Observation("s", CPU, 0.1, 10.0), Observation("s", CPU, 0.3, 30.0)], 30.0)
     kb.record([Observation("s", CPU, 0.2, 20.0), Observation("s", CPU, 0.4, 40.0)], 40.0)
     assert kb.series("s", CPU) == [(20.0, 0.2), (30.0, 0.3), (40.0, 0.4)]
+
+
+def test_series_of_subjects_that_are_gone_leave_memory() -> None:
+    """Churn (each VM read for a while, then destroyed or moved to another path): the in-memory windows
+    hold the subjects read within the retention age, not every subject ever read."""
+    retention = Retention(max_age_s=3_600, max_rows=100_000, trim_every_s=0, window=5)
+    kb = KnowledgeBase(MemoryStore(), retention)
+    for k in range(500):  # a new subject every minute, each read for 10 minutes
+        now = k * 60.0
+        kb.record([Observation(f"/vm-{j}", CPU, 0.5, now, "t") for j in range(max(0, k - 9), k + 1)], now)
+    assert len(kb.subjects(CPU)) <= 60 + 10  # an hour of them
+    assert kb.series("/vm-0", CPU) == []

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections import defaultdict, deque
+from collections import OrderedDict, defaultdict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -36,6 +36,8 @@ from tropic.records.states import FINAL, State
 from tropic.txn import Controller
 
 DAY = 86400.0
+SWEEP_EVERY = 1_000  # migrations recorded between two sweeps of the VMs with none in the last day
+SEEN_KEYS = 10_000  # step keys a process remembers (the pass records and the store answer older ones)
 OWNER = "autopilot"  # the idempotency keys' owner, and the transactions' submitter
 
 
@@ -62,10 +64,20 @@ class Migrations:
     def __init__(self) -> None:
         self._times: dict[str, deque[float]] = defaultdict(deque)
         self._lock = threading.Lock()
+        self._records = 0
 
     def record(self, vm: str, at: float) -> None:
         with self._lock:
             self._times[vm].append(at)
+            self._records += 1
+            if self._records % SWEEP_EVERY == 0:  # forget VMs with nothing in the last day (destroyed ones)
+                for key in [k for k, ts in self._times.items() if not ts or ts[-1] < at - DAY]:
+                    del self._times[key]
+
+    def __len__(self) -> int:
+        """VMs remembered (those that migrated within a day of the last sweep)."""
+        with self._lock:
+            return len(self._times)
 
     def since(self, vm: str, at: float) -> list[float]:
         with self._lock:
@@ -158,7 +170,7 @@ class ControllerExecutor:
 
     def __init__(self, controller: Controller) -> None:
         self.controller = controller
-        self._seen: dict[str, int] = {}
+        self._seen: OrderedDict[str, int] = OrderedDict()  # the newest SEEN_KEYS keys (the store has all)
         self._lock = threading.Lock()
 
     def submit(self, procedure: str, args: dict[str, Any], key: str) -> int:
@@ -171,13 +183,18 @@ class ControllerExecutor:
                 fn = getattr(store, lookup, None)
                 seen = fn(kid) if fn is not None else None
                 if seen is not None:
-                    self._seen[kid] = int(seen[0])
+                    self._remember(kid, int(seen[0]))
                     return int(seen[0])
             t = self.controller.submit(
                 procedure, args, submitter=OWNER, durable=True, key=(kid, fingerprint(procedure, args))
             )
-            self._seen[kid] = t.id
+            self._remember(kid, t.id)
             return t.id
+
+    def _remember(self, kid: str, txn: int) -> None:
+        self._seen[kid] = txn
+        while len(self._seen) > SEEN_KEYS:
+            self._seen.popitem(last=False)
 
     def outcome(self, txn_id: int, timeout: float) -> tuple[str, str]:
         try:

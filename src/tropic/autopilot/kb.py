@@ -77,6 +77,11 @@ class KnowledgeBase:
         """Apply retention now; returns how many rows went."""
         r = self.retention
         n = self.store.trim_observations(older_than=now - r.max_age_s, max_rows=r.max_rows)
+        # In memory too: a series with nothing younger than the retention age is a subject that is gone
+        # (a VM destroyed or moved to another path, a host removed).
+        cut = now - r.max_age_s
+        for key in [k for k, q in self._series.items() if not q or q[-1][0] < cut]:
+            del self._series[key]
         self._trimmed_at = now
         self.removed += n
         return n
