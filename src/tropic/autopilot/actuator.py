@@ -16,7 +16,9 @@ Guards (:class:`Guards`), applied before anything runs:
 * **budget per pass**: at most ``budget_per_pass`` migrations (the policy is asked for no more, and the
   actuator keeps the first ones); a managed service's spawns and destroys count too (all or none: an
   overlay is changed whole);
-* **service cool-down**: a service whose members changed less than ``cooldown_s`` ago is not changed;
+* **service cool-down**: a service whose members changed less than ``cooldown_s`` ago is not changed
+  (its steps are ordered so that it never exceeds ``max_members``: spawns while there is room, then a
+  destroy before each further spawn);
 * **dry run**: the steps are recorded as what would run, and nothing is submitted.
 
 Each step is submitted with the idempotency key ``autopilot:<pass id>:<index>``: resubmitting a pass
@@ -139,10 +141,7 @@ def screen(plan: Plan, snapshot: Snapshot, guards: Guards, history: Migrations, 
             moves.append(m)
     out.steps += [("power_on_host", {"host": h}) for h in plan.power_on]
     if plan.service:  # members of a managed service: the VM and its member record in one transaction
-        out.steps += [
-            ("spawn_service_member", {"service": plan.service, "name": s.name, "host": s.host})
-            for s in plan.spawns
-        ]
+        out.steps += _member_steps(plan, snapshot)
     else:
         out.steps += [
             (
@@ -158,14 +157,31 @@ def screen(plan: Plan, snapshot: Snapshot, guards: Guards, history: Migrations, 
             for s in plan.spawns
         ]
     out.steps += [("migrate_vm", {"vm": m.vm, "dest": m.dest}) for m in moves]
-    if plan.service:
-        out.steps += [("destroy_service_member", {"service": plan.service, "vm": v}) for v in plan.destroys]
-    else:
+    if not plan.service:
         out.steps += [("destroy_vm", {"vm": v}) for v in plan.destroys]
     out.steps += [("power_off_host", {"host": h}) for h in plan.power_off]
     if not out.steps:
         out.why = "every move is held by a guard: " + "; ".join(out.held)
     return out
+
+
+def _member_steps(plan: Plan, snapshot: Snapshot) -> list[tuple[str, dict[str, Any]]]:
+    """A service's spawns and destroys in an order that never takes it past ``max_members`` (a model
+    constraint) and keeps as many members as it can meanwhile: spawns while there is room, then each
+    further spawn after a destroy, then the remaining destroys."""
+    service = snapshot.services.get(plan.service)
+    room = len(plan.spawns) if service is None else max(0, service.max_members - len(service.members))
+    spawns = [
+        ("spawn_service_member", {"service": plan.service, "name": s.name, "host": s.host})
+        for s in plan.spawns
+    ]
+    destroys = [("destroy_service_member", {"service": plan.service, "vm": v}) for v in plan.destroys]
+    steps = spawns[:room]
+    for spawn in spawns[room:]:
+        if destroys:
+            steps.append(destroys.pop(0))
+        steps.append(spawn)
+    return steps + destroys
 
 
 def service_identity(service: str) -> str:

@@ -116,8 +116,11 @@ def overlay_problem(snapshot: Snapshot, service: ServiceState, config: PseprConf
 
 
 def member_name(service: ServiceState, host: str) -> str:
-    """The name of the member spawned on ``host``: ``<service>-<host>`` cut to fit a VM name."""
-    name = f"{service.path.rsplit('/', 1)[1]}-{host.rsplit('/', 1)[1]}"
+    """The name of the member spawned on ``host``: ``<service>-<region>-<host>`` cut to fit a VM name
+    (hosts of two regions may share a name, and a member's volume is named after it)."""
+    parts = host.split("/")
+    where = "-".join(parts[2:]) if len(parts) > 3 else parts[-1]
+    name = f"{service.path.rsplit('/', 1)[1]}-{where}"
     return name[:59].rstrip("-")
 
 
