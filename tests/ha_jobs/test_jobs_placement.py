@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.helpers import assert_invariants, small_dc
+from core.helpers import assert_invariants
 from ha_jobs.kit import domains, job_args, replicas, run, with_sleepers
 from tropic.drivers import SimDriver
 from tropic.drivers.sim_faults import Fault
