@@ -158,6 +158,11 @@ class ReplicaDriver:
     do nothing: where a replica is a VM of its own (libvirt), its domain is the replica. The simulator
     runs each replica as a local process (:mod:`tropic.drivers.sim_process`)."""
 
+    @property
+    def runs_replica_processes(self) -> bool:
+        """True: :meth:`replica_processes` tells whether each replica's process lives."""
+        return False
+
     def run_replica(self, replica: str, args: Args) -> None:
         return None
 

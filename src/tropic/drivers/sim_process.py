@@ -227,6 +227,10 @@ class SimReplicas:
 
     processes: SimProcesses
 
+    @property
+    def runs_replica_processes(self) -> bool:
+        return True
+
     def run_replica(self, replica: str, args: Args) -> None:
         self.processes.run(replica, args)
 
