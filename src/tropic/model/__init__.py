@@ -17,6 +17,7 @@ from tropic.model.base import (
     undo_at,
 )
 from tropic.model.inventory import Inventory, audit, differences, orphans, project, without
+from tropic.model.jobs import Job, JobRoot, Replica  # registers /jobs into STANDARD
 from tropic.model.names import MAX_NAME_LENGTH, check_name, check_path, name_pattern, name_rule
 from tropic.model.schema import (
     RUNNING,
@@ -56,11 +57,14 @@ __all__ = [
     "Host",
     "Image",
     "Inventory",
+    "Job",
+    "JobRoot",
     "Model",
     "Network",
     "NetworkRoot",
     "Node",
     "Region",
+    "Replica",
     "Resource",
     "Root",
     "Router",
