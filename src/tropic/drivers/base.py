@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, Self
 
+from tropic.drivers.geo import GeoDriver
 from tropic.errors import DriverError
 from tropic.model import RUNNING, STANDARD, STOPPED, Inventory, Model, Value
 
@@ -152,7 +153,7 @@ class FleetDriver:
         return None
 
 
-class Driver(ComputeDriver, StorageDriver, NetworkDriver, FleetDriver):
+class Driver(ComputeDriver, StorageDriver, NetworkDriver, FleetDriver, GeoDriver):
     """A complete backend: every capability plus an inventory of what the devices really hold."""
 
     name = "driver"

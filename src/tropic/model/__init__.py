@@ -16,6 +16,7 @@ from tropic.model.base import (
     undo,
     undo_at,
 )
+from tropic.model.geo import Address, AddressGroup, Links, Overlay  # registers /overlay, /links, /images
 from tropic.model.inventory import Inventory, audit, differences, orphans, project, without
 from tropic.model.names import MAX_NAME_LENGTH, check_name, check_path, name_pattern, name_rule
 from tropic.model.schema import (
@@ -50,16 +51,20 @@ __all__ = [
     "VM",
     "ActionRecord",
     "ActionSpec",
+    "Address",
+    "AddressGroup",
     "Attr",
     "ComputeRoot",
     "Delta",
     "Host",
     "Image",
     "Inventory",
+    "Links",
     "Model",
     "Network",
     "NetworkRoot",
     "Node",
+    "Overlay",
     "Region",
     "Resource",
     "Root",
