@@ -5,7 +5,8 @@ These defaults serve any backend. The overlay's table (address -> VM) is the mod
 overlay device of its own records nothing (like :class:`~tropic.drivers.base.FleetDriver`'s defaults,
 an address needs no device to exist); the sim keeps one (:mod:`tropic.drivers.sim_geo`), so tests see it
 change and roll back. :meth:`GeoDriver.live_migrate` is written with the backend's own compute actions
-(define the VM on the destination on its prepared volume, then undefine it on the source), so a backend
+(define the VM on the destination on its prepared volume, then undefine it on the source, keeping
+its configuration there for the release step), so a backend
 that can create and delete VMs can move one between regions; the sim overrides it with a pre-copy that
 takes the modelled transfer time.
 """
@@ -33,6 +34,7 @@ class GeoDriver:
         def reload(self, path: str) -> Inventory: ...
         def create_vm(self, host: str, args: Args) -> None: ...
         def delete_vm(self, host: str, args: Args) -> None: ...
+        def create_config(self, host: str, args: Args) -> None: ...
 
     def add_address(self, group: str, args: Args) -> None:
         """Bind public address ``args["ip"]`` to VM ``args["vm"]`` (default: the model's table only)."""
@@ -61,6 +63,7 @@ class GeoDriver:
             spec = {**here, "name": name, "volume": args.get("volume", ""), "image": args.get("image", "")}
             self.create_vm(dest, spec)
         self.delete_vm(host, {"name": name})
+        self.create_config(host, {"name": name})  # the source's configuration stays until it is released
 
 
 def _vm_of(inv: Inventory, host: str, name: str) -> dict[str, Any] | None:
