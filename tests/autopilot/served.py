@@ -101,3 +101,24 @@ def served(
         yield Served(service, load, clk)
     finally:
         close(service)
+
+
+@contextmanager
+def http(service: EmbeddedService) -> Iterator[str]:
+    """Serve the service's API on its bound socket (as ``tropic serve`` does) for the duration; the URL."""
+    import threading
+
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(service.app, log_level="warning", timeout_graceful_shutdown=2))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": service.sockets}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the API server did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{service.config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
