@@ -176,8 +176,8 @@ def serve(
         str | None,
         typer.Option(
             "--autopilot",
-            help="Run the autopilot on the leader with these policies, e.g. 'hotspot' (see "
-            "docs/autopilot.md); every change it decides is a transaction.",
+            help="Run the autopilot on the leader with these policies, e.g. 'hotspot' or "
+            "'hotspot,psepr:overlay' (see docs/autopilot.md); every change it decides is a transaction.",
         ),
     ] = None,
     autopilot_interval: Annotated[
@@ -213,6 +213,14 @@ def serve(
         float,
         typer.Option("--autopilot-cooldown", min=0.0, help="Seconds before a migrated VM may move again."),
     ] = 3600.0,
+    autopilot_sense_interval: Annotated[
+        float,
+        typer.Option(
+            "--autopilot-sense-interval",
+            min=0.1,
+            help="Seconds between sensor reads between passes; a hot host's reading triggers a pass.",
+        ),
+    ] = 60.0,
 ) -> None:
     """Run the controller as a service: REST API under /v1, live events, /metrics, dashboard at /.
 
@@ -281,6 +289,7 @@ def serve(
                 cooldown_s=autopilot_cooldown,
                 sim_trace=sim_trace or "",
                 sim_trace_speed=sim_trace_speed,
+                sense_interval=autopilot_sense_interval,
             ),
         )
         service = build_service(config)
