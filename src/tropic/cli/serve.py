@@ -126,6 +126,15 @@ def serve(
             help="Seconds between drift-detection passes over the devices (0: only on demand).",
         ),
     ] = 30.0,
+    ha_zk: Annotated[
+        str | None,
+        typer.Option(
+            "--ha-zk",
+            help="ZooKeeper holding replicated jobs' request logs, zk://HOST:PORT[,...]/CHROOT "
+            "(default with a zk:// store: its ensemble, chroot <store chroot>-ha; embedded: none, "
+            "and jobs are refused).",
+        ),
+    ] = None,
     policy: Annotated[
         str,
         typer.Option(
@@ -269,6 +278,7 @@ def serve(
             idempotency_ttl=key_ttl,
             retain_interval=retain_interval,
             inventory=fleet,
+            ha_zk=ha_zk,
             autopilot=AutopilotSettings(
                 policies=autopilot or "",
                 interval=autopilot_interval,

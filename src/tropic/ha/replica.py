@@ -143,7 +143,7 @@ class Replica:
                     self.log.register(self.info())
                     self._restore()  # truncation may have passed us meanwhile
                 try:
-                    behind = self._apply_new()
+                    behind = self.apply_pending()
                 except LogTruncated as exc:
                     _say(self.name, f"{exc}: restoring a newer snapshot")
                     self._restore()
@@ -171,7 +171,7 @@ class Replica:
         with self.cond:
             self.cond.notify_all()
 
-    def _apply_new(self) -> int:
+    def apply_pending(self) -> int:
         """Apply what the log holds above ``applied``; return how many entries were new."""
         new = [i for i in self.log.indices(watch=self._on_log) if i > self.applied]
         for start in range(0, len(new), BATCH):
