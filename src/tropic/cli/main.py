@@ -17,6 +17,7 @@ from tropic.cli import (
     embedded,
     hosts,
     inventory,
+    jobs,
     optimize,
     output,
     reconcile,
@@ -67,6 +68,7 @@ app.command("worker")(worker.worker_cmd)  # distributed mode: a worker process
 app.add_typer(reconcile.app)  # drift, reload, repair
 app.command("replay")(replay.replay_cmd)  # trace replay, --sweep
 app.add_typer(hosts.app, name="host")  # host cordon|uncordon|drain|evacuate
+app.add_typer(jobs.app, name="job")  # job create|delete|list|show (replicated jobs)
 autopilot_kb.register(autopilot.app)  # autopilot observations
 autopilot_bench.register(autopilot.app)  # autopilot bench
 app.add_typer(autopilot.app, name="autopilot")  # status|decisions|pause|resume|run-once|observations|bench
