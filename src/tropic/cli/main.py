@@ -15,6 +15,7 @@ from tropic.cli import (
     bench,
     discover,
     embedded,
+    geo,
     hosts,
     inventory,
     optimize,
@@ -71,6 +72,7 @@ autopilot_bench.register(autopilot.app)  # autopilot bench
 app.add_typer(autopilot.app, name="autopilot")  # status|decisions|pause|resume|run-once|observations|bench
 discover.register(inventory.app)  # inventory discover
 app.add_typer(inventory.app, name="inventory")  # check, plan, apply, export, discover
+geo.register(app)  # image list|versions|publish|gc, member list|migrate
 
 
 @app.command()
