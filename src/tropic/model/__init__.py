@@ -18,6 +18,7 @@ from tropic.model.base import (
 )
 from tropic.model.geo import Address, AddressGroup, Links, Overlay  # registers /overlay, /links, /images
 from tropic.model.inventory import Inventory, audit, differences, orphans, project, without
+from tropic.model.jobs import Job, JobRoot, Replica  # registers /jobs into STANDARD
 from tropic.model.names import MAX_NAME_LENGTH, check_name, check_path, name_pattern, name_rule
 from tropic.model.schema import (
     RUNNING,
@@ -59,6 +60,8 @@ __all__ = [
     "Host",
     "Image",
     "Inventory",
+    "Job",
+    "JobRoot",
     "Links",
     "Model",
     "Network",
@@ -66,6 +69,7 @@ __all__ = [
     "Node",
     "Overlay",
     "Region",
+    "Replica",
     "Resource",
     "Root",
     "Router",
