@@ -35,6 +35,7 @@ class WideArea:
         base_dir: Path | str | None = None,
         tick_ms: int = 500,
         heap_mb: int = 128,
+        delay_factor: float = 1.0,
     ) -> None:
         for region in (*regions, *client_regions):
             if region not in matrix.rtt_ms:
@@ -42,7 +43,7 @@ class WideArea:
         self.matrix = matrix
         self.regions = list(regions)
         self.client_regions = list(client_regions)
-        self.delay_factor = 1.0  # 0 for a baseline with every delay removed
+        self.delay_factor = delay_factor  # every delay x this (0: none, > 1: time dilation)
         self.proxy = DelayProxy()
         try:
             self.ensemble = ZooKeeperEnsemble(
@@ -77,7 +78,8 @@ class WideArea:
         return self.delay_factor * self.matrix.rtt(g, self.regions[j]) / 2000.0
 
     def set_delay_factor(self, factor: float) -> None:
-        """Scale every delay (0: the ensemble and the proxy alone, the run's service-time baseline)."""
+        """Scale every delay (0: the ensemble and the proxy alone, the run's service-time baseline;
+        above 1: time dilation)."""
         self.delay_factor = factor
         self._apply_delays()
 
