@@ -1,5 +1,5 @@
-"""What an emulated run compares its measurements with: the latency of a read and of a write on a
-ZooKeeper ensemble placed in regions, and how a strategy's placement maps onto the elected leader."""
+"""How an emulated run maps a strategy's placement onto the leader ZooKeeper elected: the leader member
+takes the leader region, few members move, and the model of the mapped ensemble is the placement's."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tropic.sun.contract import LatencyMatrix, Placement
-from tropic.sun.emulate.topology import ZooKeeperLatency, assign_members
+from tropic.sun.emulate.topology import assign_members, member_rtt_ms
+from tropic.sun.model import MODEL
 
 RTT = {
     ("us", "us"): 2.0,
@@ -23,31 +24,13 @@ MATRIX = LatencyMatrix(
     ("us", "eu", "ap"),
     {a: {b: RTT.get((a, b), RTT.get((b, a), 0.0)) for b in ("us", "eu", "ap")} for a in ("us", "eu", "ap")},
 )
-MODEL = ZooKeeperLatency()
 
 
-def test_reads_are_served_by_the_nearest_member() -> None:
-    placement = Placement(("us", "eu", "ap"), leader=0)
-    assert MODEL.read_ms(MATRIX, placement, "ap") == 4.0
-    assert MODEL.read_ms(MATRIX, placement, "eu") == 3.0
-
-
-def test_a_write_goes_through_the_leader_and_its_nearest_quorum() -> None:
-    placement = Placement(("us", "eu", "ap"), leader=0)
-    # quorum of 3: the leader and its nearest follower (eu, 70 ms)
-    assert MODEL.quorum_ms(MATRIX, placement) == 70.0
-    assert MODEL.write_ms(MATRIX, placement, "us") == 2.0 + 0.0 + 70.0  # at the leader itself
-    assert MODEL.write_ms(MATRIX, placement, "ap") == 4.0 + 150.0 + 70.0  # forwarded by the ap member
-    five = Placement(("us", "us", "eu", "ap", "ap"), leader=0)
-    assert MODEL.quorum_ms(MATRIX, five) == 70.0  # quorum of 5: the leader and two nearest followers
-
-
-def test_members_sharing_a_region_see_its_intra_region_round_trip() -> None:
-    single = Placement(("eu", "eu", "eu"), leader=1)
-    assert MODEL.quorum_ms(MATRIX, single) == 3.0
-    # a tie between members of one region goes to the leader: no forward
-    assert MODEL.write_ms(MATRIX, single, "us") == 70.0 + 3.0
-    assert MODEL.mean_ms(MATRIX, single, {"us": 1.0}, 0.9) == 0.9 * 70.0 + 0.1 * 73.0
+def test_a_member_and_itself_are_zero_apart_two_members_of_a_region_its_round_trip() -> None:
+    regions = ["eu", "eu", "us"]
+    assert member_rtt_ms(MATRIX, regions, 0, 0) == 0.0
+    assert member_rtt_ms(MATRIX, regions, 0, 1) == 3.0
+    assert member_rtt_ms(MATRIX, regions, 0, 2) == 70.0
 
 
 def test_the_elected_leader_takes_the_leader_region_and_few_members_move() -> None:

@@ -3,7 +3,7 @@ emulated regions (a delay proxy on loopback fed from the latency matrix), with r
 measuring the latency they perceive, next to the model's figure.
 
 * ``proxy``: the delay proxy (one port per route, delays changed at run time);
-* ``topology``: what ZooKeeper does on the emulated geography (the model) and the member mapping;
+* ``topology``: how a placement maps onto the elected leader and the other members;
 * ``wide_area``: the ensemble behind the proxy, and a member's migration (address kept, region moved,
   process paused for the downtime);
 * ``clients``: the client processes;
@@ -12,7 +12,7 @@ measuring the latency they perceive, next to the model's figure.
 
 from tropic.sun.emulate.proxy import DelayProxy, Route, measure_rtt_ms
 from tropic.sun.emulate.run import EmulateOptions, EmulationReport, StepFigures, StrategyRun, run
-from tropic.sun.emulate.topology import ZooKeeperLatency, assign_members
+from tropic.sun.emulate.topology import assign_members
 from tropic.sun.emulate.wide_area import WideArea
 
 __all__ = [
@@ -23,7 +23,6 @@ __all__ = [
     "StepFigures",
     "StrategyRun",
     "WideArea",
-    "ZooKeeperLatency",
     "assign_members",
     "measure_rtt_ms",
     "run",

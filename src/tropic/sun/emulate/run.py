@@ -15,7 +15,7 @@ Per emulated step of a strategy's day:
    ``step_seconds`` at its demand rate scaled down (at least ``min_rps`` of each kind, so every region
    and kind is measured; the mean weighs each by its demand, so the floor does not bias it);
 4. the step's measured mean (per region and kind, weighted by demand and the read fraction) is set next
-   to the model's (:class:`~tropic.sun.emulate.topology.ZooKeeperLatency` on the actual placement).
+   to the model's (:data:`tropic.sun.model.MODEL` on the actual placement, leader included).
 
 A day's first step places the members without a pause (the strategy starts from its placement).
 """
@@ -30,9 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from tropic.geo.precopy import precopy
+from tropic.sun import model as sun_model
 from tropic.sun.contract import Demand, LatencyMatrix, Placement, StrategyDay
 from tropic.sun.emulate.clients import ClientProcess, StepSample
-from tropic.sun.emulate.topology import ZooKeeperLatency, assign_members
+from tropic.sun.emulate.topology import assign_members
 from tropic.sun.emulate.wide_area import WideArea
 
 __all__ = ["EmulateOptions", "EmulationReport", "StepFigures", "StrategyRun", "run"]
@@ -45,7 +46,7 @@ class EmulateOptions:
     total_rps: float = 40.0  # requests per second of all regions together at the day's peak
     min_rps: float = 2.0  # floor per region and kind (reads, writes)
     warmup_s: float = 5.0  # unmeasured traffic before the first day (JIT, sessions)
-    memory_mib: float = 2048.0  # pre-copy model of a member's migration
+    memory_mib: float = 4096.0  # pre-copy model of a member's migration (SunConfig's defaults)
     dirty_mib_s: float = 20.0
     bandwidth_mib_s: float = 100.0
     max_pause_s: float = 1.5  # cap on a pause (below ZooKeeper's sync limit: no election)
@@ -68,7 +69,7 @@ class StepFigures:
 @dataclass(frozen=True, slots=True)
 class StrategyRun:
     strategy: str
-    model_mean_ms: float  # the ZooKeeper model on the actual placements, over the emulated steps
+    model_mean_ms: float  # the follow-the-sun model on the actual placements, over the emulated steps
     measured_mean_ms: float
     error: float  # measured / model - 1
     # measured / (model + the service-time baseline) - 1: the model of the network plus what this machine
@@ -174,7 +175,6 @@ def run(
     groups = sorted({demand.attach[c] for c in demand.client_regions})
     peak = max(sum(_groups(demand, s).values()) for s in steps)
     scale = opts.total_rps / peak if peak > 0 else 1.0
-    model = ZooKeeperLatency()
     started = time.monotonic()
 
     first = days[0].placements[steps[0]]
@@ -194,7 +194,7 @@ def run(
         area.start()
         clients = {g: ClientProcess(g, area.client_ports(g)) for g in groups}
         try:
-            emulator = _Emulator(area, clients, model, matrix, demand, opts, scale, say)
+            emulator = _Emulator(area, clients, matrix, demand, opts, scale, say)
             baseline = emulator.warm_up(first)
             runs = [emulator.day(day, steps, baseline["service_mean_ms"]) for day in days]
         finally:
@@ -221,7 +221,6 @@ class _Emulator:
         self,
         area: WideArea,
         clients: dict[str, ClientProcess],
-        model: ZooKeeperLatency,
         matrix: LatencyMatrix,
         demand: Demand,
         opts: EmulateOptions,
@@ -230,7 +229,7 @@ class _Emulator:
     ) -> None:
         self.area = area
         self.clients = clients
-        self.model = model
+        self.model = sun_model.MODEL
         self.matrix = matrix
         self.demand = demand
         self.opts = opts
@@ -242,7 +241,7 @@ class _Emulator:
         self, placement: Placement, weights: dict[str, float], seconds: float
     ) -> dict[str, StepSample]:
         rf = self.demand.read_fraction
-        use = {g: self.model.nearest(self.matrix, placement, g) for g in self.clients}
+        use = {g: sun_model.nearest(self.matrix, placement, g) for g in self.clients}
         for g, client in self.clients.items():
             client.prepare(use[g])
         for client in self.clients.values():
