@@ -5,6 +5,8 @@ linearizable, and that the replicas agree; it prints the longest window without 
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 import uuid
 from collections import Counter
@@ -197,3 +199,44 @@ def test_a_zookeeper_server_killed_mid_load_loses_nothing(zk_ensemble: Any, kv_j
     gap = max_unavailability(history)
     check_kv(kv_job, history)
     print(f"\nHA ZooKeeper leader kill: {len(history.ops)} ops, max unavailability {gap * 1000:.0f} ms")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_truncation_waits_for_a_stalled_live_replica(kv_job: Job) -> None:
+    """A live replica that stops applying (SIGSTOP, its session kept alive by a long timeout) holds the
+    truncation at its own snapshot; resumed, it finds every entry it needs and catches up."""
+    assert kv_job.procs["r2"].terminate() == 0
+    stalled = kv_job.procs["r2"] = ReplicaProc(
+        kv_job.zk_uri, kv_job.name, "r2", KV, kv_job.tmp_path, snapshot_every=SNAPSHOT_EVERY,
+        extra=("--session-timeout", "10"),
+    ).start()  # fmt: skip
+
+    def up() -> bool:
+        info = kv_job.log.live().get("r2")
+        return info is not None and info.pid == stalled.pid and info.state == "serving"
+
+    wait_for(up, 60, "the new r2 serving")
+    with HAClient(kv_job.zk_uri, kv_job.name) as client:
+        for i in range(30):
+            client.call({"op": "append", "key": "s", "value": f"before-{i}"})
+        wait_for(lambda: kv_job.log.snapshot_applied("r2") is not None, 60, "a snapshot of r2")
+        os.kill(stalled.pid, signal.SIGSTOP)
+        try:
+            held = kv_job.log.snapshot_applied("r2")
+            assert held is not None
+            for i in range(4 * SNAPSHOT_EVERY):
+                client.call({"op": "append", "key": "s", "value": f"during-{i}"})
+            assert "r2" in kv_job.log.live(), "the stalled replica's session is still alive"
+            others = [kv_job.log.snapshot_applied(n) or -1 for n in ("r0", "r1")]
+            assert min(others) > held + SNAPSHOT_EVERY, "the others' snapshots would allow truncating more"
+            assert kv_job.log.truncated() <= held + 1, "truncation passed a live replica's snapshot"
+            assert min(kv_job.log.indices()) <= held + 1
+        finally:
+            os.kill(stalled.pid, signal.SIGCONT)
+        for i in range(30):
+            client.call({"op": "append", "key": "s", "value": f"after-{i}"})
+        values = client.call({"op": "get", "key": "s"})["value"]
+    assert len(values) == 30 + 4 * SNAPSHOT_EVERY + 30 == len(set(values))
+    kv_job.agree()
+    assert "restored" not in stalled.stderr() and "truncated" not in stalled.stderr()
