@@ -240,3 +240,39 @@ def test_truncation_waits_for_a_stalled_live_replica(kv_job: Job) -> None:
     assert len(values) == 30 + 4 * SNAPSHOT_EVERY + 30 == len(set(values))
     kv_job.agree()
     assert "restored" not in stalled.stderr() and "truncated" not in stalled.stderr()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_replica_whose_session_expired_while_truncation_passed_it_restores_and_agrees(kv_job: Job) -> None:
+    """SIGSTOP a replica past its ZooKeeper session: its node goes, the others truncate past its snapshot;
+    resumed, it registers again, sees from the marker that entries it needs are gone, restores a newer
+    snapshot instead of skipping them, and ends in agreement."""
+    frozen = kv_job.procs["r2"]
+    with HAClient(kv_job.zk_uri, kv_job.name) as client:
+        for i in range(10):
+            client.call({"op": "append", "key": "e", "value": f"before-{i}"})
+        os.kill(frozen.pid, signal.SIGSTOP)
+        try:
+            wait_for(lambda: "r2" not in kv_job.log.live(), 60, "r2's session to expire")
+            held = kv_job.log.snapshot_applied("r2")
+            n = 0
+            while kv_job.log.truncated() <= (held if held is not None else -1) + 1:
+                client.call({"op": "append", "key": "e", "value": f"during-{n}"})
+                n += 1
+                assert n < 2000, "truncation never passed the expired replica"
+        finally:
+            os.kill(frozen.pid, signal.SIGCONT)
+
+        def back() -> bool:
+            info = kv_job.log.live().get("r2")
+            return info is not None and info.pid == frozen.pid and info.state == "serving"
+
+        wait_for(back, 120, "r2 registered again")
+        for i in range(10):
+            client.call({"op": "append", "key": "e", "value": f"after-{i}"})
+        values = client.call({"op": "get", "key": "e"})["value"]
+    assert len(values) == 20 + n == len(set(values))
+    kv_job.agree()
+    assert "registering again" in frozen.stderr()
+    assert "restored the snapshot" in frozen.stderr() or "restoring a newer snapshot" in frozen.stderr()
