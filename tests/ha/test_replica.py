@@ -38,14 +38,14 @@ def test_a_retry_is_applied_once_and_answered_with_the_first_reply(
     log, _ = trio
     live = log.live()
     a, b = live["kv-0"].address, live["kv-1"].address
-    request = {"client": "c1", "seq": 7, "op": {"op": "append", "key": "k", "value": "v7"}}
+    request = {"client": "c1", "seq": 7, "op": {"op": "append", "key": "k", "value": "v7;"}}
     first = wire(a, request)[0]
     again = wire(b, request)[0]  # the client failed over and retried elsewhere
-    assert first["ok"] and again["ok"] and first["reply"] == again["reply"] == {"value": ["v7"]}
+    assert first["ok"] and again["ok"] and first["reply"] == again["reply"] == {"value": "v7;"}
     stale = wire(b, {**request, "seq": 6})[0]
     assert not stale["ok"] and "stale" in stale["error"]
     read = wire(a, {"client": "c2", "seq": 1, "op": {"op": "get", "key": "k"}})[0]
-    assert read["reply"] == {"value": ["v7"]} and read["index"] > first["index"]
+    assert read["reply"] == {"value": "v7;"} and read["index"] > first["index"]
 
 
 def test_malformed_requests_get_an_error_and_the_replicas_stay_in_agreement(
@@ -65,9 +65,8 @@ def test_malformed_requests_get_an_error_and_the_replicas_stay_in_agreement(
     with HAClient(zk_uri, log.job) as client:
         client.call({"op": "put", "key": "x", "value": 1})
         assert client.call({"op": "frobnicate", "key": "x"}) == {"error": "unknown op 'frobnicate'"}
-        assert client.call({"op": "append", "key": "x", "value": 2}) == {
-            "error": "key 'x' does not hold a list"
-        }
+        not_a_string = client.call({"op": "append", "key": "x", "value": "2"})
+        assert not_a_string == {"error": "append needs a string value and key 'x' to hold a string"}
         last = client.call({"op": "get", "key": "x"})
         assert last == {"value": 1}
     wait_for(lambda: len({i.applied for i in log.live().values()}) == 1, 60, "the replicas at the same index")
