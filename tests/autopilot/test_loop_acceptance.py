@@ -77,6 +77,7 @@ def test_a_solver_that_times_out_leaves_the_configuration_and_logs_why(
         ),
         (["--autopilot", "psepr"], "autopilot policy 'psepr' needs the managed service"),
         (["--autopilot", "hotspot:x"], "autopilot policy 'hotspot' takes no target"),
+        (["--autopilot", "hotspot,sun"], "autopilot policy 'sun' needs the managed service"),
         (["--autopilot", "hotspot", "--sim-trace", "BAD"], "--sim-trace: "),
     ],
 )
