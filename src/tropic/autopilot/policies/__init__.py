@@ -21,7 +21,10 @@ POLICIES["sun"] = make_sun
 
 
 # Policies that act on one named target, given as ``NAME:TARGET`` (e.g. ``psepr:overlay``).
-TARGETED: dict[str, str] = {"psepr": "the managed service it keeps at its optimum (psepr:<service>)"}
+TARGETED: dict[str, str] = {
+    "psepr": "the managed service it keeps at its optimum (psepr:<service>)",
+    "sun": "the managed service whose members follow the sun (sun:<service>)",
+}
 
 
 def _split(spec: str) -> tuple[str, str]:
