@@ -2,7 +2,9 @@
 
 A plan's difference from the current configuration becomes, in this order: ``power_on_host`` (hosts a
 plan needs), ``spawn_vm``, ``migrate_vm`` (with its destination), ``destroy_vm``, ``power_off_host``
-(emptied hosts). Each is one transaction, checked by the transaction layer like any other: a step that
+(emptied hosts). When the plan's ``service`` is set, its spawns and destroys are the service's members:
+``spawn_service_member`` and ``destroy_service_member`` (the VM and the member record in one transaction).
+Each is one transaction, checked by the transaction layer like any other: a step that
 would violate a constraint aborts in simulation and never reaches a device; a step that fails on a device
 rolls back as usual, and the next pass plans again from the state that resulted.
 
@@ -12,7 +14,11 @@ Guards (:class:`Guards`), applied before anything runs:
 * **cool-down**: a VM migrated less than ``cooldown_s`` ago is not moved again;
 * **budget per VM per day**: at most ``per_vm_per_day`` migrations of one VM in 24 h;
 * **budget per pass**: at most ``budget_per_pass`` migrations (the policy is asked for no more, and the
-  actuator keeps the first ones);
+  actuator keeps the first ones); a managed service's spawns and destroys count too (all or none: an
+  overlay is changed whole);
+* **service cool-down**: a service whose members changed less than ``cooldown_s`` ago is not changed
+  (its steps are ordered so that it never exceeds ``max_members``: spawns while there is room, then a
+  destroy before each further spawn);
 * **dry run**: the steps are recorded as what would run, and nothing is submitted.
 
 Each step is submitted with the idempotency key ``autopilot:<pass id>:<index>``: resubmitting a pass
@@ -116,6 +122,12 @@ def screen(plan: Plan, snapshot: Snapshot, guards: Guards, history: Migrations, 
             f"{guards.hysteresis:g}"
         )
         return out
+    if plan.service and (plan.spawns or plan.destroys):
+        held = _hold_service(plan, guards, history, now)
+        if held:
+            out.held.append(held)
+            out.why = f"the service change is held by a guard: {held}"
+            return out
     moves: list[Move] = []
     for m in plan.moves:
         who = vm_identity(snapshot, m.vm)
@@ -128,19 +140,64 @@ def screen(plan: Plan, snapshot: Snapshot, guards: Guards, history: Migrations, 
         else:
             moves.append(m)
     out.steps += [("power_on_host", {"host": h}) for h in plan.power_on]
-    out.steps += [
-        (
-            "spawn_vm",
-            {"name": s.name, "host": s.host, "image": s.image, "vcpus": s.vcpus, "memory_mib": s.memory_mib},
-        )
-        for s in plan.spawns
-    ]
+    if plan.service:  # members of a managed service: the VM and its member record in one transaction
+        out.steps += _member_steps(plan, snapshot)
+    else:
+        out.steps += [
+            (
+                "spawn_vm",
+                {
+                    "name": s.name,
+                    "host": s.host,
+                    "image": s.image,
+                    "vcpus": s.vcpus,
+                    "memory_mib": s.memory_mib,
+                },
+            )
+            for s in plan.spawns
+        ]
     out.steps += [("migrate_vm", {"vm": m.vm, "dest": m.dest}) for m in moves]
-    out.steps += [("destroy_vm", {"vm": v}) for v in plan.destroys]
+    if not plan.service:
+        out.steps += [("destroy_vm", {"vm": v}) for v in plan.destroys]
     out.steps += [("power_off_host", {"host": h}) for h in plan.power_off]
     if not out.steps:
         out.why = "every move is held by a guard: " + "; ".join(out.held)
     return out
+
+
+def _member_steps(plan: Plan, snapshot: Snapshot) -> list[tuple[str, dict[str, Any]]]:
+    """A service's spawns and destroys in an order that never takes it past ``max_members`` (a model
+    constraint) and keeps as many members as it can meanwhile: spawns while there is room, then each
+    further spawn after a destroy, then the remaining destroys."""
+    service = snapshot.services.get(plan.service)
+    room = len(plan.spawns) if service is None else max(0, service.max_members - len(service.members))
+    spawns = [
+        ("spawn_service_member", {"service": plan.service, "name": s.name, "host": s.host})
+        for s in plan.spawns
+    ]
+    destroys = [("destroy_service_member", {"service": plan.service, "vm": v}) for v in plan.destroys]
+    steps = spawns[:room]
+    for spawn in spawns[room:]:
+        if destroys:
+            steps.append(destroys.pop(0))
+        steps.append(spawn)
+    return steps + destroys
+
+
+def service_identity(service: str) -> str:
+    """The key under which a managed service's membership changes are remembered (its cool-down)."""
+    return f"service:{service}"
+
+
+def _hold_service(plan: Plan, guards: Guards, history: Migrations, now: float) -> str:
+    """Why a service's spawns and destroys must wait, or "": they count against the pass budget, and a
+    service whose members changed less than ``cooldown_s`` ago is left as it is (no overlay flapping)."""
+    changes = len(plan.spawns) + len(plan.destroys)
+    if changes > guards.budget_per_pass:
+        return f"{plan.service}: {changes} member changes exceed the pass budget ({guards.budget_per_pass})"
+    if guards.cooldown_s > 0 and history.since(service_identity(plan.service), now - guards.cooldown_s):
+        return f"{plan.service}: cooling down (its members changed less than {guards.cooldown_s:g} s ago)"
+    return ""
 
 
 def step_key(pass_id: str, index: int) -> str:

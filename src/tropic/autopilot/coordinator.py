@@ -4,7 +4,9 @@ A pass **senses** (the snapshot source: the committed model with the predicted d
 subjects), **solves** (each configured policy, in order, answers a plan), and **plans** (the actuator's
 guards screen the plan into steps, each an ordinary transaction). Passes run every ``interval`` seconds,
 when an event asks for one (:meth:`Coordinator.observe`: a host's CPU reading at or above the hot
-threshold; :meth:`Coordinator.trigger`: ``run-once``), and never two at a time.
+threshold; :meth:`Coordinator.trigger`: ``run-once``), and never two at a time. Between passes the loop
+reads the sensors every ``sense_interval`` seconds (``sense``), and hands each reading to ``observe``: a
+host turning hot gets a pass within about ``sense_interval``, however long the period is.
 
 **Failover.** Before its first step runs, a pass is written to the controller's store
 (:mod:`tropic.autopilot.passes`: id, inputs digest, steps and their idempotency keys); each step's
@@ -20,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import threading
 import time
 import uuid
@@ -35,6 +38,7 @@ from tropic.autopilot.actuator import (
     Migrations,
     is_final,
     screen,
+    service_identity,
     step_key,
     vm_identity,
 )
@@ -46,9 +50,11 @@ from tropic.errors import TropicError
 log = logging.getLogger("tropic.autopilot")
 
 SnapshotSource = Callable[[float], Snapshot]
+Sense = Callable[[float], Sequence[Observation]]  # read the sensors at a time, keep and return the readings
 PERIODIC = "periodic"
 RUN_ONCE = "run-once"
 RESUME = "resume"
+STALE_LISTED = 200  # stale subjects a decision names (the digest covers them all)
 
 
 def digest(snapshot: Snapshot) -> str:
@@ -98,9 +104,14 @@ class Coordinator:
         hot_threshold: float = 0.9,
         decisions: DecisionLog | None = None,
         clock: Callable[[], float] = time.time,
+        sense: Sense | None = None,
+        sense_interval: float = 60.0,
+        hot_gap_s: float = 300.0,
     ) -> None:
         if interval <= 0:
             raise ValueError("the autopilot interval must be positive")
+        if sense_interval <= 0:
+            raise ValueError("the autopilot's sensing interval must be positive")
         self.source = source
         self.policies = list(policies)
         self.executor = executor
@@ -109,8 +120,12 @@ class Coordinator:
         self.interval = interval
         self.time_limit = time_limit
         self.hot_threshold = hot_threshold
-        self.decisions = decisions or DecisionLog()
+        self.decisions = decisions if decisions is not None else DecisionLog()
         self.clock = clock
+        self.sense = sense
+        self.sense_interval = sense_interval
+        self.hot_gap_s = hot_gap_s
+        self._hot_at: dict[str, float] = {}  # host -> when its last hot reading asked for a pass
         self.migrations = Migrations()
         self.paused = False
         self.passes_run = 0
@@ -150,12 +165,34 @@ class Coordinator:
             self._triggers.append(reason)
         self._wake.set()
 
-    def observe(self, obs: Observation) -> None:
+    def observe(self, obs: Observation) -> bool:
         """A sensor reading: a host's CPU (``/compute/<region>/<host>``) at or above the hot threshold
-        triggers a pass."""
+        triggers a pass (once per ``hot_gap_s`` seconds per host: a host that stays hot because nothing
+        can relieve it does not make passes run back to back). Returns whether it asked for a pass."""
         host = obs.subject.count("/") == 3 and obs.subject.startswith("/compute/")
-        if obs.metric == CPU and host and obs.value >= self.hot_threshold:
-            self.trigger(f"hot:{obs.subject}")
+        if not (obs.metric == CPU and host and obs.value >= self.hot_threshold):
+            return False
+        last = self._hot_at.get(obs.subject)
+        if last is not None and obs.at - last < self.hot_gap_s:
+            return False
+        self._hot_at[obs.subject] = obs.at
+        if len(self._hot_at) > 10_000:  # bounded: forget the hosts hot longest ago
+            for key in sorted(self._hot_at, key=self._hot_at.__getitem__)[:5_000]:
+                del self._hot_at[key]
+        self.trigger(f"hot:{obs.subject}")
+        return True
+
+    def sense_now(self) -> int:
+        """Read the sensors between passes (``sense``) and hand each reading to :meth:`observe`; returns
+        how many passes the readings asked for. A sensor failure is logged and asks for nothing."""
+        if self.sense is None:
+            return 0
+        try:
+            readings = self.sense(self.clock())
+        except Exception:
+            log.exception("autopilot: sensing between passes failed")
+            return 0
+        return sum(self.observe(o) for o in readings)
 
     def status(self) -> dict[str, Any]:
         last = self.decisions.last()
@@ -164,6 +201,7 @@ class Coordinator:
             "paused": self.paused,
             "policies": [p.name for p in self.policies],
             "interval_s": self.interval,
+            "sense_interval_s": self.sense_interval if self.sense is not None else None,
             "dry_run": self.guards.dry_run,
             "guards": asdict(self.guards),
             "passes": self.passes_run,
@@ -178,13 +216,24 @@ class Coordinator:
             self.resume()
         except Exception:
             log.exception("autopilot: resuming the unfinished passes failed")
+        next_pass = time.monotonic() + self.interval
+        next_sense = time.monotonic() + self.sense_interval if self.sense is not None else math.inf
         while not self._stop.is_set():
-            self._wake.wait(self.interval)
+            self._wake.wait(max(0.0, min(next_pass, next_sense) - time.monotonic()))
             self._wake.clear()
             if self._stop.is_set():
                 return
+            if time.monotonic() >= next_sense:
+                next_sense = time.monotonic() + self.sense_interval
+                if not self.paused:
+                    self.sense_now()  # a hot reading queues a trigger, handled just below
             with self._tlock:
                 triggers, self._triggers = self._triggers, []
+            periodic = time.monotonic() >= next_pass
+            if not (triggers or periodic):
+                continue
+            if periodic:
+                next_pass = time.monotonic() + self.interval
             explicit = RUN_ONCE in triggers
             if self.paused and not explicit:
                 continue
@@ -203,14 +252,16 @@ class Coordinator:
             base = f"{int(at * 1000):x}-{uuid.uuid4().hex[:6]}"
             out: list[Decision] = []
             snap: Snapshot | None = None
-            for policy in self.policies:
+            names = [p.name for p in self.policies]
+            for i, policy in enumerate(self.policies):
+                suffix = policy.name if names.count(policy.name) == 1 else f"{policy.name}-{i}"
                 try:
                     snap = self.source(at) if snap is None else snap
                 except Exception as e:  # a sensor or the model could not be read: nothing is planned
                     why = e.message if isinstance(e, TropicError) else f"{type(e).__name__}: {e}"
                     out.append(self.decisions.add(Decision(base, at, trigger, policy.name, "", ERROR, why)))
                     continue
-                d = self._solve_and_act(f"{base}-{policy.name}", at, trigger, policy, snap)
+                d = self._solve_and_act(f"{base}-{suffix}", at, trigger, policy, snap)
                 out.append(d)
                 if d.steps and d.status == ACTED:
                     snap = None  # the next policy sees the state this one left
@@ -220,6 +271,7 @@ class Coordinator:
         self, pass_id: str, at: float, trigger: str, policy: Policy, snap: Snapshot
     ) -> Decision:
         d = Decision(pass_id, at, trigger, policy.name, digest(snap), utilisation=utilisation(snap))
+        d.stale = sorted(snap.stale)[:STALE_LISTED]
         try:
             plan = policy.plan(snap, budget=self.guards.budget_per_pass, time_limit=self.time_limit)
         except PolicyError as e:
@@ -241,6 +293,8 @@ class Coordinator:
             step: dict[str, Any] = {"procedure": procedure, "args": args, "key": step_key(pass_id, i)}
             if procedure == "migrate_vm":
                 step["who"] = vm_identity(snap, str(args["vm"]))
+            elif procedure in ("spawn_service_member", "destroy_service_member"):
+                step["who"] = service_identity(str(args["service"]))
             steps.append(step)
         if self.guards.dry_run:
             d.status, d.why = DRY_RUN, f"dry run: {plan.why}"

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from tropic.autopilot.base import HostState, Snapshot, VMState
-from tropic.model import ComputeRoot, Host, Model, Region
+from tropic.autopilot.base import HostState, ServiceState, Snapshot, VMState
+from tropic.errors import TropicError
+from tropic.model import VM, ComputeRoot, Host, Model, Region, View
+from tropic.model.services import SERVICES, Service
 
 COMPUTE = "/compute"
 
@@ -29,7 +31,7 @@ def fleet_snapshot(
     hosts: dict[str, HostState] = {}
     vms: dict[str, VMState] = {}
     if COMPUTE not in model:
-        return Snapshot(at, hosts, vms, stale)
+        return Snapshot(at, hosts, vms, stale, read_services(view))
     for region in view.get(COMPUTE, ComputeRoot).children(Region):
         for h in region.children(Host):
             paths = []
@@ -57,7 +59,7 @@ def fleet_snapshot(
                 vms=tuple(paths),
                 labels=dict(h.labels),
             )
-    return Snapshot(at, hosts, vms, stale)
+    return Snapshot(at, hosts, vms, stale, read_services(view))
 
 
 def static_source(
@@ -67,3 +69,32 @@ def static_source(
 ) -> Callable[[float], Snapshot]:
     """A snapshot source over ``read_model()`` with ``demand(at)`` and ``stale(at)``."""
     return lambda at: fleet_snapshot(read_model(), at, demand(at), stale(at))
+
+
+def read_services(view: View) -> dict[str, ServiceState]:
+    """The managed services of a model view as :class:`ServiceState`\\ s (members as VM paths; a member
+    whose VM is gone is left out), for the snapshot a pass builds."""
+    if not view.exists(SERVICES):
+        return {}
+    out: dict[str, ServiceState] = {}
+    for path in sorted(view.child_paths(SERVICES)):
+        svc = view.get(path, Service)
+        members: list[str] = []
+        for uid in svc.members:
+            try:
+                members.append(view.resolve(uid, VM).path)
+            except TropicError:
+                continue
+        out[path] = ServiceState(
+            path=path,
+            service_kind=svc.service_kind,
+            image=svc.image,
+            vcpus=svc.vcpus,
+            memory_mib=svc.memory_mib,
+            region=svc.region,
+            candidates=tuple(svc.candidates),
+            min_members=svc.min_members,
+            max_members=svc.max_members,
+            members=tuple(members),
+        )
+    return out

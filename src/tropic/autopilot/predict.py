@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tropic.autopilot.base import CPU, HostState, Snapshot, VMState
+from tropic.autopilot.fleet import read_services
 from tropic.autopilot.kb import KnowledgeBase
 from tropic.errors import ConfigError
 from tropic.model import RUNNING, Model
@@ -86,7 +87,8 @@ class Predictor:
 def snapshot(model: Model, kb: KnowledgeBase, now: float, *, predictor: Predictor | None = None) -> Snapshot:
     """The fleet as a policy sees it: hosts and VMs of the committed ``model`` (read only), each running
     VM's predicted CPU demand in cores (utilisation x vCPUs; None when stale), and the stale subjects (a
-    VM, and the host of any stale VM or whose own reading is stale). A stopped VM demands nothing."""
+    VM, and the host of any stale VM or whose own reading is stale), and the managed services. A stopped VM
+    demands nothing."""
     pred = predictor or Predictor()
     hosts: dict[str, HostState] = {}
     vms: dict[str, VMState] = {}
@@ -134,4 +136,6 @@ def snapshot(model: Model, kb: KnowledgeBase, now: float, *, predictor: Predicto
             vms=tuple(sorted(host_vms.get(path, ()))),
             labels=dict(a.get("labels") or {}),
         )
-    return Snapshot(at=now, hosts=hosts, vms=vms, stale=frozenset(stale))
+    return Snapshot(
+        at=now, hosts=hosts, vms=vms, stale=frozenset(stale), services=read_services(model.reader())
+    )

@@ -15,12 +15,15 @@ from tropic.cli import (
     bench,
     discover,
     embedded,
+    geo,
     hosts,
     inventory,
+    jobs,
     optimize,
     output,
     reconcile,
     replay,
+    sun,
     worker,
 )
 from tropic.cli.client import client_app
@@ -66,11 +69,14 @@ app.command("worker")(worker.worker_cmd)  # distributed mode: a worker process
 app.add_typer(reconcile.app)  # drift, reload, repair
 app.command("replay")(replay.replay_cmd)  # trace replay, --sweep
 app.add_typer(hosts.app, name="host")  # host cordon|uncordon|drain|evacuate
+app.add_typer(jobs.app, name="job")  # job create|delete|list|show (replicated jobs)
 autopilot_kb.register(autopilot.app)  # autopilot observations
 autopilot_bench.register(autopilot.app)  # autopilot bench
 app.add_typer(autopilot.app, name="autopilot")  # status|decisions|pause|resume|run-once|observations|bench
 discover.register(inventory.app)  # inventory discover
 app.add_typer(inventory.app, name="inventory")  # check, plan, apply, export, discover
+geo.register(app)  # image list|versions|publish|gc, member list|migrate
+app.command("sun")(sun.sun_cmd)  # follow the sun: static vs dynamic placement over a day
 
 
 @app.command()

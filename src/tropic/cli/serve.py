@@ -126,6 +126,15 @@ def serve(
             help="Seconds between drift-detection passes over the devices (0: only on demand).",
         ),
     ] = 30.0,
+    ha_zk: Annotated[
+        str | None,
+        typer.Option(
+            "--ha-zk",
+            help="ZooKeeper holding replicated jobs' request logs, zk://HOST:PORT[,...]/CHROOT "
+            "(default with a zk:// store: its ensemble, chroot <store chroot>-ha; embedded: none, "
+            "and jobs are refused).",
+        ),
+    ] = None,
     policy: Annotated[
         str,
         typer.Option(
@@ -167,8 +176,8 @@ def serve(
         str | None,
         typer.Option(
             "--autopilot",
-            help="Run the autopilot on the leader with these policies, e.g. 'hotspot' (see "
-            "docs/autopilot.md); every change it decides is a transaction.",
+            help="Run the autopilot on the leader with these policies, e.g. 'hotspot' or "
+            "'hotspot,psepr:overlay' (see docs/autopilot.md); every change it decides is a transaction.",
         ),
     ] = None,
     autopilot_interval: Annotated[
@@ -204,6 +213,14 @@ def serve(
         float,
         typer.Option("--autopilot-cooldown", min=0.0, help="Seconds before a migrated VM may move again."),
     ] = 3600.0,
+    autopilot_sense_interval: Annotated[
+        float,
+        typer.Option(
+            "--autopilot-sense-interval",
+            min=0.1,
+            help="Seconds between sensor reads between passes; a hot host's reading triggers a pass.",
+        ),
+    ] = 60.0,
 ) -> None:
     """Run the controller as a service: REST API under /v1, live events, /metrics, dashboard at /.
 
@@ -261,6 +278,7 @@ def serve(
             idempotency_ttl=key_ttl,
             retain_interval=retain_interval,
             inventory=fleet,
+            ha_zk=ha_zk,
             autopilot=AutopilotSettings(
                 policies=autopilot or "",
                 interval=autopilot_interval,
@@ -271,6 +289,7 @@ def serve(
                 cooldown_s=autopilot_cooldown,
                 sim_trace=sim_trace or "",
                 sim_trace_speed=sim_trace_speed,
+                sense_interval=autopilot_sense_interval,
             ),
         )
         service = build_service(config)

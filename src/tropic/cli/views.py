@@ -18,6 +18,7 @@ from rich.text import Text
 from tropic.api.defaults import DEFAULT_URL
 from tropic.cli import output
 from tropic.cli.client import Token, Url, _client, _summary_table
+from tropic.cli.jobs import render_job, render_jobs
 
 views_app = typer.Typer(add_completion=False)
 
@@ -137,7 +138,9 @@ def _kind(text: str) -> str:
 
 @views_app.command("get")
 def get(
-    what: Annotated[str, typer.Argument(help="vms, hosts or regions.", metavar="vms|hosts|regions")],
+    what: Annotated[
+        str, typer.Argument(help="vms, hosts, regions or jobs.", metavar="vms|hosts|regions|jobs")
+    ],
     fmt: Annotated[
         Format,
         typer.Option("-o", "--output", help="table, wide (more columns), json, yaml, or name (paths)."),
@@ -164,6 +167,9 @@ def get(
     memory used/limit with free room, VM count, cordoned, driver, failure domain (wide: labels, URI).
     Regions: location, time zone, hosts and capacity totals. Exit status 2 on a bad selector or an
     unknown region, 3 when the server does not answer."""
+    if what.lower() in ("jobs", "job"):  # replicated jobs: their own rows (tropic.cli.jobs)
+        _get_jobs(Format.json if as_json else fmt, url, token)
+        return
     kind = _kind(what)
     if host is not None and kind != "vms":
         output.fail("--host filters vms only")
@@ -198,6 +204,23 @@ def get(
         output.err_console.print(f"(more: --after {more})", highlight=False)
 
 
+def _get_jobs(fmt: Format, url: str, token: str | None) -> None:
+    with _client(url, token) as c:
+        page = c._json("GET", "/v1/jobs")
+    rows: list[dict[str, Any]] = page["items"]
+    if fmt is Format.json:
+        output.emit_json({"kind": "jobs", "items": rows})
+    elif fmt is Format.yaml:
+        sys.stdout.write(dump_yaml({"kind": "jobs", "items": rows}))
+    elif fmt is Format.name:
+        for r in rows:
+            sys.stdout.write(r["path"] + "\n")
+    elif not rows:
+        output.err_console.print("no jobs found")
+    else:
+        sys.stdout.write(render_jobs(rows, wide=fmt is Format.wide))
+
+
 @views_app.command("describe")
 def describe(
     ref: Annotated[
@@ -220,12 +243,17 @@ def describe(
     Exit status 2 when the name is unknown or ambiguous (the error lists the candidates)."""
     with _client(url, token) as c:
         d = c.describe(ref, txns=txns)
+        if d["kind"] == "job":  # a replicated job: its replicas, their lag and health, its events
+            d["job"] = c._json("GET", f"/v1/jobs/{d['path'].rsplit('/', 1)[1]}")
     fmt = Format.json if as_json else fmt
     if fmt is Format.json:
         output.emit_json(d)
         return
     if fmt is Format.yaml:
         sys.stdout.write(dump_yaml(d))
+        return
+    if "job" in d:
+        sys.stdout.write(render_job(d["job"]))
         return
     out = output.console
     out.print(Text.assemble(("Path: ", "bold"), d["path"]), highlight=False)

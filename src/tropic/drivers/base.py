@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, Self
 
+from tropic.drivers.geo import GeoDriver
 from tropic.errors import DriverError
 from tropic.model import RUNNING, STANDARD, STOPPED, Inventory, Model, Value
 
@@ -152,7 +153,31 @@ class FleetDriver:
         return None
 
 
-class Driver(ComputeDriver, StorageDriver, NetworkDriver, FleetDriver):
+class ReplicaDriver:
+    """The processes of replicated jobs' replicas (:mod:`tropic.model.jobs`): ``replica`` is the replica's
+    path, ``args`` its ``job``, ``replica`` name, ``host``, ``program`` (argv) and ``zk``. These defaults
+    do nothing: where a replica is a VM of its own (libvirt), its domain is the replica. The simulator
+    runs each replica as a local process (:mod:`tropic.drivers.sim_process`)."""
+
+    @property
+    def runs_replica_processes(self) -> bool:
+        """True: :meth:`replica_processes` tells whether each replica's process lives."""
+        return False
+
+    def run_replica(self, replica: str, args: Args) -> None:
+        return None
+
+    def halt_replica(self, replica: str, args: Args) -> None:
+        return None
+
+    def replica_processes(self) -> dict[str, dict[str, Value]]:
+        """What this driver knows of the replicas' processes, per replica path: ``host``, ``pid``,
+        ``alive``, ``exit_code`` (None while alive or unknown), ``host_down`` (its host failed), ``started``
+        (Unix seconds). Empty when the driver does not run them itself."""
+        return {}
+
+
+class Driver(ComputeDriver, StorageDriver, NetworkDriver, FleetDriver, ReplicaDriver, GeoDriver):
     """A complete backend: every capability plus an inventory of what the devices really hold."""
 
     name = "driver"

@@ -24,7 +24,7 @@ from typing import Self
 
 from tropic.drivers.base import Args, Driver, Stats, Step, capacity_error, covers
 from tropic.errors import ConfigError, DriverError
-from tropic.model import Inventory, Model, project
+from tropic.model import Inventory, Model, Value, project
 
 log = logging.getLogger(__name__)
 
@@ -275,6 +275,16 @@ class RouterDriver(Driver):
 
     def capacity(self, host: str) -> tuple[int, int] | None:
         return self.backend(self.kind_of(host)).capacity(host)
+
+    @property
+    def runs_replica_processes(self) -> bool:
+        return any(d.runs_replica_processes for d in list(self.backends.values()))
+
+    def replica_processes(self) -> dict[str, dict[str, Value]]:
+        out: dict[str, dict[str, Value]] = {}
+        for drv in list(self.backends.values()):
+            out.update(drv.replica_processes())
+        return out
 
     def stats(self, hosts: Iterable[str], now: float) -> Stats:
         """Each backend reads its own hosts; one that fails leaves its hosts out (stale), logged."""

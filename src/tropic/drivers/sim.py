@@ -29,6 +29,8 @@ from tropic.drivers.base import Args, Driver, Step, covers
 from tropic.drivers.sim_applied import KEEP_TXNS, RELEASE_EVERY, Applied, release
 from tropic.drivers.sim_faults import Fault, Hang, uniform
 from tropic.drivers.sim_fleet import SimFleet
+from tropic.drivers.sim_geo import SimGeo
+from tropic.drivers.sim_process import SimProcesses, SimReplicas
 from tropic.drivers.sim_rows import Rows
 from tropic.drivers.sim_stats import SimStats
 from tropic.errors import CorruptStore, DeviceFault, DeviceTimeout, DriverError
@@ -36,7 +38,7 @@ from tropic.model import Inventory
 from tropic.owner import Holder, OwnerLock, acquire
 
 
-class SimDriver(SimStats, SimFleet, Driver):
+class SimDriver(SimStats, SimFleet, SimReplicas, SimGeo, Driver):
     """A simulated datacenter: hosts with VMs, configs and imported volumes; SANs; routers."""
 
     name = "sim"
@@ -73,6 +75,8 @@ class SimDriver(SimStats, SimFleet, Driver):
         self._since_release = 0
         self._db: sqlite3.Connection | None = None
         self._owner: OwnerLock | None = None
+        # Replicated jobs' replicas run as local processes (their records beside the devices file).
+        self.processes = SimProcesses(Path(f"{state_file}.replicas") if state_file is not None else None)
         if state_file is not None:
             self._open(Path(state_file), holder)
 
@@ -290,6 +294,7 @@ class SimDriver(SimStats, SimFleet, Driver):
         row = db.execute("SELECT value FROM sim_meta WHERE key='faults'").fetchone()
         if row is not None:
             self.faults = [Fault.from_dict(f) for f in json.loads(row[0])]
+        self._load_overlay(db)
         return rows.legacy
 
     @property
@@ -423,6 +428,9 @@ class SimDriver(SimStats, SimFleet, Driver):
                     del self.in_flight[step.path]
 
     def _apply(self, step: Step) -> None:
+        if step.action in _PROCESS_ACTIONS:  # a process, not device state: not under the devices' lock
+            Driver.execute(self, step)
+            return
         with self._lock:
             try:
                 super().execute(step)
@@ -567,6 +575,9 @@ class SimDriver(SimStats, SimFleet, Driver):
         if self._db is not None:
             self._dirty.add(router)
         r["next_hop"] = args["next_hop"]
+
+
+_PROCESS_ACTIONS = frozenset({"run_replica", "halt_replica"})
 
 
 def read_devices(path: str | os.PathLike[str]) -> SimDriver:

@@ -8,14 +8,21 @@ host lifecycle (:mod:`tropic.procedures.hosts`: cordon, uncordon), the fleet pro
 """
 
 from tropic.procedures.base import Param, Procedure, ProcedureFn, Registry
+from tropic.procedures.geo import GEO_PROCEDURES
 from tropic.procedures.hosts import HOST_PROCEDURES
+from tropic.procedures.images import IMAGE_PROCEDURES
 from tropic.procedures.inventory import INVENTORY_PROCEDURES
+from tropic.procedures.jobs import JOB_PROCEDURES
 from tropic.procedures.repair import REPAIR_PROCEDURES
 from tropic.procedures.services import SERVICE_PROCEDURES
 from tropic.procedures.standard import STANDARD_PROCEDURES
 
 REGISTRY = Registry.of(STANDARD_PROCEDURES, HOST_PROCEDURES, INVENTORY_PROCEDURES, repairs=REPAIR_PROCEDURES)
 for _fn in SERVICE_PROCEDURES:  # managed services: create, delete, spawn and destroy members
+    REGISTRY.register(_fn)
+for _fn in JOB_PROCEDURES:  # replicated jobs: create, delete, replace a replica
+    REGISTRY.register(_fn)
+for _fn in (*GEO_PROCEDURES, *IMAGE_PROCEDURES):  # replicated services across regions; the image store
     REGISTRY.register(_fn)
 
 
@@ -26,8 +33,11 @@ def procedure(fn: ProcedureFn) -> ProcedureFn:
 
 
 __all__ = [
+    "GEO_PROCEDURES",
     "HOST_PROCEDURES",
+    "IMAGE_PROCEDURES",
     "INVENTORY_PROCEDURES",
+    "JOB_PROCEDURES",
     "REGISTRY",
     "REPAIR_PROCEDURES",
     "SERVICE_PROCEDURES",

@@ -4,13 +4,16 @@ server's; ZooKeeper: the elected replica's, one per term, stopped when it steps 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tropic.autopilot.actuator import ControllerExecutor, Guards
-from tropic.autopilot.base import Snapshot
+from tropic.autopilot.base import Observation, Snapshot
 from tropic.autopilot.coordinator import Coordinator, SnapshotSource
+from tropic.autopilot.decision_store import decision_book_for
+from tropic.autopilot.decisions import DecisionLog
 from tropic.autopilot.fleet import fleet_snapshot
 from tropic.autopilot.kb import KnowledgeBase
 from tropic.autopilot.passes import passbook_for
@@ -37,22 +40,42 @@ class _Hosts:
         self.nodes = {p: n for p, n in model.nodes.items() if n.kind == "host"}
 
 
-def sensed_source(controller: Controller, *, predictor: Predictor | None = None) -> SnapshotSource:
-    """Sense, remember, predict (the service's source): each pass reads the utilisation of every host and
-    VM through the controller's driver (the sim plays its traces, libvirt reads its counters), keeps the
-    readings in the knowledge base in the controller's store, and predicts each VM's demand from the
-    window kept there. A new leader first reads back what its predecessor recorded. Device reads run on
-    the pass's thread; only the model copies run on the logical thread."""
-    kb = KnowledgeBase(controller.store)
-    kb.load(time.time())
-    sensor = UtilisationSensor(controller.driver, lambda: controller.call(lambda: _Hosts(controller.model)))  # type: ignore[arg-type, return-value]
-    pred = predictor or Predictor()
+class SensedSource:
+    """Sense, remember, predict (the service's source). :meth:`sense` reads the utilisation of every host
+    and VM through the controller's driver (the sim plays its traces, libvirt reads its counters) and
+    keeps the readings in the knowledge base in the controller's store; calling the source senses, then
+    predicts each VM's demand from the window kept there and builds the pass's snapshot. The coordinator
+    also calls :meth:`sense` between passes, so a hot reading triggers a pass without waiting for the
+    period. A new leader first reads back what its predecessor recorded. Device reads run on the caller's
+    thread; only the model copies run on the logical thread."""
 
-    def source(at: float) -> Snapshot:
-        kb.record(sensor.read(at), at)
-        return controller.call(lambda: snapshot(controller.model, kb, at, predictor=pred))
+    def __init__(self, controller: Controller, predictor: Predictor | None = None) -> None:
+        self.controller = controller
+        self.kb = KnowledgeBase(controller.store)
+        self.kb.load(time.time())
+        self.sensor = UtilisationSensor(
+            controller.driver,
+            lambda: controller.call(lambda: _Hosts(controller.model)),  # type: ignore[arg-type, return-value]
+        )
+        self.predictor = predictor or Predictor()
+        self._lock = threading.Lock()  # the loop's sensing and a pass may read at once
 
-    return source
+    def sense(self, at: float) -> list[Observation]:
+        with self._lock:
+            readings = self.sensor.read(at)
+            self.kb.record(readings, at)
+            return readings
+
+    def __call__(self, at: float) -> Snapshot:
+        self.sense(at)
+        c = self.controller
+        with self._lock:
+            return c.call(lambda: snapshot(c.model, self.kb, at, predictor=self.predictor))
+
+
+def sensed_source(controller: Controller, *, predictor: Predictor | None = None) -> SensedSource:
+    """The service's source (see :class:`SensedSource`)."""
+    return SensedSource(controller, predictor)
 
 
 @dataclass(slots=True)
@@ -70,6 +93,7 @@ class AutopilotSettings:
     source: Callable[[Controller], SnapshotSource] = field(default=sensed_source)
     sim_trace: str = ""  # a PlanetLab-format file, or "sample": what the sim's VMs demand
     sim_trace_speed: float = 1.0
+    sense_interval: float = 60.0  # seconds between sensor reads between passes (hot readings trigger one)
 
     def check(self) -> None:
         """Refuse unknown policies and bad numbers before anything is served."""
@@ -89,6 +113,10 @@ class AutopilotSettings:
             raise ConfigError(f"--sim-trace: {e.message}") from None
         if self.interval <= 0:
             raise ConfigError(f"--autopilot-interval {self.interval:g} must be positive (seconds)")
+        if self.sense_interval <= 0:
+            raise ConfigError(
+                f"--autopilot-sense-interval {self.sense_interval:g} must be positive (seconds)"
+            )
         try:
             self.guards()
         except ValueError as e:
@@ -118,14 +146,18 @@ def build_coordinator(controller: Controller, settings: AutopilotSettings) -> Co
     player = settings.player()
     if player is not None:
         play(controller.driver, player)
+    source = settings.source(controller)
     return Coordinator(
-        settings.source(controller),
+        source,
         [make_policy(n) for n in parse_policies(settings.policies)],
         ControllerExecutor(controller),
         passbook_for(controller.store),
         guards=settings.guards(),
         interval=settings.interval,
         time_limit=settings.time_limit,
+        decisions=DecisionLog(book=decision_book_for(controller.store)),
+        sense=getattr(source, "sense", None),
+        sense_interval=settings.sense_interval,
     )
 
 

@@ -40,6 +40,7 @@ from tropic.retention.policy import Retention
 from tropic.retention.runner import RetentionThread
 from tropic.service.autopilot import AutopilotSettings, build_coordinator
 from tropic.service.embedded import DEFAULT_STORE, Embedded, default_datacenter, open_embedded
+from tropic.service.jobs import heal_interval, jobs_zk_for, start_job_healer
 from tropic.store.archive import Archive
 from tropic.store.registry import StoreURI, parse_store_uri
 from tropic.store.sqlite import SQLiteStore
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from tropic.autopilot.coordinator import Coordinator
     from tropic.cluster import Replica
     from tropic.inventory import Inventory
+    from tropic.jobs.healer import JobHealer
     from tropic.model import Model
 
 log = logging.getLogger("tropic.service")
@@ -79,6 +81,7 @@ class ServiceConfig:
     idempotency_ttl: float = DEFAULT_TTL  # seconds an idempotency key is remembered from its first use
     inventory: Inventory | None = None  # what a fresh store starts with (default: the generated datacenter)
     autopilot: AutopilotSettings = field(default_factory=AutopilotSettings)  # --autopilot...: the loop
+    ha_zk: str | None = None  # --ha-zk: replicated jobs' request logs (zk:// store: its own ensemble)
 
     @property
     def url(self) -> str:
@@ -248,7 +251,15 @@ class EmbeddedService(Service):
             self.app.state.autopilot = self.autopilot
             if self.autopilot is not None:
                 self.autopilot.start()
+            self.job_healer = start_job_healer(
+                self.controller,
+                self.app,
+                zk_uri=config.ha_zk,
+                interval=heal_interval(config.reconcile_interval),
+            )
         except BaseException:
+            if self.autopilot is not None:
+                self.autopilot.stop()
             if self.retention is not None:
                 self.retention.stop()
             self.embedded.close()
@@ -282,6 +293,7 @@ class EmbeddedService(Service):
             # End the event streams on exit, or open dashboards would hold the shutdown.
             make_server(config, on_exit=events.close).run(sockets=self.sockets or None)
         finally:
+            self.job_healer.stop()
             if self.autopilot is not None:
                 self.autopilot.stop()
             self.reconciler.stop()
@@ -307,6 +319,7 @@ class ReplicatedService(Service):
         self._reconciler: Reconciler | None = None
         self._retention: RetentionThread | None = None
         self._autopilot: Coordinator | None = None
+        self._job_healer: JobHealer | None = None
         self.archive: Archive | None = None
         if config.retain is not None:
             if config.archive is None:
@@ -366,6 +379,14 @@ class ReplicatedService(Service):
             self._autopilot = autopilot
         if autopilot is not None:
             autopilot.start()
+        healer = start_job_healer(
+            controller,
+            app,
+            zk_uri=c.ha_zk or jobs_zk_for(self.store_uri),
+            interval=heal_interval(c.reconcile_interval),
+        )
+        with self._lock:
+            self._job_healer = healer
         self.gate.lead(app)
 
     def _step_down(self) -> None:
@@ -374,6 +395,9 @@ class ReplicatedService(Service):
             reconciler, self._reconciler = self._reconciler, None
             retention, self._retention = self._retention, None
             autopilot, self._autopilot = self._autopilot, None
+            healer, self._job_healer = self._job_healer, None
+        if healer is not None:
+            healer.stop()
         if autopilot is not None:
             autopilot.stop()
         if reconciler is not None:

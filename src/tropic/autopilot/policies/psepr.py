@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from tropic.autopilot.base import Plan, PolicyError, ServiceState, Snapshot, SpawnRequest
+from tropic.autopilot.fleet import read_services
 from tropic.errors import TropicError
-from tropic.model import VM, View
-from tropic.model.services import SERVICES, Service
+from tropic.model.services import SERVICES
 from tropic.optimize.base import SolverSettings, SolveStatus
 from tropic.optimize.overlay import LatencyMatrix, OverlayProblem, evaluate
 from tropic.optimize.overlay_cpsat import solve_overlay
@@ -116,8 +116,11 @@ def overlay_problem(snapshot: Snapshot, service: ServiceState, config: PseprConf
 
 
 def member_name(service: ServiceState, host: str) -> str:
-    """The name of the member spawned on ``host``: ``<service>-<host>`` cut to fit a VM name."""
-    name = f"{service.path.rsplit('/', 1)[1]}-{host.rsplit('/', 1)[1]}"
+    """The name of the member spawned on ``host``: ``<service>-<region>-<host>`` cut to fit a VM name
+    (hosts of two regions may share a name, and a member's volume is named after it)."""
+    parts = host.split("/")
+    where = "-".join(parts[2:]) if len(parts) > 3 else parts[-1]
+    name = f"{service.path.rsplit('/', 1)[1]}-{where}"
     return name[:59].rstrip("-")
 
 
@@ -218,30 +221,4 @@ def make_psepr(service: str, **options: object) -> PseprPolicy:
     return PseprPolicy(service, PseprConfig(**options))  # type: ignore[arg-type]
 
 
-def read_services(view: View) -> dict[str, ServiceState]:
-    """The managed services of a model view as :class:`ServiceState`\\ s (members as VM paths; a member
-    whose VM is gone is left out), for the snapshot a pass builds."""
-    if not view.exists(SERVICES):
-        return {}
-    out: dict[str, ServiceState] = {}
-    for path in sorted(view.child_paths(SERVICES)):
-        svc = view.get(path, Service)
-        members: list[str] = []
-        for uid in svc.members:
-            try:
-                members.append(view.resolve(uid, VM).path)
-            except TropicError:
-                continue
-        out[path] = ServiceState(
-            path=path,
-            service_kind=svc.service_kind,
-            image=svc.image,
-            vcpus=svc.vcpus,
-            memory_mib=svc.memory_mib,
-            region=svc.region,
-            candidates=tuple(svc.candidates),
-            min_members=svc.min_members,
-            max_members=svc.max_members,
-            members=tuple(members),
-        )
-    return out
+__all__ = ["PseprConfig", "PseprPolicy", "make_psepr", "read_services"]
