@@ -34,6 +34,8 @@ def handle(data, request):
         return {"ok": True}
     op = request.get("op")
     key = request.get("key")
+    if op not in ("put", "get", "append", "cas", "delete", "keys"):
+        return {"error": f"unknown op {op!r}"}
     if op == "keys":
         return {"keys": sorted(data)}
     if not isinstance(key, str):
@@ -57,12 +59,10 @@ def handle(data, request):
             return {"error": f"key {key!r} does not hold a list"}
         data[key] = [*current, value]
         return {"value": data[key]}
-    if op == "cas":
-        if data.get(key) == request.get("expect"):
-            data[key] = value
-            return {"ok": True, "value": value}
-        return {"ok": False, "value": data.get(key)}
-    return {"error": f"unknown op {op!r}"}
+    if data.get(key) == request.get("expect"):
+        data[key] = value
+        return {"ok": True, "value": value}
+    return {"ok": False, "value": data.get(key)}
 
 
 def main():

@@ -3,8 +3,8 @@ consolidation's full model settles (proves its answer) on a fleet of many interc
 
 from __future__ import annotations
 
-from tropic.autopilot.base import HostState, Snapshot, VMState
-from tropic.autopilot.bench.tropic_pair import TropicAutopilot, in_mips
+from tropic.autopilot.base import HostState, Move, Plan, Snapshot, VMState
+from tropic.autopilot.bench.tropic_pair import TropicAutopilot, _merge, in_mips
 from tropic.autopilot.policies.consolidation import consolidate, make_consolidation
 from tropic.autopilot.policies.hotspot import HotspotRelief
 
@@ -74,3 +74,36 @@ def test_the_full_model_proves_its_answer_among_many_empty_hosts() -> None:
     result = consolidate(snap, budget=100, time_limit=120.0)
     assert result.plan.moves == () and result.method == "cp-sat"
     assert result.status in ("optimal", "infeasible"), result.plan.why
+
+
+def test_relief_uses_a_powered_host_with_room_before_waking_one() -> None:
+    # a is hot (2 x 2,500 MIPS at 100%); b is powered and lightly loaded: the shed VM goes to b, and no
+    # switched-off host is woken.
+    snap = snapshot({"a": [("v1", 2500.0, 1.0), ("v2", 2500.0, 1.0)], "b": [("v3", 500.0, 0.2)]}, empty=3)
+    plan = pair().plan(snap, budget=10, time_limit=5.0)
+    assert [m.dest for m in plan.moves] == [f"{R}/b"]
+    assert plan.power_on == ()
+
+
+def test_a_vm_moved_by_relief_and_consolidation_migrates_once() -> None:
+    first = Plan("hotspot", moves=(Move(f"{R}/a/v1", f"{R}/e000"), Move(f"{R}/a/v2", f"{R}/b")), gain=1.0)
+    second = Plan(
+        "consolidation", moves=(Move(f"{R}/a/v1", f"{R}/c"),), power_off=(f"{R}/e000",), gain=1.0, cost=0.1
+    )
+    merged = _merge(first, second)
+    assert [(m.vm, m.dest) for m in merged.moves] == [(f"{R}/a/v2", f"{R}/b"), (f"{R}/a/v1", f"{R}/c")]
+    assert merged.power_off == (f"{R}/e000",)  # nothing of the first plan's stays there
+    assert "moved by both" in merged.why
+
+
+def test_every_plan_of_the_pair_moves_each_vm_at_most_once() -> None:
+    # Hot hosts and light ones together: relief and consolidation both act; one move per VM at most.
+    placement = {
+        "a": [("v1", 2500.0, 1.0), ("v2", 2500.0, 0.95)],
+        "b": [("v3", 2500.0, 1.0), ("v4", 2000.0, 1.0)],
+        "c": [("v5", 500.0, 0.1)],
+        "d": [("v6", 1000.0, 0.1)],
+    }
+    plan = pair().plan(snapshot(placement, empty=4), budget=20, time_limit=5.0)
+    vms = [m.vm for m in plan.moves]
+    assert vms and len(vms) == len(set(vms))

@@ -345,10 +345,11 @@ def test_action_and_undo_are_idempotent_and_mirror_the_sim(world: World, case: s
 
 
 def test_every_action_is_covered() -> None:
+    from drivers.test_geo_conformance import GEO_ACTIONS
     from tropic.drivers.base import ACTIONS, FLEET_ACTIONS
 
     covered = {c.do[1] for c in CASES.values()} | {c.undo[1] for c in CASES.values()}
-    assert covered | FLEET_CASES | PROCESS_CASES == set(ACTIONS)
+    assert covered | FLEET_CASES | PROCESS_CASES | GEO_ACTIONS == set(ACTIONS)
     assert FLEET_CASES <= FLEET_ACTIONS
 
 

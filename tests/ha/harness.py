@@ -3,6 +3,7 @@ its history, and waits on conditions (never on the clock)."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -40,13 +41,21 @@ class ReplicaProc:
     """``python -m tropic.ha.replica ... -- python3 PROGRAM`` as a child process (stderr to a file)."""
 
     def __init__(
-        self, zk_uri: str, job: str, name: str, program: Path, logdir: Path, *, snapshot_every: int = 50
+        self,
+        zk_uri: str,
+        job: str,
+        name: str,
+        program: Path,
+        logdir: Path,
+        *,
+        snapshot_every: int = 50,
+        extra: tuple[str, ...] = (),
     ) -> None:
         self.name = name
         self.stderr_path = logdir / f"{name}.stderr"
         self.argv = [
             sys.executable, "-m", "tropic.ha.replica", "--zk", zk_uri, "--job", job, "--replica", name,
-            "--snapshot-every", str(snapshot_every), "--", sys.executable, str(program),
+            "--snapshot-every", str(snapshot_every), *extra, "--", sys.executable, str(program),
         ]  # fmt: skip
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -183,3 +192,26 @@ def pids_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def wire(address: str, *lines: dict[str, Any] | bytes, timeout: float = 30.0) -> list[dict[str, Any]]:
+    """Send raw lines to a replica's client wire; return its replies (one per line)."""
+    import json
+    import socket
+
+    host, _, port = address.rpartition(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        f = sock.makefile("rb")
+        out = []
+        for line in lines:
+            sock.sendall(line if isinstance(line, bytes) else json.dumps(line).encode() + b"\n")
+            out.append(json.loads(f.readline()))
+        return out
+
+
+def max_unavailability(history: History) -> float:
+    """The longest window, within the load, with no successful request."""
+    ends = sorted(o.ret for o in history.ops if o.ok)
+    start = min((o.call for o in history.ops), default=0.0)
+    points = [start, *ends]
+    return max((b - a for a, b in itertools.pairwise(points)), default=0.0)

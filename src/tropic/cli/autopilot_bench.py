@@ -25,7 +25,9 @@ def bench_cmd(
         help="Comma-separated: npa, none, watcher, lr-mmt, tropic.",
     ),
     headroom: float = typer.Option(
-        0.8, "--headroom", help="tropic policy: predicted use <= this share of a host."
+        0.9,
+        "--headroom",
+        help="tropic policy: demand <= this share of a host (relief above this + 0.1, at most 1).",
     ),
     memory: str = typer.Option(
         "cloudsim",

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, Self
 
+from tropic.drivers.geo import GeoDriver
 from tropic.errors import DriverError
 from tropic.model import RUNNING, STANDARD, STOPPED, Inventory, Model, Value
 
@@ -176,7 +177,7 @@ class ReplicaDriver:
         return {}
 
 
-class Driver(ComputeDriver, StorageDriver, NetworkDriver, FleetDriver, ReplicaDriver):
+class Driver(ComputeDriver, StorageDriver, NetworkDriver, FleetDriver, ReplicaDriver, GeoDriver):
     """A complete backend: every capability plus an inventory of what the devices really hold."""
 
     name = "driver"

@@ -29,6 +29,7 @@ from tropic.drivers.base import Args, Driver, Step, covers
 from tropic.drivers.sim_applied import KEEP_TXNS, RELEASE_EVERY, Applied, release
 from tropic.drivers.sim_faults import Fault, Hang, uniform
 from tropic.drivers.sim_fleet import SimFleet
+from tropic.drivers.sim_geo import SimGeo
 from tropic.drivers.sim_process import SimProcesses, SimReplicas
 from tropic.drivers.sim_rows import Rows
 from tropic.drivers.sim_stats import SimStats
@@ -37,7 +38,7 @@ from tropic.model import Inventory
 from tropic.owner import Holder, OwnerLock, acquire
 
 
-class SimDriver(SimStats, SimFleet, SimReplicas, Driver):
+class SimDriver(SimStats, SimFleet, SimReplicas, SimGeo, Driver):
     """A simulated datacenter: hosts with VMs, configs and imported volumes; SANs; routers."""
 
     name = "sim"
@@ -293,6 +294,7 @@ class SimDriver(SimStats, SimFleet, SimReplicas, Driver):
         row = db.execute("SELECT value FROM sim_meta WHERE key='faults'").fetchone()
         if row is not None:
             self.faults = [Fault.from_dict(f) for f in json.loads(row[0])]
+        self._load_overlay(db)
         return rows.legacy
 
     @property

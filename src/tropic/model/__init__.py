@@ -16,6 +16,7 @@ from tropic.model.base import (
     undo,
     undo_at,
 )
+from tropic.model.geo import Address, AddressGroup, Links, Overlay  # registers /overlay, /links, /images
 from tropic.model.inventory import Inventory, audit, differences, orphans, project, without
 from tropic.model.jobs import Job, JobRoot, Replica  # registers /jobs into STANDARD
 from tropic.model.names import MAX_NAME_LENGTH, check_name, check_path, name_pattern, name_rule
@@ -51,6 +52,8 @@ __all__ = [
     "VM",
     "ActionRecord",
     "ActionSpec",
+    "Address",
+    "AddressGroup",
     "Attr",
     "ComputeRoot",
     "Delta",
@@ -59,10 +62,12 @@ __all__ = [
     "Inventory",
     "Job",
     "JobRoot",
+    "Links",
     "Model",
     "Network",
     "NetworkRoot",
     "Node",
+    "Overlay",
     "Region",
     "Replica",
     "Resource",

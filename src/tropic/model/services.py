@@ -18,7 +18,7 @@ from tropic.model.schema import STANDARD
 from tropic.model.schema import Root as _StandardRoot
 
 SERVICES = "/services"
-SERVICE_KINDS = ("psepr",)
+SERVICE_KINDS = ("psepr", "replicated")  # replicated: members across regions (tropic.procedures.geo)
 
 
 class Root(_StandardRoot):

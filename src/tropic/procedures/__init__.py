@@ -8,7 +8,9 @@ host lifecycle (:mod:`tropic.procedures.hosts`: cordon, uncordon), the fleet pro
 """
 
 from tropic.procedures.base import Param, Procedure, ProcedureFn, Registry
+from tropic.procedures.geo import GEO_PROCEDURES
 from tropic.procedures.hosts import HOST_PROCEDURES
+from tropic.procedures.images import IMAGE_PROCEDURES
 from tropic.procedures.inventory import INVENTORY_PROCEDURES
 from tropic.procedures.jobs import JOB_PROCEDURES
 from tropic.procedures.repair import REPAIR_PROCEDURES
@@ -20,6 +22,8 @@ for _fn in SERVICE_PROCEDURES:  # managed services: create, delete, spawn and de
     REGISTRY.register(_fn)
 for _fn in JOB_PROCEDURES:  # replicated jobs: create, delete, replace a replica
     REGISTRY.register(_fn)
+for _fn in (*GEO_PROCEDURES, *IMAGE_PROCEDURES):  # replicated services across regions; the image store
+    REGISTRY.register(_fn)
 
 
 def procedure(fn: ProcedureFn) -> ProcedureFn:
@@ -29,7 +33,9 @@ def procedure(fn: ProcedureFn) -> ProcedureFn:
 
 
 __all__ = [
+    "GEO_PROCEDURES",
     "HOST_PROCEDURES",
+    "IMAGE_PROCEDURES",
     "INVENTORY_PROCEDURES",
     "JOB_PROCEDURES",
     "REGISTRY",

@@ -122,10 +122,11 @@ def solve(
         if wr[e] and members > 1:
             fwd = m.new_int_var(0, big, f"fwd_{e}")
             for lr in cand:
-                s = m.new_bool_var(f"s_{e}_{lr}")
-                m.add_bool_or([a[lr].negated(), t[lr].negated(), s])
-                expr = sum(ms[(r, lr)] * a[r] for r in cand if r != lr) + ms[(lr, lr)] * s
-                m.add(fwd >= expr).only_enforce_if(lead[lr])
+                for r in cand:
+                    if r != lr and ms[(r, lr)]:
+                        m.add(fwd >= ms[(r, lr)] * (a[r] + lead[lr] - 1))
+                if ms[(lr, lr)]:
+                    m.add(fwd >= ms[(lr, lr)] * (a[lr] + lead[lr] + t[lr] - 2))
             cost_terms.append(wr[e] * fwd)
     if wsum and q > 1:
         quorum = m.new_int_var(0, big, "quorum")
@@ -174,15 +175,110 @@ def solve(
     solver.parameters.max_time_in_seconds = time_limit
     solver.parameters.num_workers = workers
     solver.parameters.random_seed = 0
+    solver.parameters.cp_model_probing_level = 0  # probing dominates the solve time of these models
+    solver.parameters.log_search_progress = bool(__import__("os").environ.get("SUN_LOG"))
     status = solver.solve(m)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         if status == cp_model.INFEASIBLE:
             return None
-        why = solver.status_name(status)
-        raise ConfigError(f"sun: the solver found no placement within {time_limit:g} s ({why})")
-    counts = {r: int(solver.value(x[r])) for r in cand if solver.value(x[r])}
-    leader = next(r for r in cand if solver.value(lead[r]))
+        # No answer within the time limit: improve the start (the current placement when it fits) instead.
+        counts = {r: v for r, v in start.items() if v}
+        leader = hint_leader
+    else:
+        counts = {r: int(solver.value(x[r])) for r in cand if solver.value(x[r])}
+        leader = next(r for r in cand if solver.value(lead[r]))
+    if status != cp_model.OPTIMAL:
+        counts, leader = polish(
+            matrix,
+            reads,
+            writes,
+            counts,
+            leader,
+            capacity=capacity,
+            regions=cand,
+            current=cur,
+            budget=budget,
+            hold_up=hold_up,
+            hold_down=hold_down,
+        )
+        after = {r: counts.get(r, 0) for r in cand}
+        nmoves_polished = sum(max(0, v - cur.get(r, 0)) for r, v in after.items())
+        mig = move_cost * nmoves_polished + (
+            leader_cost if current_leader and leader != current_leader else 0.0
+        )
+        lat = volume_cost(matrix, reads, writes, placement_of(counts, leader, matrix.regions))
+        return Solved(counts, leader, lat + mig, lat, nmoves_polished, False)
     nmoves = sum(int(solver.value(v)) for v in moves)
     obj = solver.objective_value / (unit * SCALE_MS)
     mig = (move_cost * nmoves) + (leader_cost if current_leader and leader != current_leader else 0.0)
     return Solved(counts, leader, obj, obj - mig, nmoves, status == cp_model.OPTIMAL)
+
+
+def volume_cost(
+    matrix: LatencyMatrix, reads: Mapping[str, float], writes: Mapping[str, float], placement: Placement
+) -> float:
+    """Request-ms of the volumes under ``placement``, by the exact model of :mod:`tropic.sun.model`."""
+    from tropic.sun.model import MODEL
+
+    total = 0.0
+    for e in set(reads) | set(writes):
+        r, w = reads.get(e, 0.0), writes.get(e, 0.0)
+        if r:
+            total += r * MODEL.read_ms(matrix, placement, e)
+        if w:
+            total += w * MODEL.write_ms(matrix, placement, e)
+    return total
+
+
+def polish(
+    matrix: LatencyMatrix,
+    reads: Mapping[str, float],
+    writes: Mapping[str, float],
+    counts: Mapping[str, int],
+    leader: str,
+    *,
+    capacity: int,
+    regions: tuple[str, ...],
+    current: Mapping[str, int] | None = None,
+    budget: int | None = None,
+    hold_up: frozenset[str] = frozenset(),
+    hold_down: frozenset[str] = frozenset(),
+) -> tuple[dict[str, int], str]:
+    """Improve a solver's answer (one taken before its time limit) by moving one member to another region
+    or the leader to another member's region while the exact cost falls, under the same constraints."""
+    cur = dict(current or {})
+
+    def allowed(c: Mapping[str, int]) -> bool:
+        if any(v > capacity for v in c.values()):
+            return False
+        if any(c.get(r, 0) < cur.get(r, 0) for r in hold_up) or any(
+            c.get(r, 0) > cur.get(r, 0) for r in hold_down
+        ):
+            return False
+        moves = sum(max(0, v - cur.get(r, 0)) for r, v in c.items())
+        return budget is None or moves <= budget
+
+    best_c, best_l = dict(counts), leader
+    best = volume_cost(matrix, reads, writes, placement_of(best_c, best_l, matrix.regions))
+    improved = True
+    while improved:
+        improved = False
+        options: list[tuple[dict[str, int], str]] = [(best_c, r) for r in best_c if r != best_l]
+        for src in list(best_c):
+            for dst in regions:
+                if dst == src:
+                    continue
+                c = dict(best_c)
+                c[src] -= 1
+                if not c[src]:
+                    del c[src]
+                c[dst] = c.get(dst, 0) + 1
+                for lead_r in {best_l if best_l in c else dst, dst}:
+                    options.append((c, lead_r))
+        for c, lead_r in options:
+            if not allowed(c):
+                continue
+            cost = volume_cost(matrix, reads, writes, placement_of(c, lead_r, matrix.regions))
+            if cost < best - 1e-9:
+                best_c, best_l, best, improved = c, lead_r, cost, True
+    return best_c, best_l

@@ -51,7 +51,7 @@ class SunConfig:
     bandwidth_mib_s: float = 100.0
     election_s: float = 1.0
     neighbours: int = 2  # candidate regions: the entry regions and this many nearest to each
-    time_limit: float = 10.0
+    time_limit: float = 3.0
     workers: int = 2
 
     def __post_init__(self) -> None:

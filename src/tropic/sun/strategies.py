@@ -95,7 +95,7 @@ def static_global(matrix: LatencyMatrix, demand: Demand, config: SunConfig) -> S
         members=config.members,
         capacity=config.capacity,
         regions=cand if len(cand) * config.capacity >= config.members else None,
-        time_limit=max(config.time_limit, 30.0),
+        time_limit=max(config.time_limit, 20.0),
         workers=config.workers,
     )
     if solved is None:

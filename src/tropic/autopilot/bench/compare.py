@@ -30,7 +30,7 @@ class BenchSpec:
     hosts: int = 800
     vms: int | None = None
     policies: tuple[str, ...] = POLICIES
-    headroom: float = 0.8
+    headroom: float = 0.9  # tropic's: the CPU share of a host its current demand may use
     memory_enforced: bool = False
     store: str | None = None
     time_limit: float = 1.0  # per pass, for every policy

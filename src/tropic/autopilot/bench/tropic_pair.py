@@ -54,8 +54,36 @@ def _after(snap: Snapshot, plan: Plan) -> Snapshot:
     return replace(snap, hosts=hosts, vms=vms)
 
 
+def _merge(first: Plan, second: Plan) -> Plan:
+    """``first`` then ``second`` as one plan. A VM that both move makes one migration, from its host now
+    to ``second``'s destination, in ``second``'s order (``second`` was planned with ``first``'s moves made,
+    so its target placement is valid; only the intermediate host is skipped)."""
+    again = {m.vm for m in second.moves}
+    moves = tuple(m for m in first.moves if m.vm not in again) + second.moves
+    merged = len(first.moves) + len(second.moves) - len(moves)
+    why = f"{first.why}; {second.why}" if first.moves else second.why
+    if merged:
+        why += f" ({merged} VM(s) moved by both: one migration each)"
+    woken = {m.dest for m in first.moves if m.vm not in again}
+    return Plan(
+        policy=first.policy,
+        moves=moves,
+        power_off=tuple(p for p in second.power_off if p not in woken),
+        power_on=tuple(dict.fromkeys((*first.power_on, *second.power_on))),
+        gain=first.gain + second.gain,
+        cost=first.cost + second.cost,
+        why=why,
+        solve_s=first.solve_s + second.solve_s,
+    )
+
+
 class TropicAutopilot:
-    """Hot-spot relief then consolidation, as one :class:`~tropic.autopilot.base.Policy`."""
+    """Hot-spot relief then consolidation, as one :class:`~tropic.autopilot.base.Policy`.
+
+    Relief first places the load it sheds on the powered hosts; only the hosts it could not relieve
+    that way get a second relief round that may wake switched-off hosts (waking a host for each shed VM
+    would undo the consolidation every pass). Consolidation then plans on the snapshot with the relief's
+    moves made; a VM both move migrates once (:func:`_merge`)."""
 
     name = "tropic"
 
@@ -65,20 +93,14 @@ class TropicAutopilot:
 
     def plan(self, snapshot: Snapshot, *, budget: int, time_limit: float) -> Plan:
         snapshot = in_mips(snapshot)
-        awake = {p: replace(h, powered=True) for p, h in snapshot.hosts.items()}
-        first = self.relief.plan(replace(snapshot, hosts=awake), budget=budget, time_limit=time_limit)
+        first = self.relief.plan(snapshot, budget=budget, time_limit=time_limit)
         rest = _after(snapshot, first) if first.moves else snapshot
-        second = self.consolidation.plan(
-            rest, budget=max(0, budget - len(first.moves)), time_limit=time_limit
-        )
-        moved = {m.vm for m in first.moves}
-        if any(m.vm in moved for m in second.moves):  # a VM moved twice: keep the relief only
-            return first
-        return Plan(
-            policy=self.name,
-            moves=first.moves + second.moves,
-            gain=first.gain + second.gain,
-            cost=first.cost + second.cost,
-            why=f"{first.why}; {second.why}" if first.moves else second.why,
-            solve_s=first.solve_s + second.solve_s,
-        )
+        left = max(0, budget - len(first.moves))
+        awake = {p: replace(h, powered=True) for p, h in rest.hosts.items()}
+        woke = self.relief.plan(replace(rest, hosts=awake), budget=left, time_limit=time_limit)
+        if woke.moves:
+            first = _merge(first, replace(woke, power_on=tuple(dict.fromkeys(m.dest for m in woke.moves))))
+            rest = _after(rest, woke)
+            left = max(0, budget - len(first.moves))
+        second = self.consolidation.plan(rest, budget=left, time_limit=time_limit)
+        return replace(_merge(first, second), policy=self.name)

@@ -102,3 +102,26 @@ class SunPolicy:
             why=self.planner.last_why,
             solve_s=time.monotonic() - start,
         )
+
+
+def make_sun(service: str = "", latency: str = "", demand: str = "", **options: float) -> SunPolicy:
+    """``tropic serve --autopilot sun``: the planner on a matrix and a demand file (the defaults of
+    ``tropic sun`` when not given); ``options`` are :class:`~tropic.sun.planner.SunConfig` fields."""
+    from pathlib import Path
+
+    from tropic.sun.planner import SunConfig
+    from tropic.sun.run import SunSpec, load_inputs
+
+    if not service:
+        raise PolicyError("sun: the policy needs service=<name> (the service whose members follow the sun)")
+    fields = set(SunConfig.__dataclass_fields__)
+    unknown = sorted(set(options) - fields)
+    if unknown:
+        raise PolicyError(f"sun: unknown option {unknown[0]!r}; known: {', '.join(sorted(fields))}")
+    config = SunConfig(**options)  # type: ignore[arg-type]
+    spec = SunSpec(Path(latency) if latency else None, Path(demand) if demand else None, config=config)
+    try:
+        _, _, matrix, day = load_inputs(spec)
+    except TropicError as e:
+        raise PolicyError(f"sun: {e.message}") from e
+    return SunPolicy(service, SunPlanner(matrix, day, config))

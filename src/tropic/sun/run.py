@@ -1,0 +1,112 @@
+"""One ``tropic sun`` run as plain data: which matrix and demand (the shared data when present, else the
+shipped samples), the planner's configuration, and the three strategies' days. ``tropic sun --emulate``
+replays the same :class:`SunResult` (its ``days``: each strategy's placement per step) on real processes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tropic.errors import ConfigError
+from tropic.sun import demand as demand_mod
+from tropic.sun import latency as latency_mod
+from tropic.sun.contract import Demand, LatencyMatrix, StrategyDay
+from tropic.sun.planner import SunConfig
+from tropic.sun.strategies import Actuate, compare, to_dict
+
+
+def latency_sample_path() -> Path:
+    import importlib.resources
+
+    return Path(str(importlib.resources.files("tropic") / "data" / "latency-sample" / "cloudping-p50.json"))
+
+
+@dataclass(frozen=True)
+class SunSpec:
+    latency: Path | None = None  # default: ../shared/data's AWS matrix, else the shipped sample
+    demand: Path | None = None  # default: ../shared/data's time-zone bands, else the business-hours sample
+    hours: float = 24.0
+    step_min: float = 15.0
+    read_fraction: float = 0.9
+    without: tuple[str, ...] = ()  # regions taken out of the matrix
+    clients: tuple[str, ...] = ()  # keep only these client regions (empty: all)
+    config: SunConfig = field(default_factory=SunConfig)
+
+
+@dataclass
+class SunResult:
+    spec: SunSpec
+    latency_path: Path
+    demand_path: Path
+    matrix: LatencyMatrix
+    demand: Demand
+    days: list[StrategyDay]
+
+    def to_dict(self) -> dict[str, object]:
+        cfg = self.spec.config
+        return {
+            "latency": str(self.latency_path),
+            "demand": str(self.demand_path),
+            "regions": len(self.matrix.regions),
+            "removed": list(self.spec.without),
+            "client_regions": {c: self.demand.attach[c] for c in self.demand.client_regions},
+            "read_fraction": self.demand.read_fraction,
+            "quorum": f"majority of {cfg.members} ({cfg.members // 2 + 1})",
+            "members": cfg.members,
+            "capacity": cfg.capacity,
+            "steps": len(self.demand.rate),
+            "step_min": self.demand.step_s / 60,
+            "policy": {
+                "horizon_h": cfg.horizon_h,
+                "hysteresis": cfg.hysteresis,
+                "budget_per_day": cfg.budget_per_day,
+                "dwell_h": cfg.dwell_h,
+                "decide_every_min": cfg.decide_every_min,
+            },
+            "strategies": to_dict(self.days, self.demand),
+        }
+
+
+def resolve(spec: SunSpec) -> tuple[Path, Path]:
+    lat = spec.latency or (
+        latency_mod.DEFAULT_LATENCY if latency_mod.DEFAULT_LATENCY.exists() else latency_sample_path()
+    )
+    dem = spec.demand or (
+        demand_mod.DEFAULT_DEMAND if demand_mod.DEFAULT_DEMAND.exists() else demand_mod.business_sample_path()
+    )
+    return lat, dem
+
+
+def load_inputs(spec: SunSpec) -> tuple[Path, Path, LatencyMatrix, Demand]:
+    lat_path, dem_path = resolve(spec)
+    matrix = latency_mod.load_matrix(lat_path)
+    if spec.without:
+        matrix = latency_mod.without(matrix, spec.without)
+    demand = demand_mod.load(
+        dem_path, matrix, hours=spec.hours, step_min=spec.step_min, read_fraction=spec.read_fraction
+    )
+    if spec.clients:
+        unknown = sorted(set(spec.clients) - set(demand.client_regions))
+        if unknown:
+            raise ConfigError(
+                f"{dem_path}: no client region {unknown[0]!r} (has {', '.join(demand.client_regions)})"
+            )
+        demand = dataclasses.replace(
+            demand,
+            client_regions=tuple(spec.clients),
+            attach={c: demand.attach[c] for c in spec.clients},
+            rate=tuple({c: r[c] for c in spec.clients} for r in demand.rate),
+        )
+    return lat_path, dem_path, matrix, demand
+
+
+def run(
+    spec: SunSpec, *, actuate: Actuate | None = None, on_step: Callable[[int], None] | None = None
+) -> SunResult:
+    """Load the inputs and compare the three strategies over the day."""
+    lat_path, dem_path, matrix, demand = load_inputs(spec)
+    days = compare(matrix, demand, spec.config, actuate=actuate, on_step=on_step)
+    return SunResult(spec, lat_path, dem_path, matrix, demand, days)
