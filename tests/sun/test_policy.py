@@ -59,9 +59,9 @@ def test_flapping_demand_causes_no_flapping(seq: list[tuple[str, float]]) -> Non
     )
     applied: list[tuple[int, Placement, Placement]] = []
 
-    def actuate(step: int, current: Placement, target: Placement) -> bool:
+    def actuate(step: int, current: Placement, target: Placement) -> Placement:
         applied.append((step, current, target))
-        return True
+        return target
 
     day = dynamic(MATRIX, demand(rates), cfg, initial=ALL_A, actuate=actuate)
     assert day.migrations <= cfg.budget_per_day  # the day is 24 h: one budget
@@ -78,8 +78,8 @@ def test_flapping_demand_causes_no_flapping(seq: list[tuple[str, float]]) -> Non
 
 
 def test_a_refused_move_leaves_the_service_where_it_was() -> None:
-    def refuse(step: int, current: Placement, target: Placement) -> bool:
-        return False
+    def refuse(step: int, current: Placement, target: Placement) -> Placement:
+        return current
 
     day = dynamic(MATRIX, demand(SHIFT), CONFIG, initial=ALL_A, actuate=refuse)
     assert all(p == ALL_A for p in day.placements)

@@ -27,7 +27,8 @@ from tropic.sun.placement import placement_of, solve
 from tropic.sun.planner import SunConfig, SunPlanner, candidates, migration, moves_between
 
 EGRESS_USD_PER_GIB = 0.02  # a typical public-cloud inter-region transfer price
-Actuate = Callable[[int, Placement, Placement], bool]  # (step, current, target) -> committed?
+# (step, current, target) -> the placement reached (the target when every move committed)
+Actuate = Callable[[int, Placement, Placement], Placement]
 
 
 def check_fit(matrix: LatencyMatrix, config: SunConfig) -> None:
@@ -139,21 +140,21 @@ def dynamic(
         if pending is not None and pending[0] == k:
             target = pending[1]
             pending = None
-            if actuate is None or actuate(k, current, target):
-                moves = moves_between(current, target)
-                for s, d in moves:
-                    pc = migration(config, matrix, s, d)
-                    run.downtime_s += pc.downtime_s
-                    run.sent_mib += pc.sent_mib
-                run.migrations += len(moves)
-                if target.members[target.leader] != current.members[current.leader]:
-                    run.leader_changes += 1
-                    run.downtime_s += config.election_s
-                planner.record(k, current, target)
-                current = target
-            else:
+            reached = target if actuate is None else actuate(k, current, target)
+            if reached != target:
                 run.refused += 1
-                run.decisions.append(f"step {k}: the move was refused; the service stays where it was")
+                run.decisions.append(f"step {k}: a move was refused; the service stays where it got to")
+            moves = moves_between(current, reached)
+            for s, d in moves:
+                pc = migration(config, matrix, s, d)
+                run.downtime_s += pc.downtime_s
+                run.sent_mib += pc.sent_mib
+            run.migrations += len(moves)
+            if reached.members[reached.leader] != current.members[current.leader]:
+                run.leader_changes += 1
+                run.downtime_s += config.election_s
+            planner.record(k, current, reached)
+            current = reached
         run.placements.append(current)
         if pending is None and k % every == 0 and k + 1 < steps:
             target, lead = planner.decide(k, current)
