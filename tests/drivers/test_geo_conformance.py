@@ -5,10 +5,12 @@ where they are idempotent)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from drivers.kit import H1, H2, IMG, SAN, World
 from tropic.drivers import SimDriver
+from tropic.drivers.base import Step
 
 VOL, VOL_B = f"{SAN}/vol-a", f"{SAN}/vol-b"
 VM_ARGS: dict[str, Any] = {
@@ -71,3 +73,16 @@ def test_address_actions_change_no_inventory(world: World) -> None:
     world.both(GROUP, "remove_address", {"name": ADDRESS["name"]})
     assert world.reference.overlay == {}
     assert world.driver.inventory() == before
+
+
+def test_the_sims_overlay_is_kept_in_its_file(tmp_path: Path) -> None:
+    path = tmp_path / "devices.db"
+    sim = SimDriver(state_file=path)
+    sim.execute(Step(1, 0, GROUP, "add_address", ADDRESS))
+    sim.execute(Step(1, 1, f"{GROUP}/{ADDRESS['name']}", "switch_address", {"vm": f"{H2}/vm-a"}))
+    sim.close()
+    again = SimDriver(state_file=path)
+    try:
+        assert again.overlay == {f"{GROUP}/{ADDRESS['name']}": f"{H2}/vm-a"}
+    finally:
+        again.close()

@@ -243,6 +243,15 @@ class Client:
         capacity, children and the transactions that acted on it."""
         return dict(self._json("GET", "/v1/describe", params={"ref": ref, "txns": txns}))
 
+    def images(self, name: str = "") -> list[dict[str, Any]]:
+        """The image catalog, or one image's versions (``GET /v1/images[/{name}/versions]``)."""
+        where = f"/v1/images/{quote(name, safe='')}/versions" if name else "/v1/images"
+        return list(self._json("GET", where)["items"])
+
+    def members(self, service: str) -> list[dict[str, Any]]:
+        """A service's members with their public addresses (``GET /v1/services/{name}/members``)."""
+        return list(self._json("GET", f"/v1/services/{quote(service, safe='')}/members")["items"])
+
     def drift(self, path: str = "/", *, scan: bool = True) -> dict[str, Any]:
         """Drift between the model and the devices under ``path`` (a fresh scan, or the recorded drift)."""
         return dict(self._json("GET", "/v1/drift", params={"path": path, "scan": str(scan).lower()}))

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from tropic.api.geo_views import members_of
 from tropic.errors import InvalidArguments, UnknownResource
 from tropic.model import VM, Model, Node
 from tropic.model.tree import check_path
@@ -308,6 +309,8 @@ def describe(model: Model, path: str) -> dict[str, Any]:
         if hnode is not None and hnode.kind == "host":
             out["capacity"] = {k: v for k, v in host_row(model, host, hnode).items() if k in _CAPACITY}
             out["capacity"]["of"] = host
+    elif node.kind == "service":
+        out["members"] = members_of(model, path)  # with their public addresses
     return out
 
 

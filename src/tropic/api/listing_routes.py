@@ -94,6 +94,9 @@ class Description(BaseModel):
     transactions: list[TransactionSummary] = Field(
         description="the newest transactions that acted on it (a VM: also at its earlier paths, by uid)"
     )
+    members: list[dict[str, Any]] | None = Field(
+        None, description="a service: its members (VM, region, provider, host, public address)"
+    )
 
 
 def add_listing_routes(app: FastAPI, controller: Controller, Viewer: Any) -> None:

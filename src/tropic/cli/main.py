@@ -15,6 +15,7 @@ from tropic.cli import (
     bench,
     discover,
     embedded,
+    geo,
     hosts,
     inventory,
     jobs,
@@ -74,6 +75,7 @@ autopilot_bench.register(autopilot.app)  # autopilot bench
 app.add_typer(autopilot.app, name="autopilot")  # status|decisions|pause|resume|run-once|observations|bench
 discover.register(inventory.app)  # inventory discover
 app.add_typer(inventory.app, name="inventory")  # check, plan, apply, export, discover
+geo.register(app)  # image list|versions|publish|gc, member list|migrate
 app.command("sun")(sun.sun_cmd)  # follow the sun: static vs dynamic placement over a day
 
 

@@ -12,8 +12,9 @@ links between regions, and the cross-region live migration of a VM.
 * ``host`` gains :meth:`Host.live_migrate`: a VM moves to a host of another region, onto the volume
   prepared there (the same-region ``migrate`` moves the volume import instead).
 
-Importing this module registers the kinds into the standard schema (after :mod:`tropic.model.services`,
-whose root it extends).
+Importing this module registers the kinds into the standard schema. The root's kind is extended by
+subclassing, one module after the other (:mod:`tropic.model.services`, :mod:`tropic.model.jobs`, then
+this one), so the registered root has every module's actions.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from collections.abc import Iterator
 from tropic.errors import ModelError, ResourceExists
 from tropic.model.base import Attr, Resource, Undo, Value, action, constraint, query, undo, undo_at
 from tropic.model.images import ImageRoot
+from tropic.model.jobs import Root as _JobsRoot  # the root's actions chain: schema, services, jobs, here
 from tropic.model.schema import STANDARD, VM, Region
 from tropic.model.schema import Host as _StandardHost
-from tropic.model.services import Root as _ServicesRoot
 
 OVERLAY = "/overlay"
 LINKS = "/links"
@@ -40,7 +41,7 @@ def address_name(ip: str) -> str:
     return "ip-" + ip.replace(".", "-").replace(":", "-")
 
 
-class Root(_ServicesRoot):
+class Root(_JobsRoot):
     """The root, with the actions that create ``/overlay``, ``/links`` and ``/images`` (model only)."""
 
     kind = "root"
