@@ -127,9 +127,9 @@ class ControlledService:
         reached = sorted(self.members.values())
         want_leader = target.members[target.leader]
         lead = want_leader if want_leader in reached else current.members[current.leader]
-        members = [lead] + [r for r in reached]
-        members.remove(lead)
-        return Placement((lead, *members), 0)
+        rest = list(reached)
+        rest.remove(lead)
+        return Placement((lead, *rest), 0)
 
     def stop(self) -> None:
         self.controller.stop()
