@@ -61,7 +61,8 @@ class ControlledService:
         ctl = Controller(model, sim, workers=2).start()
         svc = cls(matrix, config, ctl)
         try:
-            svc._ok("set_links", {"rtt_json": json.dumps({"data": matrix.rtt_ms})})
+            links = {"bandwidth_mib_s": config.bandwidth_mib_s, "window_mib": config.window_mib}
+            svc._ok("set_links", {"rtt_json": json.dumps({"data": matrix.rtt_ms}), **links})
             home = initial.members[initial.leader]
             svc._ok("create_image", {"name": IMAGE, "region": home})
             svc._ok("open_image_write", {"image": IMAGE, "region": home, "session": "sun"})

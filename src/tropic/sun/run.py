@@ -15,7 +15,15 @@ from tropic.sun import demand as demand_mod
 from tropic.sun import latency as latency_mod
 from tropic.sun.contract import Demand, LatencyMatrix, StrategyDay
 from tropic.sun.planner import SunConfig
-from tropic.sun.strategies import Actuate, compare, dynamic, static_global, static_single, to_dict
+from tropic.sun.strategies import (
+    Actuate,
+    compare,
+    dynamic,
+    oracle_hourly,
+    static_global,
+    static_single,
+    to_dict,
+)
 
 
 def latency_sample_path() -> Path:
@@ -35,6 +43,7 @@ class SunSpec:
     clients: tuple[str, ...] = ()  # keep only these client regions (empty: all)
     config: SunConfig = field(default_factory=SunConfig)
     controlled: bool = True  # the dynamic day's moves as migrate_member transactions of a controller
+    oracle: bool = False  # also the hourly oracle (a bound, not a strategy)
 
 
 @dataclass
@@ -112,9 +121,10 @@ def run(
     """Load the inputs and compare the three strategies over the day; with ``spec.controlled`` (and no
     ``actuate`` given) the dynamic day runs its moves as transactions of an embedded controller."""
     lat_path, dem_path, matrix, demand = load_inputs(spec)
+    extra = [oracle_hourly(matrix, demand, spec.config)] if spec.oracle else []
     if not spec.controlled or actuate is not None:
         days = compare(matrix, demand, spec.config, actuate=actuate, on_step=on_step)
-        return SunResult(spec, lat_path, dem_path, matrix, demand, days)
+        return SunResult(spec, lat_path, dem_path, matrix, demand, days + extra)
     from tropic.sun.controlled import ControlledService
 
     single = static_single(matrix, demand, spec.config)
@@ -137,4 +147,4 @@ def run(
         "members_committed": committed,
         "errors": service.errors[:5],
     }
-    return SunResult(spec, lat_path, dem_path, matrix, demand, [single, glob, dyn], info)
+    return SunResult(spec, lat_path, dem_path, matrix, demand, [single, glob, dyn, *extra], info)

@@ -107,6 +107,32 @@ def static_global(matrix: LatencyMatrix, demand: Demand, config: SunConfig) -> S
     return day
 
 
+def oracle_hourly(matrix: LatencyMatrix, demand: Demand, config: SunConfig) -> StrategyDay:
+    """Not a strategy: the best placement for each hour of the *actual* demand, moved for free (no
+    budget, no hysteresis, no migration time). No policy can do better at this hourly grain: it bounds
+    what following the sun can gain on this demand."""
+    check_fit(matrix, config)
+    per_hour = max(1, round(3600 / demand.step_s))
+    placements: list[Placement] = []
+    for start in range(0, len(demand.rate), per_hour):
+        steps = range(start, min(start + per_hour, len(demand.rate)))
+        reads, writes = _volumes(demand, steps)
+        solved = solve(
+            matrix,
+            reads,
+            writes,
+            members=config.members,
+            capacity=config.capacity,
+            regions=candidates(matrix, set(reads), config.neighbours),
+            time_limit=config.time_limit,
+            workers=config.workers,
+        )
+        if solved is None:
+            raise ConfigError("no placement satisfies the capacity")
+        placements += [placement_of(solved.counts, solved.leader, matrix.regions)] * len(steps)
+    return _day("oracle-hourly", matrix, demand, placements)
+
+
 @dataclass
 class DynamicRun:
     placements: list[Placement] = field(default_factory=list)
