@@ -10,6 +10,9 @@ from rich.table import Table
 
 from tropic.cli import output
 from tropic.errors import TropicError
+from tropic.sun.policy import register
+
+register()  # the autopilot policy ``sun`` (``tropic serve --autopilot sun``)
 
 
 def _names(text: str) -> tuple[str, ...]:

@@ -222,6 +222,22 @@ class SunPlanner:
         )
         return target, lead
 
+    # --- the autopilot plug-in's view (tropic.autopilot.policies.sun.RegionPlanner) ---
+    @property
+    def step_s(self) -> int:
+        return self.demand.step_s
+
+    def knows(self, region: str) -> bool:
+        return region in self.matrix.rtt_ms
+
+    def decide_regions(self, step: int, members: tuple[str, ...], leader: int) -> tuple[tuple[str, ...], int]:
+        """:meth:`decide` on plain tuples; the moves it answers count as done from ``step + lead``."""
+        current = Placement(members, leader)
+        target, lead = self.decide(step, current)
+        if target != current:
+            self.record(step + lead, current, target)
+        return target.members, target.leader
+
     def record(self, step: int, current: Placement, target: Placement) -> None:
         """Note the moves that took effect at ``step`` (the anti-flap window and the budget read them)."""
         self.history += [MoveRecord(step, s, d) for s, d in moves_between(current, target)]
