@@ -27,9 +27,11 @@ class Load:
 
     cpu_of: dict[str, float] = field(default_factory=dict)
     default: float = 0.02
+    unread: set[str] = field(default_factory=set)  # VMs whose readings fail (their host's too)
 
     def cpu(self, key: str, now: float) -> float | None:
-        return self.cpu_of.get(key.rsplit("/", 1)[-1], self.default)
+        name = key.rsplit("/", 1)[-1]
+        return None if name in self.unread else self.cpu_of.get(name, self.default)
 
 
 @dataclass

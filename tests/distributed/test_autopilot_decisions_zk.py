@@ -14,7 +14,12 @@ from fastapi.testclient import TestClient
 
 from core.helpers import small_dc, spawn
 from tropic.api import AuditLog, TokenStore
-from tropic.autopilot.decision_store import DecisionRetention, ZooKeeperDecisionBook, decision_book_for
+from tropic.autopilot.decision_store import (
+    DecisionRetention,
+    DeposedLeader,
+    ZooKeeperDecisionBook,
+    decision_book_for,
+)
 from tropic.autopilot.decisions import Decision, DecisionLog
 from tropic.drivers.sim_shared import SharedSimDriver
 from tropic.model import project
@@ -110,3 +115,17 @@ def test_decision_znodes_are_bounded_by_count_and_age(zk_client: Any) -> None:
     book.put_decision(huge.to_dict())  # older ones go by age; too large a plan keeps its summary
     [kept] = book.get_decisions(100)
     assert kept["pass_id"] == "big" and kept["plan"]["truncated"] == {"moves": 60_000}
+
+
+def test_a_deposed_leader_keeps_no_decision(zk_client: Any) -> None:
+    zk_client.create("/election/n-0000000001", b"", makepath=True)
+    node = ["/election/n-0000000001"]
+    book = ZooKeeperDecisionBook(zk_client, election=lambda: node[0])
+    log = DecisionLog(book=book)
+    log.add(Decision("p1", 1.0, "periodic", "hotspot", "d"))  # leading: kept
+    zk_client.delete(node[0])  # its election session ended
+    log.add(Decision("p2", 2.0, "periodic", "hotspot", "d"))
+    assert log.write_errors == 1 and [d.pass_id for d in log.recent()] == ["p1", "p2"]
+    assert [d["pass_id"] for d in book.get_decisions(10)] == ["p1"]  # the store has only what it led for
+    with pytest.raises(DeposedLeader, match="election node /election/n-0000000001 is gone"):
+        book.put_decision(Decision("p3", 3.0, "periodic", "hotspot", "d").to_dict())

@@ -41,13 +41,21 @@ class ReplicaProc:
     """``python -m tropic.ha.replica ... -- python3 PROGRAM`` as a child process (stderr to a file)."""
 
     def __init__(
-        self, zk_uri: str, job: str, name: str, program: Path, logdir: Path, *, snapshot_every: int = 50
+        self,
+        zk_uri: str,
+        job: str,
+        name: str,
+        program: Path,
+        logdir: Path,
+        *,
+        snapshot_every: int = 50,
+        extra: tuple[str, ...] = (),
     ) -> None:
         self.name = name
         self.stderr_path = logdir / f"{name}.stderr"
         self.argv = [
             sys.executable, "-m", "tropic.ha.replica", "--zk", zk_uri, "--job", job, "--replica", name,
-            "--snapshot-every", str(snapshot_every), "--", sys.executable, str(program),
+            "--snapshot-every", str(snapshot_every), *extra, "--", sys.executable, str(program),
         ]  # fmt: skip
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -256,7 +256,7 @@ def arbitrary_history(draw: st.DrawFn, name: str) -> tuple[Model[Any], list[Oper
     return model, history
 
 
-SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

@@ -50,7 +50,7 @@ def test_the_shipped_sample_loads() -> None:
 )
 def test_a_malformed_matrix_is_one_clear_error(tmp_path: Path, doc: object, needle: str) -> None:
     p = write(tmp_path, doc)
-    with pytest.raises(ConfigError, match="m.json") as e:
+    with pytest.raises(ConfigError, match=r"m\.json") as e:
         load_matrix(p)
     assert needle in e.value.message
 
@@ -106,13 +106,13 @@ def test_a_client_region_in_neither_the_matrix_nor_the_table_is_refused() -> Non
         ("utc_hour_iso,region_or_language,count\n2011-08-31T00:00:00Z,EU\n", "line 2: expected 3 columns"),
         ("utc_hour_iso,region_or_language,count\nyesterday,EU,1\n", "'yesterday' is not an ISO time"),
         ("utc_hour_iso,region_or_language,count\n2011-08-31T00:00:00Z,EU,-4\n", "count '-4'"),
-        ("utc_hour_iso,region_or_language,count\n2011-08-31T00:00:00Z,EU,1\n", "EU has no count for UTC hour"),
+        ("utc_hour_iso,region_or_language,count\n2011-08-31T00:00:00Z,EU,1\n", "EU has no count"),
     ],
 )
 def test_a_malformed_demand_file_is_one_clear_error(tmp_path: Path, text: str, needle: str) -> None:
     p = tmp_path / "d.csv"
     p.write_text(text, encoding="utf-8")
-    with pytest.raises(ConfigError, match="d.csv") as e:
+    with pytest.raises(ConfigError, match=r"d\.csv") as e:
         demand_mod.load(p, MATRIX)
     assert needle in e.value.message
 
@@ -121,7 +121,7 @@ def test_a_demand_region_missing_from_the_matrix_is_refused(tmp_path: Path) -> N
     p = tmp_path / "d.csv"
     rows = ["utc_hour_iso,region_or_language,count"] + [f"2011-08-31T{h:02d}:00:00Z,D,5" for h in range(24)]
     p.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match="d.csv: client region 'D' is not a region of the latency matrix"):
+    with pytest.raises(ConfigError, match=r"d\.csv: client region 'D' is not a region of the latency matrix"):
         demand_mod.load(p, MATRIX)
 
 

@@ -54,6 +54,7 @@ Sense = Callable[[float], Sequence[Observation]]  # read the sensors at a time, 
 PERIODIC = "periodic"
 RUN_ONCE = "run-once"
 RESUME = "resume"
+STALE_LISTED = 200  # stale subjects a decision names (the digest covers them all)
 
 
 def digest(snapshot: Snapshot) -> str:
@@ -270,6 +271,7 @@ class Coordinator:
         self, pass_id: str, at: float, trigger: str, policy: Policy, snap: Snapshot
     ) -> Decision:
         d = Decision(pass_id, at, trigger, policy.name, digest(snap), utilisation=utilisation(snap))
+        d.stale = sorted(snap.stale)[:STALE_LISTED]
         try:
             plan = policy.plan(snap, budget=self.guards.budget_per_pass, time_limit=self.time_limit)
         except PolicyError as e:

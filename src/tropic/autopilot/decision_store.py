@@ -19,11 +19,13 @@ import json
 import sqlite3
 import threading
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tropic.autopilot.decisions import DEFAULT_CAPACITY, DecisionBook
+from tropic.errors import TropicError
 from tropic.store.base import Store
 
 ZNODE_MAX = 900_000  # bytes of a decision znode (ZooKeeper's default limit is 1 MiB)
@@ -130,14 +132,28 @@ def _pack(doc: dict[str, Any]) -> bytes:
     return zlib.compress(json.dumps(small, sort_keys=True, default=str).encode())
 
 
+class DeposedLeader(TropicError):
+    """A controller whose election node is gone wrote nothing (its successor keeps the log)."""
+
+    code = "leadership_lost"
+
+
 class ZooKeeperDecisionBook:
-    """Decisions as znodes under ``/autopilot/decisions`` of the store's chroot, through its client."""
+    """Decisions as znodes under ``/autopilot/decisions`` of the store's chroot, through its client. With
+    ``election`` (the controller's election node, once bound), each decision is created in a multi that
+    checks that node: a deposed leader writes none."""
 
     ROOT = "/autopilot/decisions"
 
-    def __init__(self, client: Any, retention: DecisionRetention | None = None) -> None:
+    def __init__(
+        self,
+        client: Any,
+        retention: DecisionRetention | None = None,
+        election: Callable[[], str | None] = lambda: None,
+    ) -> None:
         self.client = client
         self.retention = retention or DecisionRetention()
+        self.election = election
         self.client.ensure_path(self.ROOT)
 
     @staticmethod
@@ -153,7 +169,17 @@ class ZooKeeperDecisionBook:
     def put_decision(self, doc: dict[str, Any]) -> None:
         r = self.retention
         at_ms = max(0, int(float(doc.get("at", 0.0)) * 1000))
-        self.client.create(f"{self.ROOT}/d-{at_ms:015d}-", _pack(doc), sequence=True)
+        path, data = f"{self.ROOT}/d-{at_ms:015d}-", _pack(doc)
+        node = self.election()
+        if node is None:
+            self.client.create(path, data, sequence=True)
+        else:
+            tx = self.client.transaction()
+            tx.check(node, 0)
+            tx.create(path, data, sequence=True)
+            results = tx.commit()
+            if any(isinstance(r, Exception) for r in results):
+                raise DeposedLeader(f"decision {doc.get('pass_id')} not kept: election node {node} is gone")
         names = self._children()
         cut = at_ms - int(r.max_age_s * 1000)
         gone = names[: max(0, len(names) - r.keep)]
@@ -182,5 +208,7 @@ def decision_book_for(store: Store, retention: DecisionRetention | None = None) 
         return SQLiteDecisionBook(store.path, retention)
     client = getattr(store, "client", None)
     if client is not None and hasattr(client, "ensure_path"):
-        return ZooKeeperDecisionBook(client, retention)
+        return ZooKeeperDecisionBook(
+            client, retention, election=lambda: getattr(store, "election_node", None)
+        )
     return MemoryDecisionBook(retention)

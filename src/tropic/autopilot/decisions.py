@@ -59,6 +59,7 @@ class Decision:
     steps: list[StepOutcome] = field(default_factory=list)
     solve_s: float = 0.0
     utilisation: dict[str, float] = field(default_factory=dict)  # host -> predicted CPU demand / cpus
+    stale: list[str] = field(default_factory=list)  # hosts and VMs whose sensors are stale (left alone)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,6 +109,15 @@ class DecisionLog:
         return maxlen
 
     def add(self, decision: Decision) -> Decision:
+        level = logging.WARNING if decision.status == ERROR else logging.INFO
+        log.log(
+            level,
+            "autopilot pass %s (%s): %s: %s",
+            decision.pass_id,
+            decision.policy,
+            decision.status,
+            decision.why,
+        )
         with self._lock:
             self._items.append(decision)
             self.total += 1

@@ -44,6 +44,16 @@ def sun_cmd(
     dwell_h: float = typer.Option(8.0, "--dwell-h", help="Hours before a region may undo a move."),
     plots: str | None = typer.Option(None, "--plots", help="Write sun-latency.png and sun-members.png here."),
     json_out: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+    emulate: bool = typer.Option(
+        False, "--emulate", help="Replay each day on a real ZooKeeper ensemble behind a delay proxy."
+    ),
+    time_scale: float = typer.Option(720.0, "--time-scale", help="--emulate: the day runs this much faster."),
+    emulate_steps: int = typer.Option(
+        24, "--emulate-steps", help="--emulate: steps replayed (evenly spaced)."
+    ),
+    dilation: float = typer.Option(
+        1.0, "--dilation", help="--emulate: time dilation (delays x k, measured latencies / k)."
+    ),
 ) -> None:
     """Compare static-single, static-global and dynamic placement of a replicated service over one day:
     mean and p95 perceived latency (reads at the nearest member, writes through the leader and a majority),
@@ -78,6 +88,12 @@ def sun_cmd(
             from tropic.sun.plots import write_plots
 
             data["plots"] = [str(p) for p in write_plots(result, Path(plots))]
+        if emulate:
+            from tropic.cli.sun_emulate import emulate as emulate_day
+
+            data["emulation"] = emulate_day(
+                result, time_scale=time_scale, steps=emulate_steps, dilation=dilation, quiet=False
+            )
         if json_out:
             output.emit_json(data)
             return
@@ -100,5 +116,9 @@ def sun_cmd(
         output.console.print(
             f"dynamic vs best static: {100 * strategies['reduction_vs_best_static']:.1f}% lower mean"
         )
+        if emulate:
+            from tropic.cli.sun_emulate import print_table
+
+            print_table(data["emulation"])
     except TropicError as e:
         output.fail(e, code=output.exit_code(e))

@@ -185,6 +185,8 @@ class ZooKeeperEnsemble:
             for i in range(size)
         ]
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
+        # server index -> peer index -> (quorum port, election port) it dials instead of the peer's own
+        self._peer_routes: dict[int, dict[int, tuple[int, int]]] = {}
         for index in range(size):
             self._write_config(index)
 
@@ -203,6 +205,27 @@ class ZooKeeperEnsemble:
 
     def client_port(self, index: int) -> int:
         return self.servers[index].client_port
+
+    def peer_ports(self, index: int) -> tuple[int, int]:
+        """``(quorum port, election port)`` server ``index`` listens on."""
+        server = self.servers[index]
+        return server.peer_port, server.election_port
+
+    def route_peers(self, routes: dict[int, dict[int, tuple[int, int]]]) -> None:
+        """Make server ``i`` dial peer ``j`` at ``routes[i][j] = (quorum port, election port)`` on
+        127.0.0.1 instead of ``j``'s own ports (a relay, e.g. the delay proxy of an emulated wide area).
+
+        Rewrites the configuration files; takes effect when a server (re)starts. Each server still
+        listens on its own ports; pairs not named keep the direct address. Quorum traffic (a follower to
+        its leader) always takes the route; leader election may answer on the peer's own address
+        (ZooKeeper reconnects to the address a lower-numbered peer advertises).
+        """
+        for i, peers in routes.items():
+            if not 0 <= i < self.size or any(not 0 <= j < self.size or j == i for j in peers):
+                raise ValueError(f"route_peers: bad server index in {i}: {sorted(peers)}")
+        self._peer_routes = {i: dict(peers) for i, peers in routes.items()}
+        for index in range(self.size):
+            self._write_config(index)
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def start_all(self, timeout: float = 60.0) -> None:
@@ -239,6 +262,21 @@ class ZooKeeperEnsemble:
         proc = self._procs.pop(index, None)
         if proc is not None:
             _kill_group(proc)
+
+    def pause(self, index: int) -> None:
+        """SIGSTOP server ``index`` (every thread of its JVM): it neither runs nor answers until
+        :meth:`resume`; its connections stay open (a frozen VM, e.g. a live migration's stop-and-copy)."""
+        self._signal(index, signal.SIGSTOP)
+
+    def resume(self, index: int) -> None:
+        """SIGCONT server ``index`` after :meth:`pause`."""
+        self._signal(index, signal.SIGCONT)
+
+    def _signal(self, index: int, sig: signal.Signals) -> None:
+        proc = self._procs.get(index)
+        if proc is None or proc.poll() is not None:
+            raise ZooKeeperHarnessError(f"zk{index + 1} is not running")
+        os.killpg(proc.pid, sig)
 
     def stop_all(self) -> None:
         for index in range(self.size):
@@ -354,9 +392,14 @@ class ZooKeeperEnsemble:
             "reconfigEnabled=false",
             "preAllocSize=4096",  # KiB of transaction log preallocated (default 64 MiB per server)
             f"forceSync={'yes' if self.force_sync else 'no'}",
-            *(f"server.{s.myid}=127.0.0.1:{s.peer_port}:{s.election_port}" for s in self.servers),
+            *(self._server_line(index, peer) for peer in range(self.size)),
         ]
         server.config.write_text("\n".join(lines) + "\n")
+
+    def _server_line(self, index: int, peer: int) -> str:
+        s = self.servers[peer]
+        quorum, election = self._peer_routes.get(index, {}).get(peer, (s.peer_port, s.election_port))
+        return f"server.{s.myid}=127.0.0.1:{quorum}:{election}"
 
     def _command(self, index: int) -> list[str]:
         server = self.servers[index]

@@ -123,24 +123,57 @@ class Model(ABC, Generic[S]):
 
 
 # --- models -----------------------------------------------------------------------------------------
-KVState = tuple[tuple[str, str], ...]  # sorted (key, value) pairs; a missing key has no pair
+# A value's fingerprint: its UTF-8 length and its bytes read as a number modulo the Mersenne prime
+# 2**127 - 1. An append's fingerprint follows from the old one and the suffix alone, so the search's
+# cache holds no copies of long values (a bench's keys grow to many kilobytes). Two different values of
+# the same length share a fingerprint only if their difference is a multiple of that prime.
+Fingerprint = tuple[int, int]
+_PRIME = 2**127 - 1
+_MISSING: Fingerprint = (-1, 0)
+KVState = tuple[tuple[str, Fingerprint], ...]  # sorted (key, fingerprint) pairs; a missing key has none
 
 
-def _kv_get(state: KVState, key: str) -> str | None:
+def fingerprint(value: str | None) -> Fingerprint:
+    if value is None:
+        return _MISSING
+    data = value.encode()
+    return len(data), int.from_bytes(data, "big") % _PRIME
+
+
+def _appended(old: Fingerprint, suffix: str) -> Fingerprint:
+    n, h = (0, 0) if old == _MISSING else old
+    add_n, add_h = fingerprint(suffix)
+    return n + add_n, (h * pow(256, add_n, _PRIME) + add_h) % _PRIME
+
+
+def _kv_get(state: KVState, key: str) -> Fingerprint:
     for k, v in state:
         if k == key:
             return v
-    return None
+    return _MISSING
 
 
-def _kv_set(state: KVState, key: str, value: str) -> KVState:
+def _kv_set(state: KVState, key: str, value: Fingerprint) -> KVState:
+    if len(state) == 1 and state[0][0] == key:  # the usual case: one partition, one key
+        return ((key, value),)
     return tuple(sorted([*((k, v) for k, v in state if k != key), (key, value)]))
 
 
 class KVModel(Model[KVState]):
     """A key-value store of strings. Inputs ``{"op": "get"|"put"|"append", "key": k, "value": v}``;
     outputs: a get returns the value (None when the key is missing), a put or an append returns None
-    (its output is not checked). Partitioned per key."""
+    (its output is not checked). Partitioned per key. Values are compared by :func:`fingerprint`."""
+
+    def __init__(self) -> None:
+        self._prints: dict[str | None, Fingerprint] = {}
+
+    def _print(self, value: str | None) -> Fingerprint:
+        fp = self._prints.get(value)
+        if fp is None:
+            if len(self._prints) > 100_000:
+                self._prints.clear()
+            fp = self._prints[value] = fingerprint(value)
+        return fp
 
     def init(self) -> KVState:
         return ()
@@ -148,18 +181,42 @@ class KVModel(Model[KVState]):
     def step(self, state: KVState, input: Any, output: Any) -> tuple[bool, KVState]:
         op, key = input["op"], str(input["key"])
         if op == "get":
-            return (output is PENDING or output == _kv_get(state, key)), state
+            if output is PENDING:
+                return True, state
+            return self._print(None if output is None else str(output)) == _kv_get(state, key), state
         if op == "put":
-            return True, _kv_set(state, key, str(input["value"]))
+            return True, _kv_set(state, key, self._print(str(input["value"])))
         if op == "append":
-            return True, _kv_set(state, key, (_kv_get(state, key) or "") + str(input["value"]))
+            return True, _kv_set(state, key, _appended(_kv_get(state, key), str(input["value"])))
         raise ValueError(f"unknown KV operation {op!r}")
 
     def partition(self, history: Sequence[Operation]) -> list[list[Operation]]:
+        """Per key, without the pending writes no read observed. Such a write may be linearized after
+        every other operation on its key (it never returned), where it changes no read's answer; so
+        dropping it changes no verdict. Kept, each would double the search at every read it might
+        precede (a bench with many timeouts would never finish)."""
         by_key: dict[str, list[Operation]] = {}
         for op in history:
             by_key.setdefault(str(op.input["key"]), []).append(op)
-        return list(by_key.values())
+        return [self._observed(ops) for ops in by_key.values()]
+
+    @staticmethod
+    def _observed(ops: list[Operation]) -> list[Operation]:
+        seen = {str(op.output) for op in ops if not op.pending and op.input["op"] == "get" and op.output}
+        # A substring of a read is a substring of a longest read it is a prefix of: keep only those
+        # (one, usually: a key that is only appended to reads as one growing value).
+        longest: list[str] = []
+        for out in sorted(seen, key=len, reverse=True):
+            if not any(m.startswith(out) for m in longest):
+                longest.append(out)
+
+        def observed(op: Operation) -> bool:
+            value = str(op.input.get("value", ""))
+            if op.input["op"] == "put":  # read as written, until the next write
+                return value in seen
+            return any(value in out for out in longest)  # an append stays in the value for good
+
+        return [op for op in ops if not op.pending or op.input["op"] == "get" or observed(op)]
 
     def read_only(self, input: Any) -> bool:
         return bool(input["op"] == "get")

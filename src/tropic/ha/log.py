@@ -25,7 +25,15 @@ from functools import partial
 from typing import Any
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import NodeExistsError, NoNodeError, NotEmptyError
+from kazoo.exceptions import (
+    ConnectionClosedError,
+    ConnectionLoss,
+    NodeExistsError,
+    NoNodeError,
+    NotEmptyError,
+    OperationTimeoutError,
+    SessionExpiredError,
+)
 from kazoo.interfaces import IAsyncResult
 from kazoo.protocol.states import WatchedEvent
 
@@ -34,10 +42,17 @@ from tropic.ha.codec import WireError, decode_entry, decode_info, decode_snapsho
 from tropic.ha.contract import LOG_PREFIX, LogEntry, ReplicaInfo, Snapshot, ha_root
 from tropic.store.zkclient import bounded_call
 
-__all__ = ["CHUNK_BYTES", "LogTruncated", "RequestLog", "entry_index"]
+__all__ = ["CHUNK_BYTES", "TRANSIENT", "LogTruncated", "RequestLog", "entry_index"]
 
 # ZooKeeper refuses a node (or a request) over jute.maxbuffer, 1 MB by default; stay well below.
 CHUNK_BYTES = 512 * 1024
+# What kazoo raises while the ensemble cannot answer (a lost connection or session); worth a retry.
+TRANSIENT: tuple[type[Exception], ...] = (
+    ConnectionLoss,
+    ConnectionClosedError,
+    OperationTimeoutError,
+    SessionExpiredError,
+)
 
 
 class LogTruncated(TropicError):
@@ -112,21 +127,26 @@ class RequestLog:
             try:
                 data, _ = result.get(timeout=self.timeout)
             except NoNodeError:
-                marker = self.truncated()
-                raise LogTruncated(
-                    f"log entry {index} of HA job {self.job} was truncated (lowest kept: {marker})",
-                    marker=marker,
-                ) from None
-            except self.zk.handler.timeout_exception:
+                raise self._truncated_at(index) from None
+            except (*TRANSIENT, self.zk.handler.timeout_exception):
                 # the slow path retries through bounded_call
                 path = f"{self.log_path}/{LOG_PREFIX}{index:010d}"
-                data, _ = self._call(partial(self.zk.get_async, path), "read the log")
+                try:
+                    data, _ = self._call(partial(self.zk.get_async, path), "read the log")
+                except NoNodeError:
+                    raise self._truncated_at(index) from None
             try:
                 out.append((index, decode_entry(data)))
             except WireError as exc:
                 # never written by a wrapper; kept in the log, applied as a request the program refuses
                 out.append((index, LogEntry(client="", seq=0, op={"__malformed__": str(exc)})))
         return out
+
+    def _truncated_at(self, index: int) -> LogTruncated:
+        marker = self.truncated()
+        return LogTruncated(
+            f"log entry {index} of HA job {self.job} was truncated (lowest kept: {marker})", marker=marker
+        )
 
     def entries(self, after: int = -1) -> list[tuple[int, LogEntry]]:
         """Every entry above index ``after``, in log order."""
@@ -332,7 +352,8 @@ class RequestLog:
         doomed = [i for i in self.indices() if i < marker]
         pending = [self.zk.delete_async(f"{self.log_path}/{LOG_PREFIX}{i:010d}") for i in doomed]
         for result in pending:
-            with contextlib.suppress(NoNodeError):  # another replica removed it
+            # another replica removed it, or the connection dropped: the next truncation removes it
+            with contextlib.suppress(NoNodeError, *TRANSIENT, self.zk.handler.timeout_exception):
                 result.get(timeout=self.timeout)
         # snapshots of replicas gone for good that the log can no longer follow are useless
         for replica, applied in self.snapshots().items():

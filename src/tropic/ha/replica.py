@@ -27,7 +27,7 @@ from kazoo.protocol.states import KazooState, WatchedEvent
 from tropic.errors import TropicError
 from tropic.ha.codec import WireError, decode_request, encode
 from tropic.ha.contract import LogEntry, ReplicaInfo, Reply, Request, Snapshot
-from tropic.ha.log import LogTruncated, RequestLog
+from tropic.ha.log import TRANSIENT, LogTruncated, RequestLog
 from tropic.ha.program import Program, ProgramDied
 from tropic.store.zkclient import ZooKeeperUnavailable, open_client
 
@@ -80,6 +80,7 @@ class Replica:
         self._answers: dict[tuple[str, int], tuple[int, Any, bool]] = {}
         self._since_snapshot = 0
         self._info_at = 0.0
+        self._shown = -1  # the applied index the replica node shows
         self._reregister = False
         zk.add_listener(self._on_state)
 
@@ -134,23 +135,25 @@ class Replica:
 
     def run(self) -> None:
         """The apply loop (its own thread): follow the log until stopped."""
+        transient = (ZooKeeperUnavailable, *TRANSIENT, self.zk.handler.timeout_exception)
         try:
             while not self.stop.is_set():
                 self._changed.clear()
-                if self._reregister and self.zk.connected:
-                    self._reregister = False
-                    _say(self.name, "ZooKeeper session lost: registering again")
-                    self.log.register(self.info())
-                    self._restore()  # truncation may have passed us meanwhile
                 try:
+                    if self._reregister and self.zk.connected:
+                        _say(self.name, "ZooKeeper session lost: registering again")
+                        self.log.register(self.info())
+                        self._reregister = False
+                        self._restore()  # truncation may have passed us meanwhile
                     behind = self.apply_pending()
                 except LogTruncated as exc:
                     _say(self.name, f"{exc}: restoring a newer snapshot")
                     self._restore()
                     continue
-                except ZooKeeperUnavailable as exc:
-                    _say(self.name, str(exc))
-                    self._changed.wait(1.0)
+                except transient as exc:
+                    # ZooKeeper is failing over or lost its quorum: kazoo reconnects; try again soon
+                    _say(self.name, f"waiting for ZooKeeper ({type(exc).__name__}: {exc})")
+                    self._changed.wait(0.2)
                     continue
                 if not self.serving and behind <= CAUGHT_UP_LAG:
                     self.serving = True
@@ -158,10 +161,12 @@ class Replica:
                     _say(self.name, f"caught up at index {self.applied}: serving at {self.address}")
                 if behind == 0:
                     self._publish()
-                    self._changed.wait(1.0)  # the watch wakes us; the timeout is a safety net
+                    # the watch wakes us (the timeout is a safety net), or the rate limit of the
+                    # replica node has passed and the index it shows is out of date
+                    self._changed.wait(INFO_EVERY_S if self._shown != self.applied else 1.0)
         except ProgramDied as exc:
             self.fail(str(exc))
-        except (TropicError, OSError) as exc:
+        except Exception as exc:
             self.fail(f"{type(exc).__name__}: {exc}")
 
     def fail(self, why: str) -> None:
@@ -228,13 +233,14 @@ class Replica:
         try:
             self.log.write_snapshot(self.name, snapshot)
             self.log.truncate()
-        except ZooKeeperUnavailable as exc:
+        except (ZooKeeperUnavailable, *TRANSIENT, self.zk.handler.timeout_exception) as exc:
             _say(self.name, f"snapshot at index {snapshot.applied} not saved: {exc}")
 
     def _publish(self, force: bool = False) -> None:
         now = time.monotonic()
         if force or now - self._info_at >= INFO_EVERY_S:
             self._info_at = now
+            self._shown = self.applied
             self.log.update(self.info())
 
     # --- serving -----------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from tropic.model import Delta, Model, Node, Schema, parent_of
 from tropic.owner import Holder, OwnerLock, acquire
 from tropic.records.query import TxnQuery
 from tropic.records.record import Transaction
-from tropic.store import sqlite_obs, sqlite_retain
+from tropic.store import sqlite_keys, sqlite_obs, sqlite_retain
 from tropic.store.archive import Archive, with_archived
 from tropic.store.base import History, Restored, Store
 from tropic.store.observations import ObservationRow
@@ -94,6 +94,7 @@ class _Batch:
     node_puts: list[tuple[str, str, str]] = field(default_factory=list)
     txns: list[tuple[Any, ...]] = field(default_factory=list)
     fences: list[tuple[str, int | None]] = field(default_factory=list)
+    keys: list[sqlite_keys.KeyRow] = field(default_factory=list)  # idempotency keys of new records
 
 
 def _dumps(value: Any) -> str:
@@ -170,6 +171,7 @@ class SQLiteStore(Store):
         self._nodes: list[tuple[str, Node | None]] = []
         self._fences: dict[str, int | None] = {}
         self._logged: set[int] = set()  # transactions whose action log and delta are stored
+        self._keys = sqlite_keys.PendingKeys()  # idempotency keys bound, not yet written
         self.commits = 0
         self._write_lock = threading.Lock()
         self._checkpointer: _Checkpointer | None = _Checkpointer(self.path)
@@ -197,6 +199,7 @@ class SQLiteStore(Store):
             conn.execute("PRAGMA secure_delete=FAST")
             conn.executescript(SCHEMA)
             conn.executescript(sqlite_obs.SCHEMA)
+            conn.executescript(sqlite_keys.SCHEMA)
             if not self.existed:
                 conn.execute("BEGIN")
                 conn.executemany(
@@ -383,6 +386,20 @@ class SQLiteStore(Store):
     def put_txn(self, txn: Transaction) -> None:
         self._txns[txn.id] = txn
 
+    def bind_key(self, txn_id: int, kid: str, fingerprint: str) -> None:
+        """Store idempotency key ``kid`` with transaction ``txn_id``'s first record (same SQLite
+        transaction; see :mod:`tropic.store.sqlite_keys`)."""
+        self._keys.bind(txn_id, kid, fingerprint)
+
+    def lookup_key(self, kid: str) -> tuple[int, str] | None:
+        """The committed transaction and request fingerprint of key ``kid``, or None."""
+        with self._read_lock, self._sql_errors("read"):
+            return sqlite_keys.lookup(self._reader, kid)
+
+    def lookup_pending_key(self, kid: str) -> tuple[int, str] | None:
+        """The transaction key ``kid`` is bound to while its first record waits to be written, or None."""
+        return self._keys.lookup(kid)
+
     def put_delta(self, delta: Delta, *, revert: bool = False) -> None:
         items = delta.before if revert else delta.after
         self._nodes.extend(items.items())
@@ -402,6 +419,7 @@ class SQLiteStore(Store):
         nodes, self._nodes = self._nodes, []
         fences, self._fences = self._fences, {}
         batch = _Batch(txns=[self._row(t) for t in txns.values()], fences=list(fences.items()))
+        batch.keys = self._keys.take(txns)
         if nodes:
             # Later changes to the same path win.
             last: dict[str, Node | None] = {}
@@ -427,6 +445,8 @@ class SQLiteStore(Store):
                         conn.executemany("INSERT OR REPLACE INTO nodes VALUES (?, ?, ?)", b.node_puts)
                     if b.txns:
                         conn.executemany(UPSERT, b.txns)
+                    if b.keys:
+                        conn.executemany(sqlite_keys.INSERT, b.keys)
                     for path, txn in b.fences:
                         if txn is None:
                             conn.execute("DELETE FROM fences WHERE path=?", (path,))
@@ -438,6 +458,9 @@ class SQLiteStore(Store):
                     conn.execute("ROLLBACK")
                 raise StoreError(f"cannot write store {self.path}: {e}", path=str(self.path)) from None
             self.commits += 1
+            for b in batches:
+                assert isinstance(b, _Batch)
+                self._keys.written(b.keys)
 
     def _row(self, t: Transaction) -> tuple[Any, ...]:
         """The action log and delta are written once, when the transaction starts; later writes carry

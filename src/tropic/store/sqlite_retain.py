@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from tropic.store import sqlite_keys
 from tropic.store.base import History
 
 FINAL_STATES = "'COMMITTED', 'ABORTED', 'FAILED'"
@@ -110,6 +111,7 @@ def remove(conn: sqlite3.Connection, ids: list[int], counts: History) -> None:
             f"DELETE FROM txns WHERE id IN (SELECT value FROM json_each(?)) AND state IN ({FINAL_STATES})",
             (orjson.dumps(ids).decode(),),
         )
+        sqlite_keys.forget(conn, orjson.dumps(ids).decode())  # their idempotency keys go with them
         conn.execute(
             "INSERT OR REPLACE INTO meta VALUES ('retired', ?)",
             (orjson.dumps(retired.to_dict()).decode(),),

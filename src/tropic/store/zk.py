@@ -184,6 +184,12 @@ class ZooKeeperStore(Store):
         controller whose election session ended can write nothing, even before anyone bumps the epoch."""
         self._writer.lock_node = lock_node
 
+    @property
+    def election_node(self) -> str | None:
+        """The election node bound by :meth:`bind_election` (None until then): what other writers of this
+        controller (the autopilot's decision log) check too."""
+        return self._writer.lock_node
+
     def abdicate(self) -> None:
         """Refuse every further commit (a leader stepping down: its successor resumes the work)."""
         self._writer.abdicated = True

@@ -181,10 +181,12 @@ def solve(
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         if status == cp_model.INFEASIBLE:
             return None
-        why = solver.status_name(status)
-        raise ConfigError(f"sun: the solver found no placement within {time_limit:g} s ({why})")
-    counts = {r: int(solver.value(x[r])) for r in cand if solver.value(x[r])}
-    leader = next(r for r in cand if solver.value(lead[r]))
+        # No answer within the time limit: improve the start (the current placement when it fits) instead.
+        counts = {r: v for r, v in start.items() if v}
+        leader = hint_leader
+    else:
+        counts = {r: int(solver.value(x[r])) for r in cand if solver.value(x[r])}
+        leader = next(r for r in cand if solver.value(lead[r]))
     if status != cp_model.OPTIMAL:
         counts, leader = polish(
             matrix,
