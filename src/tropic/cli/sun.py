@@ -80,6 +80,10 @@ def sun_cmd(
             clients=_names(clients),
             config=config,
         )
+        if emulate:
+            from tropic.cli.sun_emulate import check_options
+
+            check_options(time_scale, emulate_steps, dilation)
         if not json_out:
             output.err_console.print("placing the service three ways over the day...")
         result = run(spec)
