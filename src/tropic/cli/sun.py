@@ -95,6 +95,10 @@ def sun_cmd(
             controlled=not no_controller,
             oracle=oracle,
         )
+        if emulate:
+            from tropic.cli.sun_emulate import check_options
+
+            check_options(time_scale, emulate_steps, dilation)
         if not json_out:
             output.err_console.print("placing the service three ways over the day...")
         result = run(spec)
