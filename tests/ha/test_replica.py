@@ -16,6 +16,7 @@ import pytest
 from ha.harness import KV, ReplicaProc, serving, wait_for, wire
 from tropic.ha.client import HAClient
 from tropic.ha.log import RequestLog
+from tropic.ha.program import Program, ProgramDied
 
 
 @pytest.fixture
@@ -120,3 +121,14 @@ def test_a_client_of_a_job_without_replicas_gives_up_at_its_deadline(zk_uri: str
 
     with HAClient(zk_uri, "nobody", timeout=1.0) as client, pytest.raises(HAUnavailable, match="no live"):
         client.call({"op": "get", "key": "k"})
+
+
+def test_a_program_that_does_not_answer_is_reported_not_waited_for() -> None:
+    silent = "import sys, time; sys.stdin.readline(); time.sleep(600)"
+    prog = Program([sys.executable, "-c", silent])
+    try:
+        with pytest.raises(ProgramDied, match="did not answer within 1 s"):
+            prog.probe(timeout=1.0)
+    finally:
+        prog.stop()
+    assert prog.proc.poll() is not None

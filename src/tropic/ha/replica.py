@@ -398,9 +398,14 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
     try:
         program = Program(command)
-        program.probe()
     except ProgramDied as exc:
-        _say(name, f"{exc} at once; not serving")
+        _say(name, f"{exc}; not serving")
+        return 3
+    try:
+        program.probe()
+    except ProgramDied as exc:  # it exited at once, or does not speak the protocol
+        _say(name, f"{exc}; not serving")
+        program.stop()
         return 3
     zk: KazooClient | None = None
     server: _Server | None = None
