@@ -276,3 +276,23 @@ def test_a_replica_whose_session_expired_while_truncation_passed_it_restores_and
     kv_job.agree()
     assert "registering again" in frozen.stderr()
     assert "restored the snapshot" in frozen.stderr() or "restoring a newer snapshot" in frozen.stderr()
+
+
+@pytest.mark.timeout(600)
+def test_a_replica_restarts_from_a_snapshot_over_the_node_limit(zk_client: Any, kv_job: Job) -> None:
+    """A program state over ZooKeeper's 1 MB node limit is snapshotted in chunks and restored from them."""
+    kv_job.procs["r0"].kill()
+    wait_for(lambda: "r0" not in kv_job.log.live(), 60, "r0's session to end")  # else it holds truncation
+    blob = "x" * 200_000
+    with HAClient(kv_job.zk_uri, kv_job.name) as client:
+        for i in range(2 * SNAPSHOT_EVERY):
+            client.call({"op": "put", "key": f"big-{i % 8}", "value": f"{i}:{blob}"})
+        wait_for(lambda: kv_job.log.truncated() > 0, 60, "a truncation")
+        chunked = [n for n in ("r1", "r2") if zk_client.get_children(f"{kv_job.log.snapshots_path}/{n}")]
+        assert chunked, "the ~1.6 MB state was snapshotted in chunks"
+        restarted = kv_job.restart("r0")
+        assert "restored the snapshot" in restarted.stderr()
+        local = {"client": "check", "seq": 1, "op": {"op": "get", "key": "big-7"}, "consistency": "local"}
+        info = kv_job.log.live()["r0"]
+        wait_for(lambda: wire(info.address, local)[0]["reply"]["value"] is not None, 60, "r0 has big-7")
+    kv_job.agree()
