@@ -172,7 +172,6 @@ class JobHealer:
             lambda: (read_jobs(self.controller.model), self.controller.busy_paths())
         )
         procs = self.controller.driver.replica_processes()
-        tracks = self.controller.driver.runs_replica_processes
         health: dict[str, JobHealth] = {}
         for job in jobs:
             if any(covers(b, job.path) or covers(job.path, b) for b in busy):
@@ -182,7 +181,7 @@ class JobHealer:
                 health[job.name] = old if old is not None else JobHealth(job.name, status="changing")
                 continue
             try:
-                health[job.name] = self._heal_job(job, procs, tracks)
+                health[job.name] = self._heal_job(job, procs)
             except TropicError as e:
                 log.warning("job %s: healing pass failed: %s", job.name, e)
                 health[job.name] = JobHealth(job.name, status="unknown", message=str(e))
@@ -207,7 +206,7 @@ class JobHealer:
         self.zk.watch(job.name, self.wake)
         return self.zk.replicas(job.name), self.zk.log_head(job.name)
 
-    def _heal_job(self, job: JobSpec, procs: dict[str, dict[str, Value]], tracks: bool) -> JobHealth:
+    def _heal_job(self, job: JobSpec, procs: dict[str, dict[str, Value]]) -> JobHealth:
         mem = self._memory.setdefault(job.name, _Memory())
         infos, head = self._zk_view(job)
         now = self.clock()
@@ -215,6 +214,7 @@ class JobHealer:
         dead: list[tuple[ReplicaSpec, ReplicaHealth, bool]] = []  # (replica, health, host down)
         for r in job.members:
             mem.first_seen.setdefault(r.name, now)
+            tracks = self.controller.driver.runs_replicas_on(r.host)
             h, host_down = self._judge(r, procs.get(r.path), tracks, infos, head, mem, now)
             out.replicas.append(h)
             lived = self._lived(r, procs.get(r.path), mem, now)
