@@ -44,7 +44,9 @@ class ProgramFailed(TropicError):
 class KVWire:
     """How the KV example's requests and replies look on the program protocol: a get is
     ``{"op": "get", "key": k}`` answered ``{"value": v}`` (None when missing); an append is
-    ``{"op": "append", "key": k, "value": v}``."""
+    ``{"op": "append", "key": k, "value": v}``. ``examples/ha/kv.py`` keeps an appended key as the list
+    of the values appended: read as their concatenation, it is the string the checker's KV model
+    expects."""
 
     def request(self, kind: Kind, key: str, value: str | None) -> dict[str, Any]:
         if kind == "get":
@@ -57,6 +59,8 @@ class KVWire:
             if "error" in reply:
                 raise ValueError(f"the program answered an error: {reply['error']}")
             v = reply.get("value")
+            if isinstance(v, list):  # the example keeps an appended key as the list of what was appended
+                return "".join(str(x) for x in v)
             return None if v is None else str(v)
         return None if reply is None else str(reply)
 
