@@ -41,6 +41,11 @@ def bench_cmd(
         300.0, "--check-timeout", help="Seconds the linearizability checker may take (then: unknown)."
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the load and of the choice of victims."),
+    zk: str = typer.Option(
+        "",
+        "--zk",
+        help="Use this ZooKeeper (zk://hosts/chroot, a chroot of its own) instead of starting one.",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
 ) -> None:
     """Run the KV example as a replicated job (its own 3-server ZooKeeper ensemble, a controller on the
@@ -69,6 +74,7 @@ def bench_cmd(
             failure_domain=domain,
             check_timeout=check_timeout,
             seed=seed,
+            zk_uri=zk,
         )
 
         def say(message: str) -> None:

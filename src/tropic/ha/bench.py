@@ -64,6 +64,7 @@ class BenchSpec:
     check_timeout: float = 300.0  # the linearizability checker's budget
     heal_timeout: float = 60.0  # after the load: how long to wait for every replica to serve again
     seed: int = 0
+    zk_uri: str = ""  # an ensemble to use (a zk:// URI with a chroot of the bench's own); default: start one
 
     def validate(self) -> None:
         if self.replicas < 1:

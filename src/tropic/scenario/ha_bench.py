@@ -78,19 +78,26 @@ def replicated(spec: BenchSpec, program: Sequence[str], say: Say) -> tuple[RunRe
     """The job on a real ensemble and controller, the load, the kills; returns what was recorded."""
     out = RunRecord()
     base = Path(tempfile.mkdtemp(prefix="tropic-ha-bench-"))
-    say("starting a 3-server ZooKeeper ensemble")
-    try:
-        ensemble = ZooKeeperEnsemble(base / "zk", size=3, force_sync=False)
-        ensemble.start_all()
-    except ZooKeeperHarnessError as e:
-        raise BenchFailed(f"ZooKeeper: {e}") from None
+    ensemble: ZooKeeperEnsemble | None = None
+    if spec.zk_uri:
+        zk_uri = spec.zk_uri
+    else:
+        say("starting a 3-server ZooKeeper ensemble")
+        try:
+            ensemble = ZooKeeperEnsemble(base / "zk", size=3, force_sync=False)
+            ensemble.start_all()
+        except ZooKeeperHarnessError as e:
+            if ensemble is not None:
+                ensemble.close()
+            shutil.rmtree(base, ignore_errors=True)
+            raise BenchFailed(f"ZooKeeper: {e}") from None
+        zk_uri = ensemble.uri("/tropic-ha-bench")
     # Enough hosts that every kill of a host leaves a free one for the replacement.
     hosts = spec.replicas + (spec.kills if spec.kill == "host" else 0) + 1
     model = build_datacenter(DatacenterSpec(regions=("r1",), hosts_per_region=hosts))
     sim = SimDriver(seed=spec.seed, state_file=base / "devices.json")
     sim.load(project(model))
     ctl = Controller(model, sim, workers=4).start()
-    zk_uri = ensemble.uri("/tropic-ha-bench")
     jobs_zk = JobZooKeeper(zk_uri)
     watch_zk = JobZooKeeper(zk_uri)
     events: list[dict[str, Any]] = []  # every healer event (its own list keeps only the newest)
@@ -192,7 +199,8 @@ def replicated(spec: BenchSpec, program: Sequence[str], say: Say) -> tuple[RunRe
         ctl.stop()
         sim.close()
         watch_zk.close()
-        ensemble.close()
+        if ensemble is not None:
+            ensemble.close()
         shutil.rmtree(base, ignore_errors=True)
 
 
