@@ -114,3 +114,10 @@ def test_help_explains_and_bad_arguments_are_refused() -> None:
         capture_output=True, text=True,
     )  # fmt: skip
     assert run.returncode == 2 and "no program given" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_a_client_of_a_job_without_replicas_gives_up_at_its_deadline(zk_uri: str) -> None:
+    from tropic.ha.contract import HAUnavailable
+
+    with HAClient(zk_uri, "nobody", timeout=1.0) as client, pytest.raises(HAUnavailable, match="no live"):
+        client.call({"op": "get", "key": "k"})

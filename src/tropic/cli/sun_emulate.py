@@ -13,6 +13,15 @@ if TYPE_CHECKING:
     from tropic.sun.run import SunResult
 
 
+def check_options(time_scale: float, steps: int, dilation: float) -> None:
+    """Refuse bad ``--emulate`` options before anything runs (exit status 2)."""
+    if time_scale <= 0 or steps < 1 or dilation < 1:
+        output.fail(
+            f"sun --emulate: --time-scale must be > 0 (got {time_scale:g}), --emulate-steps >= 1 "
+            f"(got {steps}), --dilation >= 1 (got {dilation:g})"
+        )
+
+
 def emulate(
     result: SunResult, *, time_scale: float, steps: int, dilation: float, quiet: bool
 ) -> dict[str, Any]:
@@ -20,8 +29,7 @@ def emulate(
     from tropic.cluster.zk_ensemble import ZooKeeperHarnessError
     from tropic.sun.emulate import EmulateOptions, run
 
-    if time_scale <= 0 or steps < 1 or dilation < 1:
-        output.fail("sun --emulate: --time-scale must be > 0, --emulate-steps >= 1, --dilation >= 1")
+    check_options(time_scale, steps, dilation)
     demand = result.demand
     count = len(demand.rate)
     emulated = min(steps, count)
@@ -34,7 +42,11 @@ def emulate(
         bandwidth_mib_s=config.bandwidth_mib_s,
         dilation=dilation,
     )
-    say = (lambda _: None) if quiet else (lambda line: output.err_console.print(line, highlight=False))
+
+    def say(line: str) -> None:
+        if not quiet:
+            output.err_console.print(line, highlight=False, soft_wrap=True)
+
     try:
         report = run(result.matrix, demand, result.days, options=options, progress=say)
     except ValueError as e:

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from tropic.drivers.base import covers
 from tropic.errors import TropicError
 from tropic.ha.contract import ReplicaInfo
 from tropic.jobs.observe import JobSpec, JobZooKeeper, ReplicaSpec, read_jobs
@@ -170,11 +171,19 @@ class JobHealer:
     # --- one pass -----------------------------------------------------------------------------------------
     def heal_once(self) -> dict[str, JobHealth]:
         """Judge every replica, replace the dead ones (with backoff); returns the jobs' health."""
-        jobs = self.controller.call(lambda: read_jobs(self.controller.model))
+        jobs, busy = self.controller.call(
+            lambda: (read_jobs(self.controller.model), self.controller.busy_paths())
+        )
         procs = self.controller.driver.replica_processes()
         tracks = self.controller.driver.runs_replica_processes
         health: dict[str, JobHealth] = {}
         for job in jobs:
+            if any(covers(b, job.path) or covers(job.path, b) for b in busy):
+                # a transaction is changing the job (its replicas are starting or stopping): judge it
+                # once the transaction is over, not halfway
+                old = self.health.get(job.name)
+                health[job.name] = old if old is not None else JobHealth(job.name, status="changing")
+                continue
             try:
                 health[job.name] = self._heal_job(job, procs, tracks)
             except TropicError as e:

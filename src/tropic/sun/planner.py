@@ -36,8 +36,9 @@ Forecast = Callable[[int], Mapping[str, float]]  # step -> client region -> requ
 
 @dataclass(frozen=True, slots=True)
 class SunConfig:
-    """The policy's knobs. Migration: ``memory_mib`` per member, ``dirty_mib_s``, ``bandwidth_mib_s``
-    between regions; ``election_s``: writes unavailable while a new leader is elected."""
+    """The policy's knobs. Migration: ``memory_mib`` per member, ``dirty_mib_s``, the link model
+    (``bandwidth_mib_s``, ``window_mib``); ``election_s``: writes unavailable while a new leader is
+    elected."""
 
     members: int = 5
     capacity: int = 5  # members per region at most
@@ -48,7 +49,8 @@ class SunConfig:
     dwell_h: float = 8.0
     memory_mib: float = 4096.0
     dirty_mib_s: float = 20.0
-    bandwidth_mib_s: float = 100.0
+    bandwidth_mib_s: float = 1250.0  # the path's capacity ...
+    window_mib: float = 16.0  # ... and a stream's window: rate = min(capacity, window / rtt), as /links
     election_s: float = 1.0
     neighbours: int = 2  # candidate regions: the entry regions and this many nearest to each
     time_limit: float = 3.0
@@ -69,13 +71,15 @@ class MoveRecord:
 
 
 def migration(config: SunConfig, matrix: LatencyMatrix, source: str, dest: str) -> PreCopy:
-    """The pre-copy of one member from ``source`` to ``dest``."""
-    return precopy(
-        config.memory_mib,
-        dirty_mib_s=config.dirty_mib_s,
-        bandwidth_mib_s=config.bandwidth_mib_s,
-        rtt_ms=matrix.rtt(source, dest),
+    """The pre-copy of one member from ``source`` to ``dest`` at ``min(capacity, window / rtt)``, the
+    rate the model's ``/links`` gives a region pair (``docs/geo.md``)."""
+    rtt_ms = matrix.rtt(source, dest)
+    rate = (
+        config.bandwidth_mib_s
+        if rtt_ms <= 0
+        else min(config.bandwidth_mib_s, config.window_mib / (rtt_ms / 1000))
     )
+    return precopy(config.memory_mib, dirty_mib_s=config.dirty_mib_s, bandwidth_mib_s=rate, rtt_ms=rtt_ms)
 
 
 def moves_between(old: Placement, new: Placement) -> list[tuple[str, str]]:
@@ -217,6 +221,22 @@ class SunPlanner:
             f"{100 * gain / now:.1f}% less forecast latency over {cfg.horizon_h:g} h"
         )
         return target, lead
+
+    # --- the autopilot plug-in's view (tropic.autopilot.policies.sun.RegionPlanner) ---
+    @property
+    def step_s(self) -> int:
+        return self.demand.step_s
+
+    def knows(self, region: str) -> bool:
+        return region in self.matrix.rtt_ms
+
+    def decide_regions(self, step: int, members: tuple[str, ...], leader: int) -> tuple[tuple[str, ...], int]:
+        """:meth:`decide` on plain tuples; the moves it answers count as done from ``step + lead``."""
+        current = Placement(members, leader)
+        target, lead = self.decide(step, current)
+        if target != current:
+            self.record(step + lead, current, target)
+        return target.members, target.leader
 
     def record(self, step: int, current: Placement, target: Placement) -> None:
         """Note the moves that took effect at ``step`` (the anti-flap window and the budget read them)."""
