@@ -228,3 +228,14 @@ def test_pipe_client_runs_the_program_alone() -> None:
             dead.call({"op": "get", "key": "x"})
     finally:
         dead.close()
+
+
+def test_kill_scheduler_stops_at_the_end_of_the_load() -> None:
+    target = Victims()
+    target.live = {f"r{i}" for i in range(10)}
+    t0 = time.monotonic()
+    sched = KillScheduler(target, 0.01, clock=lambda: time.monotonic() - t0, until=0.055)
+    sched.start()
+    sched._thread.join(30)  # it ends by itself after the last kill before ``until``
+    assert not sched._thread.is_alive()
+    assert len(sched.events) == 5 and sched.errors == []

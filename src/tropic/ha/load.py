@@ -188,7 +188,8 @@ class KillTarget(Protocol):
 
 
 class KillScheduler:
-    """Every ``every`` seconds (the first after ``every``), kill a random live victim of ``target``."""
+    """Every ``every`` seconds (the first after ``every``, none from ``until`` on), kill a random live
+    victim of ``target``."""
 
     def __init__(
         self,
@@ -198,6 +199,7 @@ class KillScheduler:
         clock: Callable[[], float],
         seed: int = 0,
         on_kill: Callable[[KillEvent], None] | None = None,
+        until: float | None = None,
     ) -> None:
         if every <= 0:
             raise ValueError("the kill interval must be positive")
@@ -206,6 +208,7 @@ class KillScheduler:
         self.clock = clock
         self.rng = random.Random(seed)
         self.on_kill = on_kill
+        self.until = until  # no kill at or after this time (the end of the load)
         self.events: list[KillEvent] = []
         self.errors: list[str] = []
         self._stop = threading.Event()
@@ -221,6 +224,8 @@ class KillScheduler:
     def _run(self) -> None:
         next_at = self.clock() + self.every
         while not self._stop.wait(max(0.0, next_at - self.clock())):
+            if self.until is not None and next_at >= self.until:
+                return
             next_at += self.every
             try:
                 victims = self.target.victims()

@@ -142,7 +142,9 @@ def replicated(spec: BenchSpec, program: Sequence[str], say: Say) -> tuple[RunRe
         def killed(e: KillEvent) -> None:
             say(f"{e.at:6.1f} s: killed {spec.kill} {e.victim} ({', '.join(e.detail.get('replicas', []))})")
 
-        sched = KillScheduler(victims, spec.kill_every, clock=load.now, seed=spec.seed, on_kill=killed)
+        sched = KillScheduler(
+            victims, spec.kill_every, clock=load.now, seed=spec.seed, on_kill=killed, until=spec.duration
+        )
         say(
             f"load: {spec.clients} clients for {spec.duration:.0f} s, a {spec.kill} killed every "
             f"{spec.kill_every:.0f} s"
