@@ -132,6 +132,9 @@ class JobHealer:
         self.health: dict[str, JobHealth] = {}
         self.passes = 0
         self._memory: dict[str, _Memory] = {}
+        # Hosts seen down: a down host's replica records go with its replaced replicas, yet it must not
+        # get a replacement while it stays down (a host seen up again, running a replica, is dropped).
+        self._hosts_down: set[str] = set()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -228,7 +231,11 @@ class JobHealer:
             elif h.health == "serving" or (h.health == "running" and lived >= self.quick_exit_s):
                 mem.served.add(r.name)
                 mem.quick = 0
-        down = sorted({str(p["host"]) for p in procs.values() if p.get("host_down")})
+        self._hosts_down |= {str(p["host"]) for p in procs.values() if p.get("host_down")}
+        self._hosts_down -= {
+            str(p["host"]) for p in procs.values() if p.get("alive") and not p.get("host_down")
+        }
+        down = sorted(self._hosts_down)
         for r, h, host_down in dead:
             self._replace(job, r, h, down if host_down else [], mem, now)
         if not dead and len(job.members) < job.replicas and now >= mem.not_before:
