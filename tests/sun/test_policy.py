@@ -125,11 +125,11 @@ def test_the_plug_in_is_registered_and_checks_its_options() -> None:
     from tropic.sun.run import latency_sample_path
 
     lat, dem = str(latency_sample_path()), str(business_sample_path())
-    policy = make_policy("sun", service="zk", latency=lat, demand=dem, members=3)
+    policy = make_policy("sun:zk", latency=lat, demand=dem, members=3)
     assert isinstance(policy, SunPolicy) and policy.service == "/services/zk"
     with pytest.raises(PolicyError, match="unknown option 'colour'"):
-        make_policy("sun", service="zk", latency=lat, demand=dem, colour=1)
-    with pytest.raises(PolicyError, match="needs service="):
+        make_policy("sun:zk", latency=lat, demand=dem, colour=1)
+    with pytest.raises(PolicyError, match="needs the managed service"):
         make_policy("sun", latency=lat, demand=dem)
 
 

@@ -12,7 +12,7 @@ from tropic.cli import output
 from tropic.errors import TropicError
 from tropic.sun.policy import register
 
-register()  # the autopilot policy ``sun`` (``tropic serve --autopilot sun``)
+register()  # the autopilot policy ``sun`` (``tropic serve --autopilot sun:<service>``)
 
 
 def _names(text: str) -> tuple[str, ...]:
