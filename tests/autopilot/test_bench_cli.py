@@ -104,6 +104,10 @@ def test_an_impossible_headroom_is_refused() -> None:
     assert "--headroom 0 is impossible" in run_bad("--headroom", "0")
 
 
+def test_an_impossible_percentile_is_refused() -> None:
+    assert "--percentile 150 is impossible" in run_bad("--percentile", "150")
+
+
 def test_a_malformed_trace_is_refused_with_its_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv.gz"
     bad.write_bytes(gzip.compress(b"vm,u0,u1\na,1,2\nb,1\n"))

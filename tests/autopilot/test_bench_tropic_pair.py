@@ -107,3 +107,18 @@ def test_every_plan_of_the_pair_moves_each_vm_at_most_once() -> None:
     plan = pair().plan(snapshot(placement, empty=4), budget=20, time_limit=5.0)
     vms = [m.vm for m in plan.moves]
     assert vms and len(vms) == len(set(vms))
+
+
+def test_with_a_percentile_a_vm_is_judged_by_its_recent_readings_never_later_ones() -> None:
+    p = TropicAutopilot(HotspotRelief(), make_consolidation(), percentile=100.0)
+    demand = [0.2, 0.9] + [0.1] * 12
+    seen = []
+    for util in demand:
+        snap = p.predicted(snapshot({"a": [("v1", 1000.0, util)]}, empty=0))
+        seen.append(snap.vms[f"{R}/a/v1"].demand)
+    assert seen[0] == 0.2  # only what it has been given so far
+    assert seen[1:13] == [0.9] * 12  # the 0.9 stays the p100 for 12 readings (an hour of passes)
+    assert seen[13] == 0.1  # then leaves the window
+    plain = TropicAutopilot(HotspotRelief(), make_consolidation())
+    snap = snapshot({"a": [("v1", 1000.0, 0.3)]}, empty=0)
+    assert plain.predicted(snap) is snap  # without a percentile: the reading now

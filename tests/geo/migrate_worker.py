@@ -7,6 +7,7 @@ migrations it saw commit (over all its runs) to ``<store>.count`` after each one
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -37,7 +38,9 @@ def main(store_path: str, sim_path: str) -> None:
             )
             if t.state is State.COMMITTED:
                 done += 1
-                count.write_text(str(done))
+                tmp = count.with_suffix(".tmp")
+                tmp.write_text(str(done))
+                os.replace(tmp, count)  # a kill never leaves a half-written count
 
 
 if __name__ == "__main__":

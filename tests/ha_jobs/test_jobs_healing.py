@@ -150,3 +150,13 @@ def test_a_job_being_changed_is_not_judged_halfway(model: Model) -> None:
     finally:
         c.stop()
         sim.processes.kill_all()
+
+
+def test_only_the_backend_of_a_replicas_host_says_whether_its_process_lives(model: Model) -> None:
+    """Behind a router, a replica counts as gone for want of a process only on a host the sim drives
+    (a libvirt host's replica is its domain: the sim has no process to show for it)."""
+    from tropic.drivers.router import RouterDriver
+
+    router = RouterDriver(SimDriver(seed=1)).bind(model)
+    assert router.runs_replicas_on("/compute/r1/host-01")
+    assert not router.runs_replicas_on("/compute/r9/host-99")  # no backend drives it

@@ -41,7 +41,7 @@ def test_sun_emulate_reports_measured_next_to_the_model() -> None:
     assert set(rows) == {"static-single", "static-global", "dynamic"}
     for row in rows.values():
         assert row["requests"] > 0 and row["errors"] == 0
-        assert row["measured_mean_ms"] >= 0.95 * row["model_mean_ms"]  # never faster than the network
+        assert row["measured_mean_ms"] >= 0.9 * row["model_mean_ms"]  # not faster than the network
         assert row["strategy_mean_ms"] == pytest.approx(
             data["strategies"][row["strategy"]]["mean_ms"], abs=0.01
         )

@@ -29,6 +29,12 @@ def bench_cmd(
         "--headroom",
         help="tropic policy: demand <= this share of a host (relief above this + 0.1, at most 1).",
     ),
+    percentile: float | None = typer.Option(
+        None,
+        "--percentile",
+        help="tropic policy: a VM's demand is max(its reading now, this percentile of its last 12); "
+        "default: the reading now, as the other policies see it.",
+    ),
     memory: str = typer.Option(
         "cloudsim",
         "--memory",
@@ -66,6 +72,7 @@ def bench_cmd(
             memory_enforced=memory == "enforced",
             store=store,
             time_limit=time_limit,
+            percentile=percentile,
         )
 
         def said(name: str) -> None:

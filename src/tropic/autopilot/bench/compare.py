@@ -34,6 +34,7 @@ class BenchSpec:
     memory_enforced: bool = False
     store: str | None = None
     time_limit: float = 1.0  # per pass, for every policy
+    percentile: float | None = None  # tropic's demand: max(reading now, this percentile of the last hour)
 
     def __post_init__(self) -> None:
         unknown = [p for p in self.policies if p not in POLICIES]
@@ -50,13 +51,15 @@ class BenchSpec:
             raise InvalidArguments(
                 f"--time-limit {self.time_limit:g} is impossible: a pass needs a positive number of seconds"
             )
+        if self.percentile is not None and not 0.0 <= self.percentile <= 100.0:
+            raise InvalidArguments(f"--percentile {self.percentile:g} is impossible: it must be in [0, 100]")
         if self.hosts < 1:
             raise InvalidArguments(f"--hosts must be at least 1, got {self.hosts}")
         if self.vms is not None and self.vms < 1:
             raise InvalidArguments(f"--vms must be at least 1, got {self.vms}")
 
 
-def tropic_policy(headroom: float) -> tuple[Policy | None, str]:
+def tropic_policy(headroom: float, percentile: float | None = None) -> tuple[Policy | None, str]:
     """tropic's CP-SAT consolidation policy when this build has it, else None and why."""
     try:
         module = importlib.import_module(TROPIC_MODULE)
@@ -68,7 +71,8 @@ def tropic_policy(headroom: float) -> tuple[Policy | None, str]:
         from tropic.autopilot.policies.hotspot import HotspotRelief
 
         relief = HotspotRelief(threshold=max(headroom, min(1.0, headroom + 0.1)), headroom=headroom)
-        return TropicAutopilot(relief, cast("Policy", maker(headroom=headroom))), ""
+        consolidation = cast("Policy", maker(headroom=headroom))
+        return TropicAutopilot(relief, consolidation, percentile=percentile), ""
     for _, cls in inspect.getmembers(module, inspect.isclass):
         if (
             cls.__module__ == module.__name__
@@ -119,6 +123,7 @@ class BenchResult:
             "steps": self.steps,
             "memory": "enforced" if self.spec.memory_enforced else "cloudsim",
             "headroom": self.spec.headroom,
+            "percentile": self.spec.percentile,
             "policies": out,
             "energy_vs_lr_mmt": (
                 round(tropic.accounting.energy_kwh / lr.accounting.energy_kwh, 4)
@@ -146,7 +151,7 @@ def run_bench(spec: BenchSpec, *, on_policy: Callable[[str], None] | None = None
             continue
         policy: Policy | None
         if name == "tropic":
-            policy, note = tropic_policy(spec.headroom)
+            policy, note = tropic_policy(spec.headroom, spec.percentile)
             if note:
                 result.notes["tropic"] = note
         else:

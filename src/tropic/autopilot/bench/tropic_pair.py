@@ -12,11 +12,14 @@ total MIPS / MIPS_PER_CPU cpus and a VM with demand utilisation x its MIPS / MIP
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import replace
 
 from tropic.autopilot.base import Plan, Policy, Snapshot
+from tropic.autopilot.predict import moving_percentile
 
 MIPS_PER_CPU = 100.0
+WINDOW = 12  # readings a percentile looks back over (an hour of 5-minute passes, as the service's)
 
 
 def in_mips(snap: Snapshot) -> Snapshot:
@@ -87,12 +90,33 @@ class TropicAutopilot:
 
     name = "tropic"
 
-    def __init__(self, relief: Policy, consolidation: Policy) -> None:
+    def __init__(self, relief: Policy, consolidation: Policy, *, percentile: float | None = None) -> None:
         self.relief = relief
         self.consolidation = consolidation
+        self.percentile = percentile
+        self._seen: dict[str, deque[float]] = {}
+
+    def predicted(self, snapshot: Snapshot) -> Snapshot:
+        """With a ``percentile``: each VM's demand is the larger of its reading now and that percentile of
+        the last :data:`WINDOW` readings this policy was given (now included; never a later one)."""
+        if self.percentile is None:
+            return snapshot
+        vms = {}
+        for path, vm in snapshot.vms.items():
+            key = vm.uid or path
+            seen = self._seen.setdefault(key, deque(maxlen=WINDOW))
+            if vm.demand is not None:
+                seen.append(vm.demand)
+            demand = vm.demand
+            if demand is not None:
+                demand = max(demand, moving_percentile(list(seen), self.percentile))
+            vms[path] = replace(vm, demand=demand)
+        for key in set(self._seen) - {vm.uid or path for path, vm in snapshot.vms.items()}:
+            del self._seen[key]  # a VM gone from the fleet
+        return replace(snapshot, vms=vms)
 
     def plan(self, snapshot: Snapshot, *, budget: int, time_limit: float) -> Plan:
-        snapshot = in_mips(snapshot)
+        snapshot = in_mips(self.predicted(snapshot))
         first = self.relief.plan(snapshot, budget=budget, time_limit=time_limit)
         rest = _after(snapshot, first) if first.moves else snapshot
         left = max(0, budget - len(first.moves))
