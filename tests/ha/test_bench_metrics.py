@@ -15,7 +15,14 @@ from hypothesis import strategies as st
 from tropic.ha.contract import Consistency, HAUnavailable
 from tropic.ha.linearizability import CheckResult, KVModel, check
 from tropic.ha.load import KillScheduler, LoadGenerator, PipeClient, ProgramFailed, history
-from tropic.ha.metrics import audit_writes, longest_gap, max_unavailability, percentile, tokens
+from tropic.ha.metrics import (
+    audit_writes,
+    longest_gap,
+    longest_gaps,
+    max_unavailability,
+    percentile,
+    tokens,
+)
 
 
 # --- max_unavailability -----------------------------------------------------------------------------
@@ -28,6 +35,7 @@ def test_unavailability_hand_cases() -> None:
     assert max_unavailability([-5, 15, 4], 0, 10) == 6  # outside the window: ignored
     assert max_unavailability([], 3, 3) == 0
     assert longest_gap([1, 2, 3, 9], 0, 10) == (3, 9)
+    assert longest_gaps([1, 2, 3, 9], 0, 10, 2) == [(3, 9), (0, 1)]
     with pytest.raises(ValueError):
         max_unavailability([], 2, 1)
 

@@ -20,7 +20,14 @@ from tropic.errors import InvalidArguments, TropicError
 from tropic.ha.contract import Client, ReplicaInfo
 from tropic.ha.linearizability import KVModel, check
 from tropic.ha.load import KillEvent, LoadGenerator, PipeClient, Record, history
-from tropic.ha.metrics import TOKEN_END, audit_writes, longest_gap, max_unavailability, percentile
+from tropic.ha.metrics import (
+    TOKEN_END,
+    audit_writes,
+    longest_gap,
+    longest_gaps,
+    max_unavailability,
+    percentile,
+)
 
 __all__ = [
     "BenchFailed",
@@ -249,6 +256,7 @@ def report(
         "overhead_ratio": overhead,
         "max_unavailability_s": round(max_unavailability(successes, 0.0, end), 3),
         "max_unavailability_window_s": [round(t, 3) for t in longest_gap(successes, 0.0, end)],
+        "longest_windows_s": [[round(a, 3), round(b, 3)] for a, b in longest_gaps(successes, 0.0, end, 5)],
         "lost_acknowledged_writes": len(audit.lost),
         "lost": [f"{k}:{t}" for k, t in audit.lost[:20]],
         "duplicated_writes": len(audit.duplicated),
