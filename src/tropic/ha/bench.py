@@ -132,7 +132,7 @@ def baseline(spec: BenchSpec, program: Sequence[str], say: Say) -> dict[str, Any
 class ReplicaWatch:
     """Polls the job's replica nodes in ZooKeeper: when each replica first registered and first served."""
 
-    def __init__(self, zk: Any, clock: Callable[[], float], every: float = 0.02) -> None:
+    def __init__(self, zk: Any, clock: Callable[[], float], every: float = 0.1) -> None:
         self.zk = zk  # a tropic.jobs.observe.JobZooKeeper
         self.clock = clock
         self.every = every
