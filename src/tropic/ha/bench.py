@@ -84,6 +84,8 @@ class BenchSpec:
             raise InvalidArguments("--clients and --keys must be at least 1")
         if not 0 <= self.write_ratio <= 1:
             raise InvalidArguments("--write-ratio must be between 0 and 1")
+        if self.attempt_timeout <= 0 or self.client_timeout <= 0:
+            raise InvalidArguments("--attempt-timeout must be positive")
         if self.failure_domain not in ("host", "rack", "region"):
             raise InvalidArguments(f"--domain must be host, rack or region, got {self.failure_domain!r}")
 
