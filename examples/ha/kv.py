@@ -5,7 +5,8 @@ stdout, in order, deterministically. Requests (``{"op": ...}``):
 
 * ``{"op": "put", "key": K, "value": V}`` -> ``{"ok": true, "prev": <old value or null>}``
 * ``{"op": "get", "key": K}`` -> ``{"value": <value or null>}``
-* ``{"op": "append", "key": K, "value": V}`` -> ``{"value": <the list after appending V>}``
+* ``{"op": "append", "key": K, "value": V}`` -> ``{"value": <the string after appending V>}`` (strings
+  only: V is concatenated to the key's value, "" when missing)
 * ``{"op": "cas", "key": K, "expect": E, "value": V}`` -> ``{"ok": <swapped?>, "value": <value now>}``
 * ``{"op": "delete", "key": K}`` -> ``{"ok": <was present?>}``
 * ``{"op": "keys"}`` -> ``{"keys": [...]}``
@@ -54,10 +55,10 @@ def handle(data, request):
     if op == "append":
         current = data.get(key)
         if current is None:
-            current = []
-        if not isinstance(current, list):
-            return {"error": f"key {key!r} does not hold a list"}
-        data[key] = [*current, value]
+            current = ""
+        if not isinstance(current, str) or not isinstance(value, str):
+            return {"error": f"append needs a string value and key {key!r} to hold a string"}
+        data[key] = current + value
         return {"value": data[key]}
     if data.get(key) == request.get("expect"):
         data[key] = value

@@ -53,6 +53,9 @@ def test_images_and_members_from_the_command_line(server: Server, tmp_path: obje
     code, out, _ = cli(server, "describe", "/services/web", "--json", token=VIEWER)
     moved = {m["address"]: m for m in json.loads(out)["members"]}
     assert moved[ip]["region"] == "ap-south"  # the same address, now in ap-south
+    code, out, _ = cli(server, "describe", moved[ip]["vm"], "--json", token=VIEWER)
+    procs = [t["procedure"] for t in json.loads(out)["transactions"]]
+    assert procs[:1] == ["migrate_member"] and "spawn_member" in procs  # followed back to its spawn
     # the service's spread refuses a second member in eu-west: exit 1, the member stays
     code, _, err = cli(server, "member", "migrate", "web", "w1", "--region", "eu-west")
     assert code == 1 and ("members_spread" in err or "share region" in err)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from autopilot.served import served
+from autopilot.served import http, served
 from tropic.autopilot.decisions import ACTED, IDLE
 from tropic.cli.main import app
 from tropic.service.autopilot import SensedSource
@@ -36,6 +36,11 @@ def test_a_stale_sensor_is_flagged_and_its_host_left_alone(tmp_path: Path) -> No
         assert HOT in d.stale and f"{HOT}/small" in d.stale and HOT not in d.utilisation  # flagged, not 0%
         assert any(HOT in e for e in source.sensor.errors)  # the sensor says what it could not read
         assert s.host_of("small") == HOT and s.host_of("big") == HOT  # left alone
+        with http(s.service) as url:  # and the operator sees which subjects were stale
+            r = CliRunner().invoke(
+                app, ["autopilot", "decisions", "--url", url, "--token", "x" * 32], env={"COLUMNS": "400"}
+            )
+        assert r.exit_code == 0 and f"stale (left alone): {HOT}" in r.stdout, r.output
         # The readings come back: the same host, hot, is relieved at once.
         s.load.unread = set()
         s.clock.advance(300)
@@ -77,6 +82,7 @@ def test_a_solver_that_times_out_leaves_the_configuration_and_logs_why(
         ),
         (["--autopilot", "psepr"], "autopilot policy 'psepr' needs the managed service"),
         (["--autopilot", "hotspot:x"], "autopilot policy 'hotspot' takes no target"),
+        (["--autopilot", "hotspot,sun"], "autopilot policy 'sun' needs the managed service"),
         (["--autopilot", "hotspot", "--sim-trace", "BAD"], "--sim-trace: "),
     ],
 )

@@ -213,3 +213,39 @@ def test_members_addresses_are_unique_and_never_reused(world: World) -> None:
     ok(w.ctl, "delete_replicated_service", {"service": "zk"})
     assert w.sim.overlay == {}
     assert_invariants(w.ctl)
+
+
+def test_concurrent_moves_never_break_the_spread_together(world: World) -> None:
+    """Two members sent to the same region at once: the migrations read the service's addresses, so they
+    are isolated (the second waits for the first and is simulated again on its result): one commits, the
+    other is refused by the spread, and no device is left with a trace of it."""
+    w = world
+    a = w.ctl.submit("migrate_member", {"service": "zk", "member": "m1", "region": "r3"})
+    b = w.ctl.submit("migrate_member", {"service": "zk", "member": "m2", "region": "r3"})
+    ta, tb = w.ctl.wait(a, 60), w.ctl.wait(b, 60)
+    assert sorted([ta.state.value, tb.state.value]) == ["ABORTED", "COMMITTED"]
+    refused = ta if ta.state is State.ABORTED else tb
+    assert refused.violation is not None and refused.violation.constraint == "AddressGroup.members_spread"
+    regions = sorted(w.vm_path(n).split("/")[2] for n in ("m1", "m2"))
+    assert "r3" in regions and len(set(regions)) == 2
+    assert_invariants(w.ctl)
+
+
+def test_a_service_spans_providers() -> None:
+    from geo.helpers import world_model
+
+    model = world_model()
+    for region, provider in (("r1", "aws"), ("r2", "gcp"), ("r3", "azure")):
+        model.nodes[f"/compute/{region}"].attrs["provider"] = provider
+    ctl, sim = start(model)
+    try:
+        w = build(ctl, sim)
+        ok(w.ctl, "migrate_member", {"service": "zk", "member": "m1", "region": "r3"})
+        from tropic.api.geo_views import members_of
+
+        rows = w.read(lambda v: members_of(w.ctl.model, SVC))
+        assert sorted(r["provider"] for r in rows) == ["azure", "gcp"]
+        assert all(r["address"] for r in rows)
+        assert_invariants(w.ctl)
+    finally:
+        ctl.stop()

@@ -9,22 +9,22 @@ from typing import Any
 from ha.harness import Op
 from tropic.ha.linearizability import PENDING, CheckResult, Model, Operation, check
 
-KVKeyState = tuple[Any, ...] | None  # one key of examples/ha/kv.py: missing, or the list appended
+KVKeyState = str | None  # one key of examples/ha/kv.py: missing, or the string appended to it
 
 
-class KVListModel(Model[KVKeyState]):
-    """examples/ha/kv.py's ``append`` (returns the whole list) and ``get``, partitioned per key (each
-    partition starts from a missing key)."""
+class KVStringModel(Model[KVKeyState]):
+    """examples/ha/kv.py's ``append`` (concatenates, returns the whole string) and ``get``, partitioned
+    per key (each partition starts from a missing key)."""
 
     def init(self) -> KVKeyState:
         return None
 
     def step(self, state: KVKeyState, input: Any, output: Any) -> tuple[bool, KVKeyState]:
         if input["op"] == "get":
-            return output is PENDING or output == {"value": None if state is None else list(state)}, state
+            return output is PENDING or output == {"value": state}, state
         if input["op"] == "append":
-            new = (*(state or ()), input["value"])
-            return output is PENDING or output == {"value": list(new)}, new
+            new = (state or "") + input["value"]
+            return output is PENDING or output == {"value": new}, new
         raise ValueError(f"unknown kv operation {input['op']!r}")
 
     def partition(self, history: Sequence[Operation]) -> list[list[Operation]]:
@@ -58,3 +58,8 @@ def linearizable(ops: list[Op], model: Model[Any]) -> bool:
     outcome = check(model, history, timeout_s=300)
     assert outcome.result is not CheckResult.UNKNOWN, "the checker ran out of time"
     return outcome.result is CheckResult.OK
+
+
+def tokens(value: str | None) -> list[str]:
+    """The tokens a kv value holds (each written as ``token;``)."""
+    return [t for t in (value or "").split(";") if t]

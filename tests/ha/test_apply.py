@@ -22,15 +22,15 @@ requests = st.lists(
 )
 
 
-def model(log: list[tuple[str, int, str]]) -> tuple[dict[str, list[str]], dict[str, int]]:
-    """What applying the log once per (client, seq), in order, gives: the lists, and each client's seq."""
-    data: dict[str, list[str]] = {}
+def model(log: list[tuple[str, int, str]]) -> tuple[dict[str, str], dict[str, int]]:
+    """What applying the log once per (client, seq), in order, gives: the values, and each client's seq."""
+    data: dict[str, str] = {}
     last: dict[str, int] = {}
     for n, (client, seq, key) in enumerate(log):
         if last.get(client, 0) >= seq:
             continue  # a retry (same seq) or a stale request (lower seq): not applied again
         last[client] = seq
-        data.setdefault(key, []).append(f"{client}{seq}#{n}")
+        data[key] = data.get(key, "") + f"{client}{seq}#{n};"
     return data, last
 
 
@@ -64,7 +64,7 @@ def test_replicas_apply_the_log_order_once_per_request(
                 second.apply_pending()
             # the value names the log position, so a request applied twice would show
             first.log.append(
-                LogEntry(client, seq, {"op": "append", "key": key, "value": f"{client}{seq}#{n}"})
+                LogEntry(client, seq, {"op": "append", "key": key, "value": f"{client}{seq}#{n};"})
             )
         expected, last = model(log)
         for r in (first, second):

@@ -204,10 +204,12 @@ MODELS: dict[str, tuple[Model[Any], Any]] = {
 
 def _model_output(model: Model[Any], state: Any, input: dict[str, Any]) -> tuple[Any, Any]:
     """The output the sequential model gives ``input`` in ``state``, and the state after it."""
-    if isinstance(model, KVModel):
-        new = model.step(state, input, PENDING)[1]
-        out = dict(state).get(input["key"]) if input["op"] == "get" else None
-        return out, new
+    if isinstance(model, KVModel):  # the state here: a plain dict (the model keeps fingerprints)
+        key, now = input["key"], dict(state)
+        if input["op"] == "get":
+            return now.get(key), state
+        now[key] = input["value"] if input["op"] == "put" else now.get(key, "") + input["value"]
+        return None, tuple(sorted(now.items()))
     if isinstance(model, CounterModel):
         new = model.step(state, input, PENDING)[1]
         return new, new
@@ -223,7 +225,7 @@ def linearizable_history(draw: st.DrawFn, name: str) -> tuple[Model[Any], list[O
     return: they took effect at their point or not at all)."""
     model, inputs = MODELS[name]
     n = draw(st.integers(1, 7))
-    state = model.init()
+    state = () if isinstance(model, KVModel) else model.init()
     history = []
     for i in range(n):
         input = draw(inputs())

@@ -16,6 +16,7 @@ import pytest
 from ha.harness import KV, ReplicaProc, serving, wait_for, wire
 from tropic.ha.client import HAClient
 from tropic.ha.log import RequestLog
+from tropic.ha.program import Program, ProgramDied
 
 
 @pytest.fixture
@@ -38,14 +39,14 @@ def test_a_retry_is_applied_once_and_answered_with_the_first_reply(
     log, _ = trio
     live = log.live()
     a, b = live["kv-0"].address, live["kv-1"].address
-    request = {"client": "c1", "seq": 7, "op": {"op": "append", "key": "k", "value": "v7"}}
+    request = {"client": "c1", "seq": 7, "op": {"op": "append", "key": "k", "value": "v7;"}}
     first = wire(a, request)[0]
     again = wire(b, request)[0]  # the client failed over and retried elsewhere
-    assert first["ok"] and again["ok"] and first["reply"] == again["reply"] == {"value": ["v7"]}
+    assert first["ok"] and again["ok"] and first["reply"] == again["reply"] == {"value": "v7;"}
     stale = wire(b, {**request, "seq": 6})[0]
     assert not stale["ok"] and "stale" in stale["error"]
     read = wire(a, {"client": "c2", "seq": 1, "op": {"op": "get", "key": "k"}})[0]
-    assert read["reply"] == {"value": ["v7"]} and read["index"] > first["index"]
+    assert read["reply"] == {"value": "v7;"} and read["index"] > first["index"]
 
 
 def test_malformed_requests_get_an_error_and_the_replicas_stay_in_agreement(
@@ -65,9 +66,8 @@ def test_malformed_requests_get_an_error_and_the_replicas_stay_in_agreement(
     with HAClient(zk_uri, log.job) as client:
         client.call({"op": "put", "key": "x", "value": 1})
         assert client.call({"op": "frobnicate", "key": "x"}) == {"error": "unknown op 'frobnicate'"}
-        assert client.call({"op": "append", "key": "x", "value": 2}) == {
-            "error": "key 'x' does not hold a list"
-        }
+        not_a_string = client.call({"op": "append", "key": "x", "value": "2"})
+        assert not_a_string == {"error": "append needs a string value and key 'x' to hold a string"}
         last = client.call({"op": "get", "key": "x"})
         assert last == {"value": 1}
     wait_for(lambda: len({i.applied for i in log.live().values()}) == 1, 60, "the replicas at the same index")
@@ -98,7 +98,8 @@ def test_a_program_that_exits_at_once_is_reported(zk_uri: str, tmp_path: Path) -
 def test_the_replica_dies_with_its_program(trio: tuple[RequestLog, list[ReplicaProc]]) -> None:
     _, procs = trio
 
-    program_pid = int(subprocess.check_output(["pgrep", "-P", str(procs[2].pid)]).split()[0])
+    pid = procs[2].pid
+    program_pid = int(Path(f"/proc/{pid}/task/{pid}/children").read_text().split()[0])
     os.kill(program_pid, signal.SIGKILL)
     assert procs[2].proc is not None and procs[2].proc.wait(timeout=60) == 1
     assert "exited with code -9" in procs[2].stderr()
@@ -114,3 +115,21 @@ def test_help_explains_and_bad_arguments_are_refused() -> None:
         capture_output=True, text=True,
     )  # fmt: skip
     assert run.returncode == 2 and "no program given" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_a_client_of_a_job_without_replicas_gives_up_at_its_deadline(zk_uri: str) -> None:
+    from tropic.ha.contract import HAUnavailable
+
+    with HAClient(zk_uri, "nobody", timeout=1.0) as client, pytest.raises(HAUnavailable, match="no live"):
+        client.call({"op": "get", "key": "k"})
+
+
+def test_a_program_that_does_not_answer_is_reported_not_waited_for() -> None:
+    silent = "import sys, time; sys.stdin.readline(); time.sleep(600)"
+    prog = Program([sys.executable, "-c", silent])
+    try:
+        with pytest.raises(ProgramDied, match="did not answer within 1 s"):
+            prog.probe(timeout=1.0)
+    finally:
+        prog.stop()
+    assert prog.proc.poll() is not None

@@ -5,11 +5,13 @@ against a real server (uvicorn in a thread)."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -155,3 +157,47 @@ def test_jobs_through_the_cli(api: Api) -> None:
     assert res.exit_code == 0, res.output
     res = api.cli("job", "delete", "cli")
     assert res.exit_code == 2 and "no job /jobs/cli" in res.output
+
+
+def test_the_dashboard_shows_the_jobs_panel(api: Api) -> None:
+    """Headless Chromium: the panel appears with a job, lists its replicas with host, domain and health,
+    and shows a killed replica's replacement."""
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="the playwright Python package is not installed"
+    )
+    chromium = Path(os.environ.get("TROPIC_CHROMIUM", "/usr/bin/chromium"))
+    if not chromium.exists():
+        pytest.skip(f"{chromium} is missing: run scripts/install-chromium.sh (Debian's chromium package)")
+    args = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+    ]
+    with api.client() as c:
+        assert c.post("/v1/jobs", json={"name": "dash", "program": "python3 kv.py", "replicas": 2}).json()[
+            "committed"
+        ]
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), args=args)
+        try:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(api.url + "/")
+            page.fill("#token", OPERATOR)
+            page.click("#login-form button[type=submit]")
+            page.wait_for_selector("#jobs-panel:not([hidden])", timeout=30_000)
+            page.wait_for_selector(
+                '#jobs-table tr.job[data-job="dash"][data-status="healthy"]', timeout=30_000
+            )
+            rows = page.inner_text("#jobs-table")
+            assert "dash-1" in rows and "dash-2" in rows and "running" in rows
+            api.sim.processes.kill("/jobs/dash/dash-1")
+            page.wait_for_selector('#jobs-table tr.replica[data-replica="dash-3"]', timeout=30_000)
+            assert not errors, errors
+        finally:
+            browser.close()
+    with api.client() as c:
+        assert c.delete("/v1/jobs/dash").json()["committed"]

@@ -14,7 +14,7 @@ from core.helpers import assert_invariants, until
 from ha_jobs.kit import domains, job_args, replicas, run, with_sleepers
 from tropic.drivers import SimDriver
 from tropic.jobs.healer import JobHealer
-from tropic.model import Model
+from tropic.model import Model, project
 from tropic.txn import Controller, State
 
 
@@ -130,3 +130,33 @@ def test_the_healer_thread_replaces_a_dead_replica_by_itself(jctl: Controller, j
     finally:
         healer.stop()
     assert_invariants(jctl)
+
+
+def test_a_job_being_changed_is_not_judged_halfway(model: Model) -> None:
+    """While a transaction starts the replicas (the model says running, the processes are not there
+    yet), the healer leaves the job alone: it would otherwise replace replicas that are being born."""
+    sim = with_sleepers(SimDriver(seed=1, latency={"run_replica": 0.3}))
+    sim.load(project(model))
+    c = Controller(model, sim, workers=4).start()
+    try:
+        healer = JobHealer(c)
+        t = c.submit("create_job", job_args(replicas=3))
+        until(lambda: c.get(t.id).state is State.STARTED, "the creation started")
+        assert healer.heal_once()["kv"].status == "changing"
+        assert c.wait(t, 60).state is State.COMMITTED
+        assert healer.heal_once()["kv"].status == "healthy"
+        assert list(healer.events) == []  # nothing judged dead, nothing replaced
+        assert sorted(replicas(c, "kv")) == ["kv-1", "kv-2", "kv-3"]
+    finally:
+        c.stop()
+        sim.processes.kill_all()
+
+
+def test_only_the_backend_of_a_replicas_host_says_whether_its_process_lives(model: Model) -> None:
+    """Behind a router, a replica counts as gone for want of a process only on a host the sim drives
+    (a libvirt host's replica is its domain: the sim has no process to show for it)."""
+    from tropic.drivers.router import RouterDriver
+
+    router = RouterDriver(SimDriver(seed=1)).bind(model)
+    assert router.runs_replicas_on("/compute/r1/host-01")
+    assert not router.runs_replicas_on("/compute/r9/host-99")  # no backend drives it

@@ -100,6 +100,12 @@ def test_killed_replicas_are_replaced_and_no_acknowledged_write_is_lost(
             assert victim_host not in after.values()
         load.wait_more(100)  # the job goes on serving
         history = load.finish()
+        figures = {
+            "kill": kill,
+            "replacement_serving_s": round(took, 2),
+            "max_gap_s": round(load.max_gap(), 3),
+        }
+        print(json.dumps(figures))
     except BaseException:
         print(replica_log_tail(sim.processes.run_dir))
         raise

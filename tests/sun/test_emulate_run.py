@@ -106,10 +106,11 @@ def test_an_emulated_day_ranks_the_strategies_as_the_model(tmp_path: Path) -> No
     # the model separates the strategies widely, so the measured ranking must follow it
     assert report.ranking_model == ("dynamic", "static-global", "static-single")
     assert report.ranking_measured == report.ranking_model, report.to_json()
+    assert report.same_ranking
     for r in report.strategies:
         assert r.requests > 0 and r.errors == 0
-        # the proxy never releases early: measured >= the network's latency; slower only by the machine
-        assert r.measured_mean_ms >= 0.95 * r.model_mean_ms, r
+        # on time on average (the proxy wakes early only by its timer's lateness): slower only by the machine
+        assert r.measured_mean_ms >= 0.9 * r.model_mean_ms, r
         assert r.measured_mean_ms <= 2.0 * r.model_mean_ms + 60.0, r
         if r.leader_changes == 0:
             day = next(d for d in days if d.strategy == r.strategy)

@@ -59,9 +59,9 @@ def test_flapping_demand_causes_no_flapping(seq: list[tuple[str, float]]) -> Non
     )
     applied: list[tuple[int, Placement, Placement]] = []
 
-    def actuate(step: int, current: Placement, target: Placement) -> bool:
+    def actuate(step: int, current: Placement, target: Placement) -> Placement:
         applied.append((step, current, target))
-        return True
+        return target
 
     day = dynamic(MATRIX, demand(rates), cfg, initial=ALL_A, actuate=actuate)
     assert day.migrations <= cfg.budget_per_day  # the day is 24 h: one budget
@@ -78,8 +78,8 @@ def test_flapping_demand_causes_no_flapping(seq: list[tuple[str, float]]) -> Non
 
 
 def test_a_refused_move_leaves_the_service_where_it_was() -> None:
-    def refuse(step: int, current: Placement, target: Placement) -> bool:
-        return False
+    def refuse(step: int, current: Placement, target: Placement) -> Placement:
+        return current
 
     day = dynamic(MATRIX, demand(SHIFT), CONFIG, initial=ALL_A, actuate=refuse)
     assert all(p == ALL_A for p in day.placements)
@@ -115,3 +115,28 @@ def test_the_plug_in_plans_nothing_when_no_host_of_the_target_has_room() -> None
     plan = policy.plan(_snapshot(at=3 * 3600.0, c_memory=1024), budget=10, time_limit=5)
     assert plan.empty and "no host in C has room" in plan.why
     assert policy.leader == ""  # nothing changed
+
+
+def test_the_plug_in_is_registered_and_checks_its_options() -> None:
+    import tropic.cli.sun  # noqa: F401  (the CLI registers the plug-in)
+    from tropic.autopilot.base import PolicyError
+    from tropic.autopilot.policies import make_policy
+    from tropic.sun.demand import business_sample_path
+    from tropic.sun.run import latency_sample_path
+
+    lat, dem = str(latency_sample_path()), str(business_sample_path())
+    policy = make_policy("sun:zk", latency=lat, demand=dem, members=3)
+    assert isinstance(policy, SunPolicy) and policy.service == "/services/zk"
+    with pytest.raises(PolicyError, match="unknown option 'colour'"):
+        make_policy("sun:zk", latency=lat, demand=dem, colour=1)
+    with pytest.raises(PolicyError, match="needs the managed service"):
+        make_policy("sun", latency=lat, demand=dem)
+
+
+def test_the_hourly_oracle_bounds_every_strategy() -> None:
+    from tropic.sun.strategies import oracle_hourly
+
+    d = demand(SHIFT)
+    single, glob, dyn = compare(MATRIX, d, CONFIG)
+    bound = oracle_hourly(MATRIX, d, CONFIG)
+    assert bound.mean_ms <= min(single.mean_ms, glob.mean_ms, dyn.mean_ms) + 1e-9

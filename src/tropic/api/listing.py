@@ -357,7 +357,7 @@ def history(
             for a in t.actions:
                 if a.args.get("name") != name:
                     continue
-                if a.action == "migrate" and a.args.get("dest") == host:
+                if a.action in ("migrate", "live_migrate") and a.args.get("dest") == host:
                     todo.append((f"{a.path}/{name}", t.id))  # follow it back to where it came from
                     arrived = True
                 elif a.action == "create_vm" and a.path == host:

@@ -147,10 +147,19 @@ class Coordinator:
         return self
 
     def stop(self, timeout: float = 60.0) -> None:
+        """Stop the loop; once its thread has ended, close what the pass records and the decision log
+        opened in the store (their own SQLite connections)."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+            if self._thread.is_alive():
+                return
+        for holder in (self.passes, self.decisions.book):
+            close = getattr(holder, "close", None)
+            if close is not None:
+                with self._pass_lock:  # not under a run_once another thread is in
+                    close()
 
     def pause(self) -> None:
         """No periodic or event-triggered pass until :meth:`unpause` (``run-once`` still runs one)."""

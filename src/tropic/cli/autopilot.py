@@ -47,6 +47,9 @@ def _table(decisions: list[dict[str, Any]]) -> Table:
         table.add_column(col, overflow="fold")
     for d in decisions:
         why = d["why"] + ("".join(f"\n[dim]held: {h}[/]" for h in d.get("held", [])))
+        stale = d.get("stale") or []
+        if stale:
+            why += f"\n[dim]stale (left alone): {', '.join(stale[:5])}{' ...' if len(stale) > 5 else ''}[/]"
         table.add_row(
             d["pass_id"],
             _when(d["at"]),

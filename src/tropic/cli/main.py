@@ -16,6 +16,7 @@ from tropic.cli import (
     discover,
     embedded,
     geo,
+    ha,
     hosts,
     inventory,
     jobs,
@@ -70,6 +71,7 @@ app.add_typer(reconcile.app)  # drift, reload, repair
 app.command("replay")(replay.replay_cmd)  # trace replay, --sweep
 app.add_typer(hosts.app, name="host")  # host cordon|uncordon|drain|evacuate
 app.add_typer(jobs.app, name="job")  # job create|delete|list|show (replicated jobs)
+app.add_typer(ha.app, name="ha")  # ha bench
 autopilot_kb.register(autopilot.app)  # autopilot observations
 autopilot_bench.register(autopilot.app)  # autopilot bench
 app.add_typer(autopilot.app, name="autopilot")  # status|decisions|pause|resume|run-once|observations|bench

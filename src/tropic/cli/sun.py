@@ -10,6 +10,9 @@ from rich.table import Table
 
 from tropic.cli import output
 from tropic.errors import TropicError
+from tropic.sun.policy import register
+
+register()  # the autopilot policy ``sun`` (``tropic serve --autopilot sun:<service>``)
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -43,6 +46,16 @@ def sun_cmd(
     horizon_h: float = typer.Option(3.0, "--horizon-h", help="Hours of demand forecast a decision weighs."),
     dwell_h: float = typer.Option(8.0, "--dwell-h", help="Hours before a region may undo a move."),
     plots: str | None = typer.Option(None, "--plots", help="Write sun-latency.png and sun-members.png here."),
+    oracle: bool = typer.Option(
+        False,
+        "--oracle",
+        help="Also the hourly oracle: each hour's best placement, moved for free (a bound).",
+    ),
+    no_controller: bool = typer.Option(
+        False,
+        "--no-controller",
+        help="Take the dynamic moves as done instead of running them as transactions.",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
     emulate: bool = typer.Option(
         False, "--emulate", help="Replay each day on a real ZooKeeper ensemble behind a delay proxy."
@@ -79,7 +92,13 @@ def sun_cmd(
             without=_names(without),
             clients=_names(clients),
             config=config,
+            controlled=not no_controller,
+            oracle=oracle,
         )
+        if emulate:
+            from tropic.cli.sun_emulate import check_options
+
+            check_options(time_scale, emulate_steps, dilation)
         if not json_out:
             output.err_console.print("placing the service three ways over the day...")
         result = run(spec)

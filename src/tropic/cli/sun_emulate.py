@@ -13,15 +13,24 @@ if TYPE_CHECKING:
     from tropic.sun.run import SunResult
 
 
+def check_options(time_scale: float, steps: int, dilation: float) -> None:
+    """Refuse bad ``--emulate`` options before anything runs (exit status 2)."""
+    if time_scale <= 0 or steps < 1 or dilation < 1:
+        output.fail(
+            f"sun --emulate: --time-scale must be > 0 (got {time_scale:g}), --emulate-steps >= 1 "
+            f"(got {steps}), --dilation >= 1 (got {dilation:g})"
+        )
+
+
 def emulate(
     result: SunResult, *, time_scale: float, steps: int, dilation: float, quiet: bool
 ) -> dict[str, Any]:
     """Run the emulation of ``result``'s days; progress on stderr; the report as plain data."""
     from tropic.cluster.zk_ensemble import ZooKeeperHarnessError
     from tropic.sun.emulate import EmulateOptions, run
+    from tropic.sun.planner import migration
 
-    if time_scale <= 0 or steps < 1 or dilation < 1:
-        output.fail("sun --emulate: --time-scale must be > 0, --emulate-steps >= 1, --dilation >= 1")
+    check_options(time_scale, steps, dilation)
     demand = result.demand
     count = len(demand.rate)
     emulated = min(steps, count)
@@ -29,12 +38,14 @@ def emulate(
     options = EmulateOptions(
         step_seconds=demand.step_s * count / emulated / time_scale,
         max_steps=emulated,
-        memory_mib=config.memory_mib,
-        dirty_mib_s=config.dirty_mib_s,
-        bandwidth_mib_s=config.bandwidth_mib_s,
         dilation=dilation,
+        downtime_s=lambda a, b: migration(config, result.matrix, a, b).downtime_s,  # the planner's own
     )
-    say = (lambda _: None) if quiet else (lambda line: output.err_console.print(line, highlight=False))
+
+    def say(line: str) -> None:
+        if not quiet:
+            output.err_console.print(line, highlight=False, soft_wrap=True)
+
     try:
         report = run(result.matrix, demand, result.days, options=options, progress=say)
     except ValueError as e:
@@ -63,7 +74,7 @@ def print_table(data: object) -> None:
             f"{row['pause_s']:.2f}",
         )
     output.console.print(table)
-    same = "the same" if data["same_ranking"] else "NOT the same"
+    same = "the same" if data["same_ranking"] else "NOT the same"  # ties in the model left aside
     output.console.print(
         f"ranking {same} as the model's ({' < '.join(data['ranking_measured'])}); "
         f"service time with no delay {data['extra']['service_mean_ms']:.1f} ms"

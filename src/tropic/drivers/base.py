@@ -159,9 +159,9 @@ class ReplicaDriver:
     do nothing: where a replica is a VM of its own (libvirt), its domain is the replica. The simulator
     runs each replica as a local process (:mod:`tropic.drivers.sim_process`)."""
 
-    @property
-    def runs_replica_processes(self) -> bool:
-        """True: :meth:`replica_processes` tells whether each replica's process lives."""
+    def runs_replicas_on(self, host: str) -> bool:
+        """True when this driver runs the replicas of compute host ``host`` as processes of its own, so
+        that :meth:`replica_processes` not listing one means it is gone."""
         return False
 
     def run_replica(self, replica: str, args: Args) -> None:

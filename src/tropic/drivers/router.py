@@ -276,9 +276,10 @@ class RouterDriver(Driver):
     def capacity(self, host: str) -> tuple[int, int] | None:
         return self.backend(self.kind_of(host)).capacity(host)
 
-    @property
-    def runs_replica_processes(self) -> bool:
-        return any(d.runs_replica_processes for d in list(self.backends.values()))
+    def runs_replicas_on(self, host: str) -> bool:
+        with self._lock:
+            kind = self.devices.get(host)
+        return kind is not None and self.backend(kind).runs_replicas_on(host)
 
     def replica_processes(self) -> dict[str, dict[str, Value]]:
         out: dict[str, dict[str, Value]] = {}

@@ -227,9 +227,8 @@ class SimReplicas:
 
     processes: SimProcesses
 
-    @property
-    def runs_replica_processes(self) -> bool:
-        return True
+    def runs_replicas_on(self, host: str) -> bool:
+        return True  # every host it drives (a router asks the backend of the host)
 
     def run_replica(self, replica: str, args: Args) -> None:
         self.processes.run(replica, args)

@@ -21,12 +21,13 @@ import uuid
 from typing import Any
 
 from kazoo.client import KazooClient
+from kazoo.exceptions import NoNodeError
 from kazoo.protocol.states import WatchedEvent
 
 from tropic.errors import InvalidArguments, TropicError
 from tropic.ha.codec import WireError, decode_reply, encode
 from tropic.ha.contract import Consistency, HAUnavailable, ReplicaInfo, Reply, Request
-from tropic.ha.log import RequestLog
+from tropic.ha.log import TRANSIENT, RequestLog
 from tropic.store.zkclient import open_client
 
 __all__ = ["HAClient"]
@@ -97,7 +98,8 @@ class HAClient:
         self._seq = time.time_ns() // 1000
         self._own_zk = zk is None
         self._zk = open_client(zk_uri, connect_timeout=20.0) if zk is None else zk
-        self._log = RequestLog(self._zk, job, timeout=5.0)
+        # discovery must not hold a call up for long while ZooKeeper fails over: the cached list serves
+        self._log = RequestLog(self._zk, job, timeout=1.0)
         self._lock = threading.Lock()
         self._replicas: dict[str, ReplicaInfo] = {}
         self._stale = True
@@ -114,7 +116,10 @@ class HAClient:
         self._stale = False
         try:
             self._replicas = self._log.live(watch=self._on_change)
-        except TropicError:
+        except NoNodeError:
+            self._replicas = {}  # no replica of the job has ever started
+            self._stale = True
+        except (TropicError, *TRANSIENT, self._zk.handler.timeout_exception):
             self._stale = True  # ZooKeeper unreachable: go on with what we knew
 
     def replicas(self) -> dict[str, ReplicaInfo]:

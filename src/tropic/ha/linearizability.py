@@ -191,8 +191,9 @@ class KVModel(Model[KVState]):
         raise ValueError(f"unknown KV operation {op!r}")
 
     def partition(self, history: Sequence[Operation]) -> list[list[Operation]]:
-        """Per key, without the pending writes no read observed. Such a write may be linearized after
-        every other operation on its key (it never returned), where it changes no read's answer; so
+        """Per key, without the pending writes no read observed (what they wrote is in no read's
+        value). Such a write may as well be linearized after every other operation on its key (it never
+        returned): the values that change are those from it to the next put, which no read saw; so
         dropping it changes no verdict. Kept, each would double the search at every read it might
         precede (a bench with many timeouts would never finish)."""
         by_key: dict[str, list[Operation]] = {}
@@ -202,7 +203,11 @@ class KVModel(Model[KVState]):
 
     @staticmethod
     def _observed(ops: list[Operation]) -> list[Operation]:
-        seen = {str(op.output) for op in ops if not op.pending and op.input["op"] == "get" and op.output}
+        seen = {
+            str(op.output)
+            for op in ops
+            if not op.pending and op.input["op"] == "get" and op.output is not None
+        }
         # A substring of a read is a substring of a longest read it is a prefix of: keep only those
         # (one, usually: a key that is only appended to reads as one growing value).
         longest: list[str] = []
@@ -211,10 +216,10 @@ class KVModel(Model[KVState]):
                 longest.append(out)
 
         def observed(op: Operation) -> bool:
+            # After a put or an append, the value holds what it wrote until the next put: a read in
+            # between holds it too. Without such a read, what it wrote was never seen.
             value = str(op.input.get("value", ""))
-            if op.input["op"] == "put":  # read as written, until the next write
-                return value in seen
-            return any(value in out for out in longest)  # an append stays in the value for good
+            return any(value in out for out in longest)
 
         return [op for op in ops if not op.pending or op.input["op"] == "get" or observed(op)]
 

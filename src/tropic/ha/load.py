@@ -44,7 +44,9 @@ class ProgramFailed(TropicError):
 class KVWire:
     """How the KV example's requests and replies look on the program protocol: a get is
     ``{"op": "get", "key": k}`` answered ``{"value": v}`` (None when missing); an append is
-    ``{"op": "append", "key": k, "value": v}``."""
+    ``{"op": "append", "key": k, "value": v}``. ``examples/ha/kv.py`` keeps an appended key as the list
+    of the values appended: read as their concatenation, it is the string the checker's KV model
+    expects."""
 
     def request(self, kind: Kind, key: str, value: str | None) -> dict[str, Any]:
         if kind == "get":
@@ -57,6 +59,8 @@ class KVWire:
             if "error" in reply:
                 raise ValueError(f"the program answered an error: {reply['error']}")
             v = reply.get("value")
+            if isinstance(v, list):  # the example keeps an appended key as the list of what was appended
+                return "".join(str(x) for x in v)
             return None if v is None else str(v)
         return None if reply is None else str(reply)
 
@@ -184,7 +188,8 @@ class KillTarget(Protocol):
 
 
 class KillScheduler:
-    """Every ``every`` seconds (the first after ``every``), kill a random live victim of ``target``."""
+    """Every ``every`` seconds (the first after ``every``, none from ``until`` on), kill a random live
+    victim of ``target``."""
 
     def __init__(
         self,
@@ -194,6 +199,7 @@ class KillScheduler:
         clock: Callable[[], float],
         seed: int = 0,
         on_kill: Callable[[KillEvent], None] | None = None,
+        until: float | None = None,
     ) -> None:
         if every <= 0:
             raise ValueError("the kill interval must be positive")
@@ -202,6 +208,7 @@ class KillScheduler:
         self.clock = clock
         self.rng = random.Random(seed)
         self.on_kill = on_kill
+        self.until = until  # no kill at or after this time (the end of the load)
         self.events: list[KillEvent] = []
         self.errors: list[str] = []
         self._stop = threading.Event()
@@ -217,6 +224,8 @@ class KillScheduler:
     def _run(self) -> None:
         next_at = self.clock() + self.every
         while not self._stop.wait(max(0.0, next_at - self.clock())):
+            if self.until is not None and next_at >= self.until:
+                return
             next_at += self.every
             try:
                 victims = self.target.victims()

@@ -220,8 +220,8 @@ class RequestLog:
             try:
                 data, _ = result.get(timeout=self.timeout)
                 out[name] = decode_info(data)
-            except (NoNodeError, WireError):
-                continue  # gone meanwhile, or not a replica's node
+            except (NoNodeError, WireError, *TRANSIENT, self.zk.handler.timeout_exception):
+                continue  # gone meanwhile, not a replica's node, or unreadable now: as if not there
         return out
 
     # --- snapshots ---------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ __all__ = [
     "TOKEN_END",
     "WriteAudit",
     "audit_writes",
+    "longest_gap",
+    "longest_gaps",
     "max_unavailability",
     "percentile",
     "tokens",
@@ -30,15 +32,29 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[min(rank, len(ordered)) - 1]
 
 
-def max_unavailability(successes: Iterable[float], start: float, end: float) -> float:
-    """The longest window within ``[start, end]`` in which no request succeeded: the largest gap between
+def longest_gap(successes: Iterable[float], start: float, end: float) -> tuple[float, float]:
+    """The longest window ``(from, to)`` within ``[start, end]`` in which no request succeeded: between
     consecutive successful completions, counting the window's two ends (a run with no success at all is
     unavailable throughout). Completions outside the window are ignored."""
     if end < start:
         raise ValueError(f"the window ends ({end}) before it starts ({start})")
     points = sorted(t for t in successes if start <= t <= end)
     edges = [start, *points, end]
-    return max(b - a for a, b in itertools.pairwise(edges))
+    return max(itertools.pairwise(edges), key=lambda ab: ab[1] - ab[0])
+
+
+def longest_gaps(successes: Iterable[float], start: float, end: float, n: int) -> list[tuple[float, float]]:
+    """The ``n`` longest windows (as :func:`longest_gap`), longest first."""
+    if end < start:
+        raise ValueError(f"the window ends ({end}) before it starts ({start})")
+    edges = [start, *sorted(t for t in successes if start <= t <= end), end]
+    return sorted(itertools.pairwise(edges), key=lambda ab: ab[0] - ab[1])[:n]
+
+
+def max_unavailability(successes: Iterable[float], start: float, end: float) -> float:
+    """The length of :func:`longest_gap`."""
+    a, b = longest_gap(successes, start, end)
+    return b - a
 
 
 def tokens(value: str | None) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
+import select
 import signal
 import subprocess
 import sys
@@ -69,14 +70,21 @@ class Program:
             return ProgramDied(f"program {self.argv[0]!r} closed its stdout")
         return ProgramDied(f"program {self.argv[0]!r} exited with code {code}")
 
-    def ask(self, request: dict[str, Any]) -> Any:
+    def ask(self, request: dict[str, Any], *, timeout: float | None = None) -> Any:
         """Send one request and return the program's answer. Output that is not JSON is answered as an
-        ``{"error": ...}`` (a deterministic program gives the same on every replica)."""
+        ``{"error": ...}`` (a deterministic program gives the same on every replica). ``timeout`` (only
+        for a first request: nothing may be buffered yet) bounds the wait for the answer."""
         line = json.dumps(request, separators=(",", ":"), allow_nan=False).encode() + b"\n"
         with self._lock:
             try:
                 self._stdin.write(line)
                 self._stdin.flush()
+                if timeout is not None and not select.select([self._stdout], [], [], timeout)[0]:
+                    raise ProgramDied(
+                        f"program {self.argv[0]!r} did not answer within {timeout:g} s (does it read one "
+                        "JSON request per line on stdin and write one JSON line per request on stdout, "
+                        "flushing each?)"
+                    )
                 answer = self._stdout.readline()
             except (BrokenPipeError, ConnectionResetError, ValueError):
                 raise self._died() from None
@@ -88,10 +96,10 @@ class Program:
             text = answer.decode(errors="replace").strip()[:200]
             return {"error": f"the program's answer is not JSON: {text!r}"}
 
-    def probe(self) -> bool:
+    def probe(self, timeout: float = 30.0) -> bool:
         """Ask for a snapshot of the fresh program: it supports snapshots when it answers ``{"state": ...}``
         (anything else, an error included, means it runs with its log kept whole)."""
-        answer = self.ask({"__tropic__": "snapshot"})
+        answer = self.ask({"__tropic__": "snapshot"}, timeout=timeout)
         self.supports_snapshots = isinstance(answer, dict) and "state" in answer and "error" not in answer
         return self.supports_snapshots
 

@@ -79,6 +79,9 @@ class Replica:
         self._wanted: dict[tuple[str, int], int] = {}
         self._answers: dict[tuple[str, int], tuple[int, Any, bool]] = {}
         self._since_snapshot = 0
+        self._writer: threading.Thread | None = None  # saves snapshots off the apply loop (once running)
+        self._unsaved: Snapshot | None = None
+        self._save_soon = threading.Event()
         self._info_at = 0.0
         self._shown = -1  # the applied index the replica node shows
         self._reregister = False
@@ -135,6 +138,8 @@ class Replica:
 
     def run(self) -> None:
         """The apply loop (its own thread): follow the log until stopped."""
+        self._writer = threading.Thread(target=self._write_snapshots, name="ha-snapshots", daemon=True)
+        self._writer.start()
         transient = (ZooKeeperUnavailable, *TRANSIENT, self.zk.handler.timeout_exception)
         try:
             while not self.stop.is_set():
@@ -230,11 +235,28 @@ class Replica:
         state = self.program.snapshot()
         with self.cond:
             snapshot = Snapshot(applied=self.applied, state=state, sessions=dict(self.sessions))
+        if self._writer is None:
+            self._save(snapshot)
+        else:  # the writer saves it (a newer one replaces one it has not started): applying goes on
+            with self.cond:
+                self._unsaved = snapshot
+            self._save_soon.set()
+
+    def _save(self, snapshot: Snapshot) -> None:
         try:
             self.log.write_snapshot(self.name, snapshot)
             self.log.truncate()
         except (ZooKeeperUnavailable, *TRANSIENT, self.zk.handler.timeout_exception) as exc:
             _say(self.name, f"snapshot at index {snapshot.applied} not saved: {exc}")
+
+    def _write_snapshots(self) -> None:
+        while not self.stop.is_set():
+            self._save_soon.wait(1.0)
+            self._save_soon.clear()
+            with self.cond:
+                snapshot, self._unsaved = self._unsaved, None
+            if snapshot is not None:
+                self._save(snapshot)
 
     def _publish(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -376,9 +398,14 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
     try:
         program = Program(command)
-        program.probe()
     except ProgramDied as exc:
-        _say(name, f"{exc} at once; not serving")
+        _say(name, f"{exc}; not serving")
+        return 3
+    try:
+        program.probe()
+    except ProgramDied as exc:  # it exited at once, or does not speak the protocol
+        _say(name, f"{exc}; not serving")
+        program.stop()
         return 3
     zk: KazooClient | None = None
     server: _Server | None = None

@@ -75,6 +75,39 @@ def check(fleet: Fleet) -> Found:
             elif r.role == "primary" and hop.role == "backup":
                 out.append((loc, f"a primary router's next hop must not be a backup router ({hop.name})"))
     out += _check_vms(fleet)
+    out += _check_jobs(fleet)
+    return out
+
+
+def _check_jobs(fleet: Fleet) -> Found:
+    """Unique names, a known region, and enough failure domains among the file's hosts for the replicas
+    (the rule ``Job.replicas_in_distinct_domains`` enforces when the job is created)."""
+    out: Found = _unique(((("jobs", i), j.name) for i, j in enumerate(fleet.jobs)), "job")
+    regions = {r.name for r in fleet.regions}
+    for i, job in enumerate(fleet.jobs):
+        if job.region and job.region not in regions:
+            out.append((("jobs", i, "region"), f"unknown region {job.region!r}; {_known(regions)}"))
+            continue
+        domains = set()
+        for h in fleet.hosts:
+            if h.cordoned or (job.region and h.region != job.region):
+                continue
+            if job.failure_domain == "region":
+                domains.add(h.region)
+            elif job.failure_domain == "rack":
+                domains.add(h.failure_domain or f"{h.region}/{h.name}")
+            else:
+                domains.add(f"{h.region}/{h.name}")
+        if fleet.hosts and len(domains) < job.replicas:
+            where = f" in region {job.region}" if job.region else ""
+            out.append(
+                (
+                    ("jobs", i, "replicas"),
+                    f"job {job.name} needs {job.replicas} replicas in distinct {job.failure_domain}s, but "
+                    f"the file's open hosts{where} make only {len(domains)} "
+                    "(Job.replicas_in_distinct_domains)",
+                )
+            )
     return out
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from tropic.inventory.build import host_path, storage_path
 from tropic.inventory.check import host_key
 from tropic.inventory.load import Inventory
-from tropic.inventory.schema import HostSpec, RegionSpec, StorageSpec
+from tropic.inventory.schema import HostSpec, JobSpec, RegionSpec, StorageSpec
 
 Tree = Mapping[str, tuple[str, Mapping[str, Any]]]
 
@@ -128,6 +128,7 @@ def diff(inv: Inventory, tree: Tree, *, vms: bool = False, procedures: Collectio
     out += _networks(inv, tree)
     out += _vms(inv, tree, vms)
     out += _removals(inv, tree, vms)
+    out += jobs_diff(inv, tree)
     return out
 
 
@@ -363,6 +364,8 @@ def _removals(inv: Inventory, tree: Tree, vms: bool) -> list[Change]:
             listed_vms.add((key[0], vm.name))
     for path, (kind, attrs) in sorted(tree.items()):
         parts = path.split("/")
+        if kind == "vm" and (attrs.get("labels") or {}).get("job"):
+            continue  # a replicated job's replica: its job owns it (see jobs_diff)
         if kind == "vm" and (parts[2], parts[4]) not in listed_vms and fleet.vms:
             call = Call(VM_REMOVE, "destroy_vm", {"vm": path})
             out.append(Change("-", path, "vm", "vm", [call], "" if vms else "VMs change only with --vms"))
@@ -406,6 +409,55 @@ def _removals(inv: Inventory, tree: Tree, vms: bool) -> list[Change]:
         ):
             call = Call(RM_REGION, "remove_region", {"name": parts[2]})
             out.append(Change("-", path, "region", "region", [call]))
+    return out
+
+
+def job_args(job: JobSpec) -> dict[str, Any]:
+    """``create_job``'s arguments for a job of the file (the server adds its ZooKeeper)."""
+    return {
+        "name": job.name,
+        "program": json.dumps(job.program),
+        "replicas": job.replicas,
+        "failure_domain": job.failure_domain,
+        "vcpus": job.vcpus,
+        "memory_mib": job.memory_mib,
+        "region": job.region,
+    }
+
+
+def jobs_diff(inv: Inventory, tree: Tree) -> list[Change]:
+    """Jobs of the file the model lacks (``create_job``, after the VMs), jobs of the model the file does
+    not list when it lists jobs at all (``delete_job``, before the VMs), and jobs whose declaration
+    differs (listed, not changed in place: delete and declare again)."""
+    out: list[Change] = []
+    have = {p.rsplit("/", 1)[1]: attrs for p, (k, attrs) in tree.items() if k == "job"}
+    for job in inv.fleet.jobs:
+        path = f"/jobs/{job.name}"
+        cur = have.get(job.name)
+        if cur is None:
+            detail = (
+                f"job, {job.replicas} replicas in distinct {job.failure_domain}s: {' '.join(job.program)}"
+            )
+            out.append(Change("+", path, "job", detail, [Call(VM_ADD, "create_job", job_args(job))]))
+            continue
+        want = {
+            "program": list(job.program),
+            "replicas": job.replicas,
+            "failure_domain": job.failure_domain,
+            "vcpus": job.vcpus,
+            "memory_mib": job.memory_mib,
+            "region": job.region,
+        }
+        changed = {k: v for k, v in want.items() if cur.get(k) != v}
+        if changed:
+            note = "a job is not changed in place: delete it and declare it again"
+            out.append(Change("~", path, "job", _describe(cur, changed), note=note))
+    listed = {j.name for j in inv.fleet.jobs}
+    for name in sorted(have):
+        if inv.fleet.jobs and name not in listed:
+            out.append(
+                Change("-", f"/jobs/{name}", "job", "job", [Call(VM_REMOVE, "delete_job", {"job": name})])
+            )
     return out
 
 

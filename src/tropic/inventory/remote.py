@@ -4,17 +4,18 @@ transaction of the fleet procedures, in order, stopping at the first that does n
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tropic.api.client import Client
-from tropic.errors import ConfigError
+from tropic.api.client import ApiError, Client
+from tropic.errors import ConfigError, UnknownResource
 from tropic.inventory.diff import Call, Change, calls_in_order, diff
 from tropic.inventory.load import Inventory
 
 # How deep each tree goes: /compute/<region>/<host>/<vm>, /storage/<region>/<san>/<image>, /network/<net>/<r>
-ROOTS = (("/compute", 3), ("/storage", 3), ("/network", 2))
+ROOTS = (("/compute", 3), ("/storage", 3), ("/network", 2), ("/jobs", 1))
 
 
 def fetch_tree(client: Client) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -38,7 +39,11 @@ def fetch_tree(client: Client) -> dict[str, tuple[str, dict[str, Any]]]:
             todo.extend((kid, depth + 1) for kid in kids)
 
     for root, levels in ROOTS:
-        walk(root, levels)
+        try:
+            walk(root, levels)
+        except (ApiError, UnknownResource) as e:
+            if root != "/jobs" or (isinstance(e, ApiError) and e.status != 404):
+                raise  # (no /jobs: no job was ever declared)
     return out
 
 
@@ -98,8 +103,12 @@ def apply(
     that does not commit (later changes may depend on it)."""
     out = Outcome([Step(change, call) for change, call in calls_in_order(changes)])
     for step in out.steps:
-        answer = client.submit(step.call.procedure, step.call.args)
-        step.txn = int(answer["id"])
+        if step.call.procedure == "create_job":  # through /v1/jobs: the server adds its ZooKeeper
+            body = {**step.call.args, "program": json.loads(step.call.args["program"]), "timeout": timeout}
+            step.txn = int(client._json("POST", "/v1/jobs", body=body)["txn"]["id"])
+        else:
+            answer = client.submit(step.call.procedure, step.call.args)
+            step.txn = int(answer["id"])
         detail = client.wait(step.txn, timeout=timeout)
         step.state = str(detail["state"])
         step.error = detail.get("error")

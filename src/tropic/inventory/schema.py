@@ -13,6 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from tropic.model.names import name_error
 from tropic.procedures.inventory import DRIVER_KINDS as DRIVER_KINDS
+from tropic.procedures.jobs import MAX_JOB_NAME_LENGTH
 from tropic.procedures.standard import MAX_VM_NAME_LENGTH
 
 
@@ -36,7 +37,15 @@ def _driver(value: str) -> str:
     return value
 
 
+def _job_name(value: str) -> str:
+    problem = name_error(value, MAX_JOB_NAME_LENGTH)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
 Name = Annotated[str, AfterValidator(_name)]
+JobName = Annotated[str, AfterValidator(_job_name)]
 VMName = Annotated[str, AfterValidator(_vm_name)]
 DriverKind = Annotated[str, AfterValidator(_driver)]
 Labels = dict[str, str]
@@ -116,6 +125,18 @@ class VMSpec(_Spec):
     labels: Labels = Field(default_factory=dict)
 
 
+class JobSpec(_Spec):
+    """A replicated job: ``/jobs/<name>``, its ``replicas`` placed in distinct failure domains."""
+
+    name: JobName
+    program: Annotated[list[str], Field(min_length=1, description="the program's argv")]
+    replicas: Annotated[int, Field(ge=1, le=100)] = 3
+    failure_domain: Literal["host", "rack", "region"] = "host"
+    vcpus: Annotated[int, Field(ge=1)] = 1
+    memory_mib: Annotated[int, Field(ge=1)] = 512
+    region: str = Field(default="", description="only place replicas in this region (empty: any)")
+
+
 class Fleet(_Spec):
     """A whole inventory file."""
 
@@ -124,6 +145,7 @@ class Fleet(_Spec):
     storage: list[StorageSpec] = Field(default_factory=list)
     networks: list[NetworkSpec] = Field(default_factory=list)
     vms: list[VMSpec] = Field(default_factory=list)
+    jobs: list[JobSpec] = Field(default_factory=list)
 
     def region_of_host(self, host: str) -> str | None:
         """The region of the host named ``host`` when exactly one host has that name."""

@@ -47,8 +47,9 @@ def initial_model(inv: Inventory, driver: Driver) -> Model:
 
 
 def mismatches(inv: Inventory, model: Model) -> list[Change]:
-    """How a stored model differs from the file (VMs aside: transactions change them all the time)."""
-    return [c for c in diff(inv, tree_of_model(model)) if c.kind != "vm"]
+    """How a stored model differs from the file (VMs and jobs aside: transactions change them all the
+    time; a fresh store starts without the file's jobs, which ``tropic inventory apply`` then creates)."""
+    return [c for c in diff(inv, tree_of_model(model)) if c.kind not in ("vm", "job")]
 
 
 __all__ = ["driver_kind", "host_path", "initial_model", "mismatches", "precheck"]

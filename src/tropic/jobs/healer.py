@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from tropic.drivers.base import covers
 from tropic.errors import TropicError
 from tropic.ha.contract import ReplicaInfo
 from tropic.jobs.observe import JobSpec, JobZooKeeper, ReplicaSpec, read_jobs
@@ -131,6 +132,9 @@ class JobHealer:
         self.health: dict[str, JobHealth] = {}
         self.passes = 0
         self._memory: dict[str, _Memory] = {}
+        # Hosts seen down: a down host's replica records go with its replaced replicas, yet it must not
+        # get a replacement while it stays down (a host seen up again, running a replica, is dropped).
+        self._hosts_down: set[str] = set()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -167,13 +171,20 @@ class JobHealer:
     # --- one pass -----------------------------------------------------------------------------------------
     def heal_once(self) -> dict[str, JobHealth]:
         """Judge every replica, replace the dead ones (with backoff); returns the jobs' health."""
-        jobs = self.controller.call(lambda: read_jobs(self.controller.model))
+        jobs, busy = self.controller.call(
+            lambda: (read_jobs(self.controller.model), self.controller.busy_paths())
+        )
         procs = self.controller.driver.replica_processes()
-        tracks = self.controller.driver.runs_replica_processes
         health: dict[str, JobHealth] = {}
         for job in jobs:
+            if any(covers(b, job.path) or covers(job.path, b) for b in busy):
+                # a transaction is changing the job (its replicas are starting or stopping): judge it
+                # once the transaction is over, not halfway
+                old = self.health.get(job.name)
+                health[job.name] = old if old is not None else JobHealth(job.name, status="changing")
+                continue
             try:
-                health[job.name] = self._heal_job(job, procs, tracks)
+                health[job.name] = self._heal_job(job, procs)
             except TropicError as e:
                 log.warning("job %s: healing pass failed: %s", job.name, e)
                 health[job.name] = JobHealth(job.name, status="unknown", message=str(e))
@@ -198,7 +209,7 @@ class JobHealer:
         self.zk.watch(job.name, self.wake)
         return self.zk.replicas(job.name), self.zk.log_head(job.name)
 
-    def _heal_job(self, job: JobSpec, procs: dict[str, dict[str, Value]], tracks: bool) -> JobHealth:
+    def _heal_job(self, job: JobSpec, procs: dict[str, dict[str, Value]]) -> JobHealth:
         mem = self._memory.setdefault(job.name, _Memory())
         infos, head = self._zk_view(job)
         now = self.clock()
@@ -206,6 +217,7 @@ class JobHealer:
         dead: list[tuple[ReplicaSpec, ReplicaHealth, bool]] = []  # (replica, health, host down)
         for r in job.members:
             mem.first_seen.setdefault(r.name, now)
+            tracks = self.controller.driver.runs_replicas_on(r.host)
             h, host_down = self._judge(r, procs.get(r.path), tracks, infos, head, mem, now)
             out.replicas.append(h)
             lived = self._lived(r, procs.get(r.path), mem, now)
@@ -219,7 +231,11 @@ class JobHealer:
             elif h.health == "serving" or (h.health == "running" and lived >= self.quick_exit_s):
                 mem.served.add(r.name)
                 mem.quick = 0
-        down = sorted({str(p["host"]) for p in procs.values() if p.get("host_down")})
+        self._hosts_down |= {str(p["host"]) for p in procs.values() if p.get("host_down")}
+        self._hosts_down -= {
+            str(p["host"]) for p in procs.values() if p.get("alive") and not p.get("host_down")
+        }
+        down = sorted(self._hosts_down)
         for r, h, host_down in dead:
             self._replace(job, r, h, down if host_down else [], mem, now)
         if not dead and len(job.members) < job.replicas and now >= mem.not_before:

@@ -45,9 +45,9 @@ class SensedSource:
     and VM through the controller's driver (the sim plays its traces, libvirt reads its counters) and
     keeps the readings in the knowledge base in the controller's store; calling the source senses, then
     predicts each VM's demand from the window kept there and builds the pass's snapshot. The coordinator
-    also calls :meth:`sense` between passes, so a hot reading triggers a pass without waiting for the
-    period. A new leader first reads back what its predecessor recorded. Device reads run on the caller's
-    thread; only the model copies run on the logical thread."""
+    also reads the sensors between passes (:meth:`watch`, not recorded), so a hot reading triggers a pass
+    without waiting for the period. A new leader first reads back what its predecessor recorded. Device
+    reads run on the caller's thread; only the model copies run on the logical thread."""
 
     def __init__(self, controller: Controller, predictor: Predictor | None = None) -> None:
         self.controller = controller
@@ -60,11 +60,19 @@ class SensedSource:
         self.predictor = predictor or Predictor()
         self._lock = threading.Lock()  # the loop's sensing and a pass may read at once
 
-    def sense(self, at: float) -> list[Observation]:
+    def sense(self, at: float, *, record: bool = True) -> list[Observation]:
+        """Read the sensors at ``at``; ``record``: keep the readings in the knowledge base (a pass's).
+        Between passes the loop only looks at them (:meth:`watch`), so the series keep one reading per
+        pass and the predictor's window keeps its meaning (its last 12 passes)."""
         with self._lock:
             readings = self.sensor.read(at)
-            self.kb.record(readings, at)
+            if record:
+                self.kb.record(readings, at)
             return readings
+
+    def watch(self, at: float) -> list[Observation]:
+        """The loop's reading between passes: looked at for hot hosts, not recorded."""
+        return self.sense(at, record=False)
 
     def __call__(self, at: float) -> Snapshot:
         self.sense(at)
@@ -156,7 +164,7 @@ def build_coordinator(controller: Controller, settings: AutopilotSettings) -> Co
         interval=settings.interval,
         time_limit=settings.time_limit,
         decisions=DecisionLog(book=decision_book_for(controller.store)),
-        sense=getattr(source, "sense", None),
+        sense=getattr(source, "watch", None),
         sense_interval=settings.sense_interval,
     )
 

@@ -11,7 +11,8 @@ clients are; :class:`tropic.autopilot.policies.sun.SunPolicy` runs it as an auto
    leader's region) minimising the forecast demand-weighted perceived latency plus the migration cost
    (every request during a move's downtime delayed by the whole downtime, a pessimistic bound);
 3. keeps the current placement unless the candidate's forecast latency is lower by more than
-   ``hysteresis`` (a share, e.g. 0.08 = 8%) **and** by more than the migration cost;
+   ``hysteresis`` (a share, e.g. 0.08 = 8%) **and** by more than the migration cost, and the move
+   also pays over the ``dwell_h`` hours the regions it touches will be held (step 4);
 4. never exceeds ``budget_per_day`` member moves in any 24 hours, and never sends a member back into a
    region that lost one (or out of a region that gained one) within ``dwell_h`` hours: no A -> B -> A
    inside the window.
@@ -36,8 +37,9 @@ Forecast = Callable[[int], Mapping[str, float]]  # step -> client region -> requ
 
 @dataclass(frozen=True, slots=True)
 class SunConfig:
-    """The policy's knobs. Migration: ``memory_mib`` per member, ``dirty_mib_s``, ``bandwidth_mib_s``
-    between regions; ``election_s``: writes unavailable while a new leader is elected."""
+    """The policy's knobs. Migration: ``memory_mib`` per member, ``dirty_mib_s``, the link model
+    (``bandwidth_mib_s``, ``window_mib``); ``election_s``: writes unavailable while a new leader is
+    elected."""
 
     members: int = 5
     capacity: int = 5  # members per region at most
@@ -48,7 +50,8 @@ class SunConfig:
     dwell_h: float = 8.0
     memory_mib: float = 4096.0
     dirty_mib_s: float = 20.0
-    bandwidth_mib_s: float = 100.0
+    bandwidth_mib_s: float = 1250.0  # the path's capacity ...
+    window_mib: float = 16.0  # ... and a stream's window: rate = min(capacity, window / rtt), as /links
     election_s: float = 1.0
     neighbours: int = 2  # candidate regions: the entry regions and this many nearest to each
     time_limit: float = 3.0
@@ -69,13 +72,15 @@ class MoveRecord:
 
 
 def migration(config: SunConfig, matrix: LatencyMatrix, source: str, dest: str) -> PreCopy:
-    """The pre-copy of one member from ``source`` to ``dest``."""
-    return precopy(
-        config.memory_mib,
-        dirty_mib_s=config.dirty_mib_s,
-        bandwidth_mib_s=config.bandwidth_mib_s,
-        rtt_ms=matrix.rtt(source, dest),
+    """The pre-copy of one member from ``source`` to ``dest`` at ``min(capacity, window / rtt)``, the
+    rate the model's ``/links`` gives a region pair (``docs/geo.md``)."""
+    rtt_ms = matrix.rtt(source, dest)
+    rate = (
+        config.bandwidth_mib_s
+        if rtt_ms <= 0
+        else min(config.bandwidth_mib_s, config.window_mib / (rtt_ms / 1000))
     )
+    return precopy(config.memory_mib, dirty_mib_s=config.dirty_mib_s, bandwidth_mib_s=rate, rtt_ms=rtt_ms)
 
 
 def moves_between(old: Placement, new: Placement) -> list[tuple[str, str]]:
@@ -121,9 +126,10 @@ class SunPlanner:
         )
         return max(1, math.ceil(total / self.demand.step_s))
 
-    def window_cost(self, placement: Placement, start: int) -> float:
-        """Forecast request-ms of ``placement`` over the horizon from step ``start``."""
-        steps = max(1, round(self.config.horizon_h * 3600 / self.demand.step_s))
+    def window_cost(self, placement: Placement, start: int, hours: float | None = None) -> float:
+        """Forecast request-ms of ``placement`` over ``hours`` (default: the horizon) from step ``start``."""
+        span = self.config.horizon_h if hours is None else hours
+        steps = max(1, round(span * 3600 / self.demand.step_s))
         total = 0.0
         for k in range(start, start + steps):
             rates = self._rates(k)
@@ -212,11 +218,38 @@ class SunPlanner:
                 f"{cfg.horizon_h:g} h, under the hysteresis of {100 * cfg.hysteresis:g}% or the move cost"
             )
             return current, lead
+        if moves and cfg.dwell_h > cfg.horizon_h:
+            # the regions a move touches stay put for dwell_h: it must not be a loss over that time
+            held = self.window_cost(current, step + lead, cfg.dwell_h) - self.window_cost(
+                target, step + lead, cfg.dwell_h
+            )
+            if held < cost:
+                self.last_why = (
+                    f"step {step}: the best candidate gains over {cfg.horizon_h:g} h but loses over the "
+                    f"{cfg.dwell_h:g} h its regions would be held"
+                )
+                return current, lead
         self.last_why = (
             f"step {step}: {len(moves)} move(s) {moves}, leader {solved.leader}: "
             f"{100 * gain / now:.1f}% less forecast latency over {cfg.horizon_h:g} h"
         )
         return target, lead
+
+    # --- the autopilot plug-in's view (tropic.autopilot.policies.sun.RegionPlanner) ---
+    @property
+    def step_s(self) -> int:
+        return self.demand.step_s
+
+    def knows(self, region: str) -> bool:
+        return region in self.matrix.rtt_ms
+
+    def decide_regions(self, step: int, members: tuple[str, ...], leader: int) -> tuple[tuple[str, ...], int]:
+        """:meth:`decide` on plain tuples; the moves it answers count as done from ``step + lead``."""
+        current = Placement(members, leader)
+        target, lead = self.decide(step, current)
+        if target != current:
+            self.record(step + lead, current, target)
+        return target.members, target.leader
 
     def record(self, step: int, current: Placement, target: Placement) -> None:
         """Note the moves that took effect at ``step`` (the anti-flap window and the budget read them)."""

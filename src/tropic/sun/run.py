@@ -15,7 +15,15 @@ from tropic.sun import demand as demand_mod
 from tropic.sun import latency as latency_mod
 from tropic.sun.contract import Demand, LatencyMatrix, StrategyDay
 from tropic.sun.planner import SunConfig
-from tropic.sun.strategies import Actuate, compare, to_dict
+from tropic.sun.strategies import (
+    Actuate,
+    compare,
+    dynamic,
+    oracle_hourly,
+    static_global,
+    static_single,
+    to_dict,
+)
 
 
 def latency_sample_path() -> Path:
@@ -34,6 +42,8 @@ class SunSpec:
     without: tuple[str, ...] = ()  # regions taken out of the matrix
     clients: tuple[str, ...] = ()  # keep only these client regions (empty: all)
     config: SunConfig = field(default_factory=SunConfig)
+    controlled: bool = True  # the dynamic day's moves as migrate_member transactions of a controller
+    oracle: bool = False  # also the hourly oracle (a bound, not a strategy)
 
 
 @dataclass
@@ -44,6 +54,7 @@ class SunResult:
     matrix: LatencyMatrix
     demand: Demand
     days: list[StrategyDay]
+    controller: dict[str, object] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
         cfg = self.spec.config
@@ -67,6 +78,7 @@ class SunResult:
                 "decide_every_min": cfg.decide_every_min,
             },
             "strategies": to_dict(self.days, self.demand),
+            "controller": self.controller,
         }
 
 
@@ -106,7 +118,33 @@ def load_inputs(spec: SunSpec) -> tuple[Path, Path, LatencyMatrix, Demand]:
 def run(
     spec: SunSpec, *, actuate: Actuate | None = None, on_step: Callable[[int], None] | None = None
 ) -> SunResult:
-    """Load the inputs and compare the three strategies over the day."""
+    """Load the inputs and compare the three strategies over the day; with ``spec.controlled`` (and no
+    ``actuate`` given) the dynamic day runs its moves as transactions of an embedded controller."""
     lat_path, dem_path, matrix, demand = load_inputs(spec)
-    days = compare(matrix, demand, spec.config, actuate=actuate, on_step=on_step)
-    return SunResult(spec, lat_path, dem_path, matrix, demand, days)
+    extra = [oracle_hourly(matrix, demand, spec.config)] if spec.oracle else []
+    if not spec.controlled or actuate is not None:
+        days = compare(matrix, demand, spec.config, actuate=actuate, on_step=on_step)
+        return SunResult(spec, lat_path, dem_path, matrix, demand, days + extra)
+    from tropic.sun.controlled import ControlledService
+
+    single = static_single(matrix, demand, spec.config)
+    glob = static_global(matrix, demand, spec.config)
+    service = ControlledService.start(matrix, spec.config, glob.placements[0])
+    try:
+        dyn = dynamic(
+            matrix, demand, spec.config, initial=glob.placements[0], actuate=service.actuate, on_step=on_step
+        )
+        committed = sorted(service.committed_regions().values())
+    finally:
+        service.stop()
+    if committed != sorted(dyn.placements[-1].members):
+        raise ConfigError(
+            f"the controller's members {committed} differ from the day's {dyn.placements[-1].members}"
+        )
+    info: dict[str, object] = {
+        "transactions": service.transactions,
+        "migrate_member_refused": service.refused,
+        "members_committed": committed,
+        "errors": service.errors[:5],
+    }
+    return SunResult(spec, lat_path, dem_path, matrix, demand, [single, glob, dyn, *extra], info)

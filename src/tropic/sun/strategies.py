@@ -27,7 +27,8 @@ from tropic.sun.placement import placement_of, solve
 from tropic.sun.planner import SunConfig, SunPlanner, candidates, migration, moves_between
 
 EGRESS_USD_PER_GIB = 0.02  # a typical public-cloud inter-region transfer price
-Actuate = Callable[[int, Placement, Placement], bool]  # (step, current, target) -> committed?
+# (step, current, target) -> the placement reached (the target when every move committed)
+Actuate = Callable[[int, Placement, Placement], Placement]
 
 
 def check_fit(matrix: LatencyMatrix, config: SunConfig) -> None:
@@ -106,6 +107,32 @@ def static_global(matrix: LatencyMatrix, demand: Demand, config: SunConfig) -> S
     return day
 
 
+def oracle_hourly(matrix: LatencyMatrix, demand: Demand, config: SunConfig) -> StrategyDay:
+    """Not a strategy: the best placement for each hour of the *actual* demand, moved for free (no
+    budget, no hysteresis, no migration time). No policy can do better at this hourly grain: it bounds
+    what following the sun can gain on this demand."""
+    check_fit(matrix, config)
+    per_hour = max(1, round(3600 / demand.step_s))
+    placements: list[Placement] = []
+    for start in range(0, len(demand.rate), per_hour):
+        steps = range(start, min(start + per_hour, len(demand.rate)))
+        reads, writes = _volumes(demand, steps)
+        solved = solve(
+            matrix,
+            reads,
+            writes,
+            members=config.members,
+            capacity=config.capacity,
+            regions=candidates(matrix, set(reads), config.neighbours),
+            time_limit=config.time_limit,
+            workers=config.workers,
+        )
+        if solved is None:
+            raise ConfigError("no placement satisfies the capacity")
+        placements += [placement_of(solved.counts, solved.leader, matrix.regions)] * len(steps)
+    return _day("oracle-hourly", matrix, demand, placements)
+
+
 @dataclass
 class DynamicRun:
     placements: list[Placement] = field(default_factory=list)
@@ -139,21 +166,21 @@ def dynamic(
         if pending is not None and pending[0] == k:
             target = pending[1]
             pending = None
-            if actuate is None or actuate(k, current, target):
-                moves = moves_between(current, target)
-                for s, d in moves:
-                    pc = migration(config, matrix, s, d)
-                    run.downtime_s += pc.downtime_s
-                    run.sent_mib += pc.sent_mib
-                run.migrations += len(moves)
-                if target.members[target.leader] != current.members[current.leader]:
-                    run.leader_changes += 1
-                    run.downtime_s += config.election_s
-                planner.record(k, current, target)
-                current = target
-            else:
+            reached = target if actuate is None else actuate(k, current, target)
+            if reached != target:
                 run.refused += 1
-                run.decisions.append(f"step {k}: the move was refused; the service stays where it was")
+                run.decisions.append(f"step {k}: a move was refused; the service stays where it got to")
+            moves = moves_between(current, reached)
+            for s, d in moves:
+                pc = migration(config, matrix, s, d)
+                run.downtime_s += pc.downtime_s
+                run.sent_mib += pc.sent_mib
+            run.migrations += len(moves)
+            if reached.members[reached.leader] != current.members[current.leader]:
+                run.leader_changes += 1
+                run.downtime_s += config.election_s
+            planner.record(k, current, reached)
+            current = reached
         run.placements.append(current)
         if pending is None and k % every == 0 and k + 1 < steps:
             target, lead = planner.decide(k, current)

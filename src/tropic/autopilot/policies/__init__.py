@@ -10,18 +10,19 @@ from tropic.autopilot.base import Policy, PolicyError
 from tropic.autopilot.policies.consolidation import make_consolidation
 from tropic.autopilot.policies.hotspot import HotspotRelief
 from tropic.autopilot.policies.psepr import make_psepr
-from tropic.autopilot.policies.sun import make_sun
 
 POLICIES: dict[str, Callable[..., Policy]] = {
     "hotspot": HotspotRelief,
 }
 POLICIES["consolidation"] = make_consolidation
 POLICIES["psepr"] = make_psepr
-POLICIES["sun"] = make_sun
 
 
 # Policies that act on one named target, given as ``NAME:TARGET`` (e.g. ``psepr:overlay``).
-TARGETED: dict[str, str] = {"psepr": "the managed service it keeps at its optimum (psepr:<service>)"}
+TARGETED: dict[str, str] = {
+    "psepr": "the managed service it keeps at its optimum (psepr:<service>)",
+    "sun": "the managed service whose members follow the sun (sun:<service>)",
+}
 
 
 def _split(spec: str) -> tuple[str, str]:

@@ -1,19 +1,54 @@
-"""Follow the sun as an autopilot plug-in: :class:`SunPolicy` runs a :class:`~tropic.sun.planner.SunPlanner`
-(the decision: a CP-SAT model of where the members and the leader go, with forecast, hysteresis, budget
-and anti-flap window) on the autopilot's :class:`~tropic.autopilot.base.Snapshot`. The service's members
-are VMs on hosts, a host's region is its member's region; a plan's moves go to a host of the target
-region with room, and the actuator runs them as transactions.
+"""Follow the sun as an autopilot plug-in: :class:`SunPolicy` asks a :class:`RegionPlanner` (in tropic,
+:class:`tropic.sun.planner.SunPlanner`: a CP-SAT model of where the members and the leader go, with
+forecast, hysteresis, budget and anti-flap window) where a service's members should be, on the autopilot's
+:class:`~tropic.autopilot.base.Snapshot`. The service's members are VMs on hosts, a host's region is its
+member's region; a plan's moves go to a host of the target region with room, and the actuator runs them as
+transactions.
+
+The planner is typed structurally here: ``tropic.sun`` sits above the autopilot (it runs a controller and
+a ZooKeeper ensemble), so the autopilot does not import it; ``tropic.sun.policy`` builds the plug-in and
+registers it as ``sun`` in :data:`~tropic.autopilot.policies.POLICIES`.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Protocol
 
 from tropic.autopilot.base import Move, Plan, PolicyError, Snapshot
 from tropic.errors import TropicError
 from tropic.model.services import SERVICES
-from tropic.sun.contract import Placement
-from tropic.sun.planner import SunPlanner, moves_between
+
+
+class RegionPlanner(Protocol):
+    """Where a leader-based service's members go: ``decide_regions(step, members, leader)`` answers the
+    target (a region per member, the leader's index) for the step of the day (``step_s`` seconds each);
+    ``last_why`` says why; ``knows(region)``: the region is in its latency matrix."""
+
+    @property
+    def step_s(self) -> int: ...
+
+    @property
+    def last_why(self) -> str: ...
+
+    def knows(self, region: str) -> bool: ...
+
+    def decide_regions(
+        self, step: int, members: tuple[str, ...], leader: int
+    ) -> tuple[tuple[str, ...], int]: ...
+
+
+def region_moves(old: tuple[str, ...], new: tuple[str, ...]) -> list[tuple[str, str]]:
+    """The member moves (source region, dest region) turning ``old`` into ``new`` (counts per region)."""
+    a: dict[str, int] = {}
+    b: dict[str, int] = {}
+    for r in old:
+        a[r] = a.get(r, 0) + 1
+    for r in new:
+        b[r] = b.get(r, 0) + 1
+    out_ = [r for r in sorted(a) for _ in range(a[r] - b.get(r, 0))]
+    in_ = [r for r in sorted(b) for _ in range(b[r] - a.get(r, 0))]
+    return list(zip(out_, in_, strict=True))
 
 
 class SunPolicy:
@@ -22,7 +57,7 @@ class SunPolicy:
 
     name: str = "sun"
 
-    def __init__(self, service: str, planner: SunPlanner) -> None:
+    def __init__(self, service: str, planner: RegionPlanner) -> None:
         self.service = service if service.startswith("/") else f"{SERVICES}/{service}"
         self.planner = planner
         self.leader = ""
@@ -43,19 +78,18 @@ class SunPolicy:
                 why=f"{service.path}: member(s) {', '.join(stale)} stale",
             )
         regions = [snapshot.hosts[v.host].region for v in members]
-        unknown = sorted({r for r in regions if r not in self.planner.matrix.rtt_ms})
+        unknown = sorted({r for r in regions if not self.planner.knows(r)})
         if unknown:
             raise PolicyError(
                 f"sun: {service.path}: region {unknown[0]} is not in the latency matrix", path=service.path
             )
         leader = regions.index(self.leader) if self.leader in regions else 0
-        current = Placement(tuple(regions), leader)
-        step = int((snapshot.at % 86_400) // self.planner.demand.step_s)
+        step = int((snapshot.at % 86_400) // self.planner.step_s)
         try:
-            target, _ = self.planner.decide(step, current)
+            target, target_leader = self.planner.decide_regions(step, tuple(regions), leader)
         except TropicError as e:
             raise PolicyError(f"sun: {service.path}: {e.message}", path=service.path) from e
-        moves = moves_between(current, target)
+        moves = region_moves(tuple(regions), target)
         if len(moves) > budget:
             return Plan(
                 policy=self.name,
@@ -94,7 +128,7 @@ class SunPolicy:
                 )
             free[hosts[0].path] -= vm.memory_mib
             planned.append(Move(vm=vm.path, dest=hosts[0].path, why=f"sun: {src} -> {dst}"))
-        self.leader = target.members[target.leader]
+        self.leader = target[target_leader]
         return Plan(
             policy=self.name,
             service=service.path,
@@ -102,26 +136,3 @@ class SunPolicy:
             why=self.planner.last_why,
             solve_s=time.monotonic() - start,
         )
-
-
-def make_sun(service: str = "", latency: str = "", demand: str = "", **options: float) -> SunPolicy:
-    """``tropic serve --autopilot sun``: the planner on a matrix and a demand file (the defaults of
-    ``tropic sun`` when not given); ``options`` are :class:`~tropic.sun.planner.SunConfig` fields."""
-    from pathlib import Path
-
-    from tropic.sun.planner import SunConfig
-    from tropic.sun.run import SunSpec, load_inputs
-
-    if not service:
-        raise PolicyError("sun: the policy needs service=<name> (the service whose members follow the sun)")
-    fields = set(SunConfig.__dataclass_fields__)
-    unknown = sorted(set(options) - fields)
-    if unknown:
-        raise PolicyError(f"sun: unknown option {unknown[0]!r}; known: {', '.join(sorted(fields))}")
-    config = SunConfig(**options)  # type: ignore[arg-type]
-    spec = SunSpec(Path(latency) if latency else None, Path(demand) if demand else None, config=config)
-    try:
-        _, _, matrix, day = load_inputs(spec)
-    except TropicError as e:
-        raise PolicyError(f"sun: {e.message}") from e
-    return SunPolicy(service, SunPlanner(matrix, day, config))

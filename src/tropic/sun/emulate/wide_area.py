@@ -10,6 +10,7 @@ stop-and-copy downtime.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +21,19 @@ from tropic.sun.emulate.proxy import DelayProxy
 from tropic.sun.emulate.topology import member_rtt_ms
 
 __all__ = ["WideArea"]
+
+
+def _hold(ports: list[int]) -> list[socket.socket]:
+    held = []
+    for port in ports:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:  # taken meanwhile: the server's start will say so
+            sock.close()
+            continue
+        held.append(sock)
+    return held
 
 
 class WideArea:
@@ -50,21 +64,30 @@ class WideArea:
                 base_dir, size=len(self.regions), force_sync=False, heap_mb=heap_mb, tick_ms=tick_ms
             )
             n = len(self.regions)
-            peers: dict[int, dict[int, tuple[int, int]]] = {}
-            for i in range(n):
-                peers[i] = {}
-                for j in range(n):
-                    if i != j:
-                        quorum, election = self.ensemble.peer_ports(j)
-                        delay = self._peer_delay(i, j)
-                        q = self.proxy.add_route(("quorum", i, j), quorum, delay)
-                        e = self.proxy.add_route(("election", i, j), election, delay)
-                        peers[i][j] = (q.listen_port, e.listen_port)
-            for g in self.client_regions:
-                for j in range(n):
-                    self.proxy.add_route(
-                        ("client", g, j), self.ensemble.client_port(j), self._client_delay(g, j)
-                    )
+            # The servers' ports were free a moment ago; hold them while the proxy takes ports of its own,
+            # so that the kernel cannot hand one of them to a route.
+            held = _hold(
+                [p for i in range(n) for p in (*self.ensemble.peer_ports(i), self.ensemble.client_port(i))]
+            )
+            try:
+                peers: dict[int, dict[int, tuple[int, int]]] = {}
+                for i in range(n):
+                    peers[i] = {}
+                    for j in range(n):
+                        if i != j:
+                            quorum, election = self.ensemble.peer_ports(j)
+                            delay = self._peer_delay(i, j)
+                            q = self.proxy.add_route(("quorum", i, j), quorum, delay)
+                            e = self.proxy.add_route(("election", i, j), election, delay)
+                            peers[i][j] = (q.listen_port, e.listen_port)
+                for g in self.client_regions:
+                    for j in range(n):
+                        self.proxy.add_route(
+                            ("client", g, j), self.ensemble.client_port(j), self._client_delay(g, j)
+                        )
+            finally:
+                for sock in held:
+                    sock.close()
             self.ensemble.route_peers(peers)
         except BaseException:
             self.proxy.close()
