@@ -41,7 +41,7 @@ def bench_cmd(
         300.0, "--check-timeout", help="Seconds the linearizability checker may take (then: unknown)."
     ),
     attempt_timeout: float = typer.Option(
-        0.25,
+        1.0,
         "--attempt-timeout",
         help="The clients' first per-replica attempt timeout in s (doubled each round over the replicas).",
     ),
