@@ -8,9 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from drivers.kit import H1, H2, IMG, SAN, World
+import pytest
+
+from drivers.kit import H1, H2, IMG, SAN, Probe, World, fail_step, make_driver
 from tropic.drivers import SimDriver
 from tropic.drivers.base import Step
+from tropic.model import project
+from tropic.model.generate import DatacenterSpec, build_datacenter
+from tropic.txn import Controller, State
 
 VOL, VOL_B = f"{SAN}/vol-a", f"{SAN}/vol-b"
 VM_ARGS: dict[str, Any] = {
@@ -86,3 +91,42 @@ def test_the_sims_overlay_is_kept_in_its_file(tmp_path: Path) -> None:
         assert again.overlay == {f"{GROUP}/{ADDRESS['name']}": f"{H2}/vm-a"}
     finally:
         again.close()
+
+
+@pytest.mark.parametrize("after", [False, True], ids=["before-effect", "after-effect"])
+def test_migrate_member_through_the_controller(driver_kind: str, after: bool) -> None:
+    """A member moves between two regions on every backend, keeping its address; a live migration that
+    fails (before or after its device effect) on the way back leaves it where it was, nothing behind."""
+    model = build_datacenter(DatacenterSpec(regions=("r1", "r2"), hosts_per_region=2))
+    driver = make_driver(driver_kind)
+    driver.load(project(model))  # type: ignore[attr-defined]
+    try:
+        with Controller(model, driver, workers=2) as c:
+
+            def ok(proc: str, args: dict[str, Any]) -> None:
+                t = c.wait(c.submit(proc, args), 60)
+                assert t.state is State.COMMITTED, (proc, t.error, t.violation)
+
+            def consistent() -> None:
+                report = c.check()
+                assert report["consistent"], report["differences"]
+                assert report["orphans"] == []
+
+            image = "/storage/r1/san-1/img-ubuntu"
+            ok("create_replicated_service", {"name": "zk", "image": image, "vcpus": 1, "memory_mib": 1024})
+            ok("spawn_member", {"service": "zk", "name": "m1", "host": "/compute/r1/host-01"})
+            ok("migrate_member", {"service": "zk", "member": "m1", "region": "r2"})
+            probe = Probe(driver)
+            assert (
+                probe.running("/compute/r2/host-01") == {"m1"}
+                and probe.domains("/compute/r1/host-01") == set()
+            )
+            consistent()
+            fired = fail_step(driver, "live_migrate", name="m1", after=after)
+            t = c.wait(c.submit("migrate_member", {"service": "zk", "member": "m1", "region": "r1"}), 60)
+            assert t.state is State.ABORTED and fired() == 1
+            assert probe.running("/compute/r2/host-01") == {"m1"}
+            assert probe.domains("/compute/r1/host-01") == set()
+            consistent()
+    finally:
+        driver.close()

@@ -71,7 +71,7 @@ op = st.one_of(
 )
 
 
-@settings(max_examples=60)
+@settings(max_examples=200)
 @given(st.lists(op, min_size=1, max_size=30))
 def test_random_sequences_keep_close_to_open_and_never_collect_in_use(
     ops: list[tuple[str, str, int]],

@@ -58,6 +58,8 @@ def test_close_to_open(world: World) -> None:
     ok(w.ctl, "open_image", {"image": "zk", "region": "r2", "session": "after"})
     assert pinned(w, "after") == 2  # opened after the close: the new version
     assert pinned(w, "before") == 1 and pinned(w, "during") == 1  # opened before: keep theirs
+    t = run(w.ctl, "open_image", {"image": "zk", "region": "r2", "session": "before"})
+    assert t.state is State.ABORTED and "already has /images/zk/v1 open" in str(t.error)  # close first
     v2 = w.read(lambda v: v.get("/images/zk/v2", ImageVersion).snapshot())
     assert (v2["digest"], v2["size_mib"]) == ("sha256:02", 3000)
     assert set(v2["replicas"]) == {"r3", "r2"}  # written in r3, fetched by r2's open

@@ -135,7 +135,7 @@ def test_a_replica_killed_mid_load_loses_nothing_and_catches_up_from_a_snapshot(
         kv_job.procs[victim].kill()
         killed_at = time.monotonic()
         load.wait_more(80)
-        assert kv_job.log.truncated() > 0, "the log was truncated behind the snapshots"
+        wait_for(lambda: kv_job.log.truncated() > 0, 60, "the log truncated behind the snapshots")
         restarted = kv_job.restart(victim)
         assert "restored the snapshot at index" in restarted.stderr()
         load.wait_more(80)
@@ -228,8 +228,11 @@ def test_truncation_waits_for_a_stalled_live_replica(kv_job: Job) -> None:
             for i in range(4 * SNAPSHOT_EVERY):
                 client.call({"op": "append", "key": "s", "value": f"during-{i};"})
             assert "r2" in kv_job.log.live(), "the stalled replica's session is still alive"
-            others = [kv_job.log.snapshot_applied(n) or -1 for n in ("r0", "r1")]
-            assert min(others) > held + SNAPSHOT_EVERY, "the others' snapshots would allow truncating more"
+
+            def others_ahead() -> bool:  # so that, but for r2, the log would be truncated further
+                return min(kv_job.log.snapshot_applied(n) or -1 for n in ("r0", "r1")) > held + SNAPSHOT_EVERY
+
+            wait_for(others_ahead, 60, "the other replicas' snapshots")
             assert kv_job.log.truncated() <= held + 1, "truncation passed a live replica's snapshot"
             assert min(kv_job.log.indices()) <= held + 1
         finally:

@@ -98,7 +98,8 @@ def test_a_program_that_exits_at_once_is_reported(zk_uri: str, tmp_path: Path) -
 def test_the_replica_dies_with_its_program(trio: tuple[RequestLog, list[ReplicaProc]]) -> None:
     _, procs = trio
 
-    program_pid = int(subprocess.check_output(["pgrep", "-P", str(procs[2].pid)]).split()[0])
+    pid = procs[2].pid
+    program_pid = int(Path(f"/proc/{pid}/task/{pid}/children").read_text().split()[0])
     os.kill(program_pid, signal.SIGKILL)
     assert procs[2].proc is not None and procs[2].proc.wait(timeout=60) == 1
     assert "exited with code -9" in procs[2].stderr()

@@ -72,11 +72,13 @@ _out = output.console
 
 @contextmanager
 def _user_errors() -> Iterator[None]:
-    """Show a tropic error as one line on stderr and exit with code 2, never with a traceback."""
+    """Show a tropic error as one line on stderr and exit with its code, never with a traceback."""
     try:
         yield
     except TropicError as exc:
-        output.fail(exc, code=2)
+        output.fail(
+            exc, code=output.exit_code(exc) if exc.code == "unreachable" else output.ExitCode.BAD_INPUT
+        )
 
 
 @contextmanager

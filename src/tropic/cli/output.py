@@ -59,5 +59,8 @@ def fail(error: TropicError | str, *, code: int = ExitCode.BAD_INPUT) -> NoRetur
 
 
 def exit_code(error: TropicError) -> ExitCode:
-    """Bad input (including a file that is not a tropic store) or anything else that went wrong."""
+    """Bad input (including a file that is not a tropic store), no answer from the server, or anything
+    else that went wrong."""
+    if error.code == "unreachable":  # tropic.api.client.ServerUnreachable, without loading httpx here
+        return ExitCode.UNREACHABLE
     return ExitCode.BAD_INPUT if isinstance(error, UserError | CorruptStore) else ExitCode.NOT_DONE

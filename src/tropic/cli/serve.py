@@ -250,6 +250,8 @@ def serve(
 
             fleet = load(inventory)  # every problem of the file, before anything is opened
             precheck(fleet, driver)
+        if sim_trace and sim_trace != "sample" and not Path(sim_trace).exists():
+            output.fail(f"--sim-trace {sim_trace}: no such file", code=output.ExitCode.BAD_INPUT)
         retention = Retention.parse(retain) if retain is not None else None
         key_ttl = parse_ttl(idempotency_ttl)
         if tokens is not None:

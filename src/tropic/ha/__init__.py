@@ -3,7 +3,8 @@ ZooKeeper's totally ordered writes (Zab), so that losing a replica costs no avai
 acknowledged work. ``contract`` fixes what the parts share:
 
 * ``log``: the sequenced request log in ZooKeeper, snapshots and truncation;
-* ``replica``: the wrapper that makes an unmodified stdin/stdout program a replica;
+* ``replica``: the wrapper that makes an unmodified stdin/stdout program a replica (``program``: that
+  program as a child process; ``codec``: the contract's records as JSON);
 * ``client``: the client library (discovery, timeouts, failover, retries with the same request id);
 * ``linearizability``: the Wing-Gong/Lowe checker (as in porcupine), per-key partitioned;
 * ``bench``: ``tropic ha bench``.

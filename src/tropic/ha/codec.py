@@ -68,6 +68,10 @@ def _field(obj: dict[str, Any], name: str, kind: type | tuple[type, ...], what: 
     return value
 
 
+def _optional(obj: dict[str, Any], name: str, kind: type, default: Any, what: str) -> Any:
+    return _field(obj, name, kind, what) if name in obj else default
+
+
 def decode_entry(data: bytes | str) -> LogEntry:
     obj = _object(data, "log entry")
     return LogEntry(
@@ -97,8 +101,8 @@ def decode_reply(data: bytes | str) -> Reply:
         seq=_field(obj, "seq", int, "reply"),
         ok=_field(obj, "ok", bool, "reply"),
         reply=obj.get("reply"),
-        index=int(obj.get("index", -1)),
-        error=str(obj.get("error", "")),
+        index=_optional(obj, "index", int, -1, "reply"),
+        error=_optional(obj, "error", str, "", "reply"),
     )
 
 
@@ -111,8 +115,8 @@ def decode_info(data: bytes | str) -> ReplicaInfo:
         replica=_field(obj, "replica", str, "replica info"),
         address=_field(obj, "address", str, "replica info"),
         applied=_field(obj, "applied", int, "replica info"),
-        host=str(obj.get("host", "")),
-        pid=int(obj.get("pid", 0)),
+        host=_optional(obj, "host", str, "", "replica info"),
+        pid=_optional(obj, "pid", int, 0, "replica info"),
         state=state,
     )
 

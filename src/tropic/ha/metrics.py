@@ -14,6 +14,7 @@ __all__ = [
     "WriteAudit",
     "audit_writes",
     "longest_gap",
+    "longest_gaps",
     "max_unavailability",
     "percentile",
     "tokens",
@@ -40,6 +41,14 @@ def longest_gap(successes: Iterable[float], start: float, end: float) -> tuple[f
     points = sorted(t for t in successes if start <= t <= end)
     edges = [start, *points, end]
     return max(itertools.pairwise(edges), key=lambda ab: ab[1] - ab[0])
+
+
+def longest_gaps(successes: Iterable[float], start: float, end: float, n: int) -> list[tuple[float, float]]:
+    """The ``n`` longest windows (as :func:`longest_gap`), longest first."""
+    if end < start:
+        raise ValueError(f"the window ends ({end}) before it starts ({start})")
+    edges = [start, *sorted(t for t in successes if start <= t <= end), end]
+    return sorted(itertools.pairwise(edges), key=lambda ab: ab[0] - ab[1])[:n]
 
 
 def max_unavailability(successes: Iterable[float], start: float, end: float) -> float:

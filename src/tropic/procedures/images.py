@@ -205,6 +205,9 @@ def open_image(view: View, *, image: str, region: str, session: str) -> None:
     img = geo_image(view, image)
     if not img.latest:
         raise ModelError(f"{img.path} has no published version yet", path=img.path)
+    held = opened_version(view, img.path, session)
+    if held is not None:
+        raise ModelError(f"session {session} already has {held.path} open: close it first", path=held.path)
     v = img.child(version_name(img.latest), ImageVersion)
     if region not in v.replicas:
         _fetch(view, v, img.name, region)

@@ -5,7 +5,8 @@ count``: manual Wikipedia edit requests of 2011-08-31 geolocated by continent, t
 It is read by :func:`read_hourly`, which checks it (header, 3 columns, ISO times, counts >= 0, each
 key's 24 hours exactly once) and smooths every series with a centred 3-hour moving average wrapping
 around midnight (edits are bursty; the data's README advises it); the rate at a step is the smoothed
-hourly count, linearly interpolated at the step's middle, per second. Key ``XX`` (location unknown) is left out: it cannot be attached to a place.
+hourly count, linearly interpolated at the step's middle, per second. Key ``XX`` (location unknown) is
+left out: it cannot be attached to a place.
 
 **Attachment.** Each client region (a key of the file) enters the cloud at one region of the latency
 matrix. When the key is itself a region of the matrix, that is the region. Otherwise the key must be in
