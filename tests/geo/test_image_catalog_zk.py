@@ -1,13 +1,14 @@
-"""The image catalog in distributed mode lives in ZooKeeper (the real three-server ensemble of the
-fixtures): a version published by one controller is what an open sees after that controller is gone and
-another has restored the model from the ensemble; a reader that opened before a close keeps its version
-across the takeover, and the writer lock (one writer at a time) survives it too."""
+"""The image catalog and the overlay in distributed mode live in ZooKeeper (the real three-server
+ensemble of the fixtures): a version published by one controller is what an open sees after that
+controller is gone and another has restored the model from the ensemble; a reader that opened before a
+close keeps its version across the takeover, and the writer lock (one writer at a time) survives it too.
+A member migrated on one controller keeps its address, leading to its new region, on the next."""
 
 from __future__ import annotations
 
 import pytest
 
-from geo.helpers import build, ok, run, world_model
+from geo.helpers import World, build, ok, run, world_model
 from tropic.drivers import SimDriver
 from tropic.model import project
 from tropic.model.images import GeoImage, ImageVersion
@@ -59,3 +60,28 @@ def test_close_to_open_across_a_takeover_on_zookeeper(zk_uri: str) -> None:
         assert c.check()["consistent"]
     finally:
         c.stop()
+
+
+def test_a_member_migrated_on_zookeeper_keeps_its_address_across_a_takeover(zk_uri: str) -> None:
+    model = world_model()
+    sim = SimDriver(seed=6)
+    sim.load(project(model))
+    a = Controller.open(zk.ZooKeeperStore(zk_uri, timeout=30), sim, initial=lambda: model, workers=2).start()
+    try:
+        w = build(a, sim)
+        before = w.addresses()
+        ok(a, "migrate_member", {"service": "zk", "member": "m1", "region": "r3"})
+        moved = w.addresses()
+    finally:
+        a.stop()
+    assert {ip for ip, _ in moved.values()} == {ip for ip, _ in before.values()}
+    b = Controller.open(zk.ZooKeeperStore(zk_uri, timeout=30), sim, workers=2).start()
+    try:
+        w = World(b, sim)
+        assert w.addresses() == moved  # restored from the ensemble: the same addresses, leading to r3
+        assert any(vm.startswith("/compute/r3/") and vm.endswith("/m1") for _, vm in moved.values())
+        assert dict(sim.overlay) == {path: vm for path, (_, vm) in moved.items()}
+        ok(b, "migrate_member", {"service": "zk", "member": "m1", "region": "r1"})  # and it moves on
+        assert b.check()["consistent"]
+    finally:
+        b.stop()

@@ -224,9 +224,9 @@ def test_the_model_is_read_whole_whatever_the_page_limit(max_nodes: int) -> None
     tree = fetch_tree(pages)  # type: ignore[arg-type]
     assert tree == {p: (k, a) for p, (k, a) in tree_of_model(model).items() if p != "/"}
     if max_nodes == 5000:
-        assert pages.requests == 3  # /compute, /storage and /network
+        assert pages.requests == 4  # /compute, /storage, /network and /jobs
     else:
-        assert pages.requests > 3
+        assert pages.requests > 4
 
 
 def test_cordoned_is_applied_only_by_a_server_with_the_cordon_procedures() -> None:

@@ -106,6 +106,7 @@ def test_an_emulated_day_ranks_the_strategies_as_the_model(tmp_path: Path) -> No
     # the model separates the strategies widely, so the measured ranking must follow it
     assert report.ranking_model == ("dynamic", "static-global", "static-single")
     assert report.ranking_measured == report.ranking_model, report.to_json()
+    assert report.same_ranking
     for r in report.strategies:
         assert r.requests > 0 and r.errors == 0
         # on time on average (the proxy wakes early only by its timer's lateness): slower only by the machine

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tropic.sun.contract import LatencyMatrix, Placement
+from tropic.sun.emulate.run import EmulationReport, StrategyRun
 from tropic.sun.emulate.topology import assign_members, member_rtt_ms
 from tropic.sun.model import MODEL
 
@@ -65,3 +66,21 @@ def test_assignment_realises_the_placement(case: tuple[list[str], list[str], int
     moved = sum(1 for a, b in zip(current, target, strict=True) if a != b)
     missing = sum((Counter(regions) - Counter(current)).values())
     assert moved <= missing + 2  # the leader's move may displace one more
+
+
+def _run(name: str, model: float, measured: float) -> StrategyRun:
+    return StrategyRun(
+        name, model, measured, measured / model - 1, 0.0, 0.0, 0.0, model, 0, 0.0, 0.0, 0, 1, 0
+    )
+
+
+def _report(*runs: StrategyRun) -> EmulationReport:
+    return EmulationReport(3, ("us",), (0,), 1.0, 1.0, runs, (), (), 0.0)
+
+
+def test_the_ranking_is_kept_when_the_model_orders_and_free_when_it_ties() -> None:
+    # the model orders all three: the measurement must too
+    assert _report(_run("a", 10, 12), _run("b", 20, 23), _run("c", 60, 66)).same_ranking
+    assert not _report(_run("a", 10, 24), _run("b", 20, 23), _run("c", 60, 66)).same_ranking
+    # a and b tie in the model (the same placements): either measured order keeps the ranking
+    assert _report(_run("a", 20.0, 24), _run("b", 20.1, 23), _run("c", 60, 66)).same_ranking

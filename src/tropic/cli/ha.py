@@ -40,6 +40,11 @@ def bench_cmd(
     check_timeout: float = typer.Option(
         300.0, "--check-timeout", help="Seconds the linearizability checker may take (then: unknown)."
     ),
+    attempt_timeout: float = typer.Option(
+        1.0,
+        "--attempt-timeout",
+        help="The clients' first per-replica attempt timeout in s (doubled each round over the replicas).",
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the load and of the choice of victims."),
     zk: str = typer.Option(
         "",
@@ -74,6 +79,7 @@ def bench_cmd(
             failure_domain=domain,
             check_timeout=check_timeout,
             seed=seed,
+            attempt_timeout=attempt_timeout,
             zk_uri=zk,
         )
 

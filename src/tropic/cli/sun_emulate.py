@@ -28,6 +28,7 @@ def emulate(
     """Run the emulation of ``result``'s days; progress on stderr; the report as plain data."""
     from tropic.cluster.zk_ensemble import ZooKeeperHarnessError
     from tropic.sun.emulate import EmulateOptions, run
+    from tropic.sun.planner import migration
 
     check_options(time_scale, steps, dilation)
     demand = result.demand
@@ -37,10 +38,8 @@ def emulate(
     options = EmulateOptions(
         step_seconds=demand.step_s * count / emulated / time_scale,
         max_steps=emulated,
-        memory_mib=config.memory_mib,
-        dirty_mib_s=config.dirty_mib_s,
-        bandwidth_mib_s=config.bandwidth_mib_s,
         dilation=dilation,
+        downtime_s=lambda a, b: migration(config, result.matrix, a, b).downtime_s,  # the planner's own
     )
 
     def say(line: str) -> None:
@@ -75,7 +74,7 @@ def print_table(data: object) -> None:
             f"{row['pause_s']:.2f}",
         )
     output.console.print(table)
-    same = "the same" if data["same_ranking"] else "NOT the same"
+    same = "the same" if data["same_ranking"] else "NOT the same"  # ties in the model left aside
     output.console.print(
         f"ranking {same} as the model's ({' < '.join(data['ranking_measured'])}); "
         f"service time with no delay {data['extra']['service_mean_ms']:.1f} ms"

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tropic.api.client import Client
-from tropic.errors import ConfigError
+from tropic.api.client import ApiError, Client
+from tropic.errors import ConfigError, UnknownResource
 from tropic.inventory.diff import Call, Change, calls_in_order, diff
 from tropic.inventory.load import Inventory
 
@@ -39,7 +39,11 @@ def fetch_tree(client: Client) -> dict[str, tuple[str, dict[str, Any]]]:
             todo.extend((kid, depth + 1) for kid in kids)
 
     for root, levels in ROOTS:
-        walk(root, levels)
+        try:
+            walk(root, levels)
+        except (ApiError, UnknownResource) as e:
+            if root != "/jobs" or (isinstance(e, ApiError) and e.status != 404):
+                raise  # (no /jobs: no job was ever declared)
     return out
 
 

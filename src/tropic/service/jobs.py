@@ -8,13 +8,14 @@ from typing import Any
 
 from tropic.jobs.healer import JobHealer
 from tropic.jobs.observe import JobZooKeeper
-from tropic.store.zkclient import parse_zk_uri
 from tropic.txn import Controller
 
 
 def jobs_zk_for(store_uri: str) -> str:
     """The jobs' ZooKeeper for a ``zk://`` store: the same servers, chroot ``<store chroot>-ha``
     (``/tropic-ha`` for a store at the root)."""
+    from tropic.store.zkclient import parse_zk_uri  # kazoo loads only when ZooKeeper is used
+
     address = parse_zk_uri(store_uri)
     chroot = "/tropic-ha" if address.chroot == "/" else address.chroot.rstrip("/") + "-ha"
     return f"zk://{address.connect_string}{chroot}"

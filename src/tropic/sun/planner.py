@@ -11,7 +11,8 @@ clients are; :class:`tropic.autopilot.policies.sun.SunPolicy` runs it as an auto
    leader's region) minimising the forecast demand-weighted perceived latency plus the migration cost
    (every request during a move's downtime delayed by the whole downtime, a pessimistic bound);
 3. keeps the current placement unless the candidate's forecast latency is lower by more than
-   ``hysteresis`` (a share, e.g. 0.08 = 8%) **and** by more than the migration cost;
+   ``hysteresis`` (a share, e.g. 0.08 = 8%) **and** by more than the migration cost, and the move
+   also pays over the ``dwell_h`` hours the regions it touches will be held (step 4);
 4. never exceeds ``budget_per_day`` member moves in any 24 hours, and never sends a member back into a
    region that lost one (or out of a region that gained one) within ``dwell_h`` hours: no A -> B -> A
    inside the window.
@@ -125,9 +126,10 @@ class SunPlanner:
         )
         return max(1, math.ceil(total / self.demand.step_s))
 
-    def window_cost(self, placement: Placement, start: int) -> float:
-        """Forecast request-ms of ``placement`` over the horizon from step ``start``."""
-        steps = max(1, round(self.config.horizon_h * 3600 / self.demand.step_s))
+    def window_cost(self, placement: Placement, start: int, hours: float | None = None) -> float:
+        """Forecast request-ms of ``placement`` over ``hours`` (default: the horizon) from step ``start``."""
+        span = self.config.horizon_h if hours is None else hours
+        steps = max(1, round(span * 3600 / self.demand.step_s))
         total = 0.0
         for k in range(start, start + steps):
             rates = self._rates(k)
@@ -216,6 +218,17 @@ class SunPlanner:
                 f"{cfg.horizon_h:g} h, under the hysteresis of {100 * cfg.hysteresis:g}% or the move cost"
             )
             return current, lead
+        if moves and cfg.dwell_h > cfg.horizon_h:
+            # the regions a move touches stay put for dwell_h: it must not be a loss over that time
+            held = self.window_cost(current, step + lead, cfg.dwell_h) - self.window_cost(
+                target, step + lead, cfg.dwell_h
+            )
+            if held < cost:
+                self.last_why = (
+                    f"step {step}: the best candidate gains over {cfg.horizon_h:g} h but loses over the "
+                    f"{cfg.dwell_h:g} h its regions would be held"
+                )
+                return current, lead
         self.last_why = (
             f"step {step}: {len(moves)} move(s) {moves}, leader {solved.leader}: "
             f"{100 * gain / now:.1f}% less forecast latency over {cfg.horizon_h:g} h"

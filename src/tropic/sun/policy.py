@@ -1,5 +1,5 @@
 """The follow-the-sun autopilot plug-in, built from a matrix and a demand file and registered as ``sun``
-in :data:`tropic.autopilot.policies.POLICIES` (``tropic serve --autopilot sun``). The plug-in
+in :data:`tropic.autopilot.policies.POLICIES` (``tropic serve --autopilot sun:<service>``). The plug-in
 (:class:`tropic.autopilot.policies.sun.SunPolicy`) runs a :class:`~tropic.sun.planner.SunPlanner`."""
 
 from __future__ import annotations
