@@ -152,8 +152,9 @@ def test_an_unreachable_server_is_one_line_naming_it(path: tuple[str, ...], tmp_
     done = tropic(*path, *_required_args(path), "--url", UNREACHABLE_URL, env=env)
     done.no_traceback()
     assert done.code == ExitCode.UNREACHABLE, (done.code, done.stdout, done.stderr)
-    errors = [line for line in done.error_lines() if line.startswith("error:")]
-    assert len(errors) == 1 and "127.0.0.1:9" in errors[0], done.stderr
+    errors = done.error_lines()  # nothing else: no banner, no progress bar, no blank line
+    assert len(errors) == 1 and errors[0].startswith("error:") and "127.0.0.1:9" in errors[0], done.stderr
+    assert done.stderr.startswith("error:"), done.stderr
 
 
 # --- a missing input file -----------------------------------------------------------------------------------

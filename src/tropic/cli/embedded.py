@@ -77,7 +77,8 @@ def run_workload_cmd(
     try:
         result = run(tick)
     finally:
-        bar.stop()
+        if bar.live.is_started:  # stopping one never started prints a blank line before the error
+            bar.stop()
     if store is not None:
         output.console.print(f"resumed from request {result['resumed_from']}, all {txns} requests final")
     else:
