@@ -137,6 +137,7 @@ real = pytest.mark.skipif(
 )
 
 
+@pytest.mark.realdata
 @real
 def test_the_real_matrix_and_demand_load_and_attach() -> None:
     m = load_matrix(AWS)
