@@ -102,7 +102,7 @@ def test_a_client_region_in_neither_the_matrix_nor_the_table_is_refused() -> Non
 @pytest.mark.parametrize(
     ("text", "needle"),
     [
-        ("when,key,count\n", "line 1: the header"),
+        ("when,key,count\n", "line 1: header"),
         ("utc_hour_iso,region_or_language,count\n2011-08-31T00:00:00Z,EU\n", "line 2: expected 3 columns"),
         ("utc_hour_iso,region_or_language,count\nyesterday,EU,1\n", "'yesterday' is not an ISO time"),
         ("utc_hour_iso,region_or_language,count\n2011-08-31T00:00:00Z,EU,-4\n", "count '-4'"),

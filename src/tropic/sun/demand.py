@@ -22,13 +22,12 @@ model written in the real file's format (:func:`business_hours_csv`).
 
 from __future__ import annotations
 
-import csv
 import importlib.resources
 import math
 import os
-from datetime import datetime
 from pathlib import Path
 
+from tropic.autopilot.regional import load_demand
 from tropic.errors import ConfigError
 from tropic.sun.contract import Demand, LatencyMatrix
 
@@ -176,55 +175,10 @@ def demand_from_hourly(
     )
 
 
-def smooth(values: tuple[float, ...], window: int) -> tuple[float, ...]:
-    """Centred moving average over ``window`` samples, wrapping around (a day is a circle)."""
-    if window <= 1:
-        return values
-    n = len(values)
-    span = range(-(window // 2), window - window // 2)
-    return tuple(sum(values[(i + k) % n] for k in span) / len(span) for i in range(n))
-
-
 def read_hourly(path: str | os.PathLike[str], *, smooth_h: int = 3) -> dict[str, tuple[float, ...]]:
-    """Hourly counts per key of a demand file, checked and smoothed (see the module docstring)."""
-    where = Path(path)
-    try:
-        text = where.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read demand file {where}: {getattr(e, 'strerror', None) or e}") from None
-    reader = csv.reader(text.splitlines())
-    if next(reader, None) != ["utc_hour_iso", "region_or_language", "count"]:
-        raise ConfigError(f"{where}, line 1: the header must be utc_hour_iso,region_or_language,count")
-    counts: dict[str, list[float | None]] = {}
-    for line, row in enumerate(reader, start=2):
-        if not row:
-            continue
-        if len(row) != 3:
-            raise ConfigError(f"{where}, line {line}: expected 3 columns, got {len(row)}")
-        stamp, key, count = row
-        try:
-            hour = datetime.fromisoformat(stamp.replace("Z", "+00:00")).hour
-        except ValueError:
-            raise ConfigError(f"{where}, line {line}: {stamp!r} is not an ISO time") from None
-        try:
-            value = float(count)
-        except ValueError:
-            raise ConfigError(f"{where}, line {line}: count {count!r} is not a number") from None
-        if not math.isfinite(value) or value < 0:
-            raise ConfigError(f"{where}, line {line}: count {count!r} must be a number >= 0")
-        slots = counts.setdefault(key, [None] * 24)
-        if slots[hour] is not None:
-            raise ConfigError(f"{where}, line {line}: {key} hour {hour} appears twice")
-        slots[hour] = value
-    if not counts:
-        raise ConfigError(f"{where}: no demand rows")
-    out: dict[str, tuple[float, ...]] = {}
-    for key, slots in counts.items():
-        missing = [h for h, v in enumerate(slots) if v is None]
-        if missing:
-            raise ConfigError(f"{where}: {key} has no count for UTC hour(s) {missing}")
-        out[key] = smooth(tuple(float(v or 0.0) for v in slots), smooth_h)
-    return out
+    """Hourly counts per key of a demand file, checked and smoothed (see the module docstring): the
+    autopilot's demand sensor reads the same format with the same rules."""
+    return load_demand(path, smooth_h=smooth_h).hourly
 
 
 def load(
