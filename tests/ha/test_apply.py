@@ -81,3 +81,37 @@ def test_replicas_apply_the_log_order_once_per_request(
             r.program.stop()
         zk.stop()
         zk.close()
+
+
+def test_sessions_are_bounded_and_every_replica_keeps_the_same(zk_ensemble: Any, monkeypatch: Any) -> None:
+    import tropic.ha.replica as replica_mod
+
+    monkeypatch.setattr(replica_mod, "MAX_SESSIONS", 2)
+    zk = open_client(zk_ensemble.uri("/tropic-tests/ha-sessions"), connect_timeout=20)
+    job = f"s-{uuid.uuid4().hex[:8]}"
+    replicas: list[Replica] = []
+
+    def replica(name: str, every: int) -> Replica:
+        program = Program([sys.executable, str(KV)])
+        program.probe()
+        r = Replica(zk, job, name, program, snapshot_every=every)
+        replicas.append(r)
+        r.start()
+        return r
+
+    try:
+        first, second = replica("r1", 1000), replica("r2", 1)  # r2 snapshots after every entry
+        for n, client in enumerate(["a", "b", "c", "a", "d", "a"]):
+            first.log.append(LogEntry(client, n + 1, {"op": "append", "key": "k", "value": f"{client};"}))
+        for r in (first, second):
+            r.apply_pending()
+        late = replica("r3", 1000)  # from r2's snapshot
+        late.apply_pending()
+        for r in (first, second, late):
+            assert list(r.sessions) == ["d", "a"]  # the two clients applied most recently, oldest first
+            assert r.sessions["a"][0] == 6
+    finally:
+        for r in replicas:
+            r.program.stop()
+        zk.stop()
+        zk.close()

@@ -44,6 +44,12 @@ BATCH = 500
 RESERVED = "__tropic__"
 
 
+# Client sessions kept in the replicated state (and snapshots): the clients that applied a request most
+# recently. Eviction follows the log order, so every replica evicts the same sessions; a client evicted
+# (10,000 others applied requests since its last) would have a late retry applied again.
+MAX_SESSIONS = 10_000
+
+
 def _say(replica: str, message: str) -> None:
     print(f"tropic-ha replica {replica}: {message}", file=sys.stderr, flush=True)
 
@@ -218,7 +224,10 @@ class Replica:
                 reply = self.program.ask(entry.op)
         with self.cond:
             if entry.client and not duplicate:
+                self.sessions.pop(entry.client, None)  # most recently applied last: eviction order
                 self.sessions[entry.client] = (entry.seq, reply)
+                while len(self.sessions) > MAX_SESSIONS:  # the same log gives the same order everywhere
+                    del self.sessions[next(iter(self.sessions))]
             self.applied = index
             if key in self._wanted:
                 self._answers[key] = (index, reply, stale)
