@@ -25,8 +25,8 @@ the log and applied by the replica that answers. ``(client, seq)`` identifies a 
 same pair is applied once and answered with the first answer (the replicas keep each client's last
 sequence number and reply as part of their replicated state and snapshots). A request marked ``read``
 (it does not change the state) is, on a replica run with ``--read-path sync``, answered without an append:
-the replica syncs with ZooKeeper, reads the log's child counter and answers once it has applied every
-entry below it.
+the replica syncs with ZooKeeper, reads the log's child counter and answers once it has applied a
+listing of the log with at least that counter.
 """
 
 from __future__ import annotations
@@ -99,8 +99,8 @@ class Reply:
     seq: int
     ok: bool
     reply: Any = None  # the program's answer
-    # the log index the request was applied at (-1: a local read; a read on the sync path: the log's tail
-    # it waited for, every entry up to it being applied before it was answered)
+    # the log index the request was applied at (-1: a local read; a read on the sync path: the index the
+    # replica had applied when it answered, or a later one)
     index: int = -1
     error: str = ""  # why not ok (e.g. "catching up", "not serving"); the client then fails over
 

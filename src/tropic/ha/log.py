@@ -5,10 +5,12 @@ number from the parent's change counter at commit, so Zab's total order of write
 reader that sees index ``i`` has also seen every index below it. Indices grow but are not contiguous
 (deleting a child also advances the counter), so readers list the children and sort them.
 
-The counter is the ``log`` node's ``cversion`` (children created or deleted so far): a listing read with
-it (:meth:`RequestLog.listing`) holds every entry with an index below it that was not deleted, and every
-later append gets an index at or above it. :meth:`RequestLog.synced_counter` reads it after a ZooKeeper
-``sync()``, which is how a replica learns the log's tail as of a linearizable read without writing.
+The ``log`` node's child counter (its ``cversion``, bumped by every child created or deleted) orders the
+log's states: a listing read with a counter at least ``c`` (:meth:`RequestLog.listing`) holds every
+entry the log held when its counter was ``c``, bar those deleted since. :meth:`RequestLog.synced_counter`
+reads the counter after a ZooKeeper ``sync()``: that is how a replica learns the log's tail as of a
+linearizable read without writing. (The counter is not an index bound: ZooKeeper 3.8 numbers a
+sequential child from a counter that deletions do not advance, so indices may stay below it.)
 
 Snapshots (``snapshots/<replica>``) are persistent: they outlive a replica so that its replacement, or any
 replica, can restore the newest one. A snapshot over ZooKeeper's 1 MB node limit is written as chunks
@@ -119,16 +121,17 @@ class RequestLog:
         return entry_index(str(path).rsplit("/", 1)[1])
 
     def listing(self, watch: Watch | None = None) -> tuple[list[int], int]:
-        """The indices in the log, in order, and the log's child counter (``cversion``) of the same read:
-        no entry appended later has an index below it; ``watch`` fires once on the next change."""
+        """The indices in the log, in order, and the log's child counter (``cversion``) of the same read
+        (see the module docstring); ``watch`` fires once on the next change."""
         names, stat = self._call(
             lambda: self.zk.get_children_async(self.log_path, watch=watch, include_data=True), "list the log"
         )
         return sorted(entry_index(n) for n in names if n.startswith(LOG_PREFIX)), int(stat.cversion)
 
     def synced_counter(self, *, timeout: float | None = None) -> int:
-        """``sync()`` the log node with the ZooKeeper leader, then read its child counter: every entry
-        appended before this call began (acknowledged to anyone) has an index below the answer.
+        """``sync()`` the log node with the ZooKeeper leader, then read its child counter: a listing with
+        a counter at least the answer holds every entry appended (acknowledged to anyone) before this call
+        began, bar those deleted since.
 
         The read is sent right behind the sync on the same session; ZooKeeper executes a session's
         requests in the order sent and holds a read behind that session's pending sync, so it sees at least

@@ -95,9 +95,9 @@ class Replica:
         self.snapshot_every = snapshot_every
         self.address = ""
         self.applied = -1
-        # The state includes every log entry with an index up to ``covered`` (from the child counter of
-        # the last listing applied whole: indices have gaps, so ``applied`` alone cannot tell).
-        self.covered = -1
+        # The child counter of the newest listing of the log applied whole: the state includes every
+        # entry the log held whenever its counter was at most this (see _read_synced).
+        self.listed = 0
         self.reads_waiting = 0  # sync-path reads waiting for the apply loop (for tests and views)
         self.sessions: dict[str, tuple[int, Any]] = {}
         self.serving = False
@@ -159,10 +159,7 @@ class Replica:
         self.program.restore(snapshot.state)
         with self.cond:
             self.sessions = dict(snapshot.sessions)
-            self.applied = snapshot.applied
-            # no entry lies between the old ``covered`` and the snapshot's index that the snapshot lacks
-            self.covered = max(self.covered, snapshot.applied)
-            self.cond.notify_all()
+            self.applied = snapshot.applied  # newer: it holds every entry of the listing ``listed`` too
         _say(self.name, f"restored the snapshot at index {snapshot.applied}; catching up from the log")
         own = self.log.snapshot_applied(self.name)
         if own is None or own < snapshot.applied:  # ours too, so that truncation need not wait for us
@@ -219,12 +216,12 @@ class Replica:
 
     def apply_pending(self) -> int:
         """Apply what the log holds above ``applied``; return how many entries were new. Once the whole
-        listing is applied, ``covered`` moves up to its child counter minus one."""
+        listing is applied, ``listed`` moves up to its child counter."""
         indices, counter = self.log.listing(watch=self._on_log)
         new = [i for i in indices if i > self.applied]
         # Indices have gaps, so a missing entry shows only through the marker, which truncation moves
-        # before it deletes (read after the listing, it covers every deletion the listing saw: every
-        # index below the counter that the listing lacks is below the marker, or never was an entry).
+        # before it deletes (read after the listing, it covers every deletion the listing saw; checked
+        # even when nothing is new, since ``listed`` then claims the entries deleted before the listing).
         marker = self.log.truncated_async()
         for start in range(0, len(new), BATCH):
             batch = self.log.read(new[start : start + BATCH])
@@ -239,8 +236,8 @@ class Replica:
         if marker is not None:
             self._check_marker(marker)
         with self.cond:
-            if counter - 1 > self.covered:
-                self.covered = counter - 1
+            if counter > self.listed:
+                self.listed = counter
                 self.cond.notify_all()
         return len(new)
 
@@ -372,38 +369,48 @@ class Replica:
                     self._answers.pop(key, None)
 
     def _read_synced(self, request: Request) -> Reply:
-        """A linearizable read without a ZooKeeper write: sync, learn the log's tail as of now, wait until
-        this replica has applied every entry up to it, answer from the local state. Every write
-        acknowledged before the read began is in the log below the counter, so the answer includes it;
-        entries applied meanwhile are writes concurrent with the read, which it may see or not."""
+        """A linearizable read without a ZooKeeper write: sync, read the log's child counter (the log's
+        tail as of now), wait until this replica has applied a listing of the log whose counter is at
+        least that, answer from the local state.
+
+        Why it is enough: every write acknowledged before the read began is committed, so the server
+        this replica reads from holds it once the sync returns, in the log state of that counter. The
+        counter (``cversion``) grows with every child created, so a listing with a counter at least as
+        high was read from that state or a later one: it holds the write, unless truncation deleted it
+        meanwhile, and truncation deletes only entries below the snapshot of every live replica (this
+        one's included: it has applied them) and moves the marker first, which ``apply_pending`` checks
+        (a replica passed by truncation restores a newer snapshot). Entries applied meanwhile are writes
+        concurrent with the read, which it may see or not."""
 
         def refuse(error: str) -> Reply:
             return Reply(client=request.client, seq=request.seq, ok=False, error=error)
 
         try:
-            tail = self.log.synced_counter(timeout=APPLY_WAIT_S / 2) - 1
+            counter = self.log.synced_counter(timeout=APPLY_WAIT_S / 2)
         except ZooKeeperUnavailable as exc:
             return refuse(f"cannot sync with the log: {exc}")
         with self.cond:
-            if self.covered < tail:
+            if self.listed < counter:
                 self._changed.set()  # the log's watch wakes the apply loop too; this is only quicker
                 self.reads_waiting += 1
                 try:
                     self.cond.wait_for(
-                        lambda: self.covered >= tail or self.stop.is_set(), timeout=APPLY_WAIT_S
+                        lambda: self.listed >= counter or self.stop.is_set(), timeout=APPLY_WAIT_S
                     )
                 finally:
                     self.reads_waiting -= 1
             if self.stop.is_set():
                 return refuse("stopping")
-            if self.covered < tail:
-                return refuse(f"not applied in time (at {self.covered}, the log's tail at {tail})")
+            if self.listed < counter:
+                return refuse(f"not applied in time (log counter {self.listed} applied, {counter} synced)")
         try:
             answer = self.program.ask(request.op)
         except ProgramDied as exc:
             self.fail(str(exc))
             return refuse("stopping")
-        return Reply(client=request.client, seq=request.seq, ok=True, reply=answer, index=tail)
+        with self.cond:
+            index = self.applied  # at least: the state may be newer still
+        return Reply(client=request.client, seq=request.seq, ok=True, reply=answer, index=index)
 
 
 class _Handler(socketserver.StreamRequestHandler):
