@@ -176,3 +176,21 @@ def test_a_marked_read_over_the_wire_appends_only_on_the_log_path(
         assert not bad["ok"] and "read" in bad["error"]
     finally:
         proc.terminate()
+
+
+def test_the_read_path_defaults_to_sync_and_the_environment_chooses_for_a_controllers_replicas(
+    monkeypatch: Any,
+) -> None:
+    from tropic.ha.contract import READ_PATH_ENV
+    from tropic.ha.replica import _parse
+
+    argv = ["--zk", "zk://127.0.0.1:2181/t", "--job", "j", "--replica", "r", "--", "prog"]
+    monkeypatch.delenv(READ_PATH_ENV, raising=False)
+    assert _parse(argv)[0].read_path == "sync"
+    monkeypatch.setenv(READ_PATH_ENV, "log")
+    assert _parse(argv)[0].read_path == "log"
+    assert _parse(["--read-path", "sync", *argv])[0].read_path == "sync"  # the option wins
+    monkeypatch.setenv(READ_PATH_ENV, "quorum")
+    with pytest.raises(SystemExit) as exc:
+        _parse(argv)
+    assert exc.value.code == 2
