@@ -6,10 +6,9 @@ a write is appended to the log and answered when this replica has applied it; a 
 request the client marks ``read``) is too with ``--read-path log``, while with ``--read-path sync`` the
 replica syncs with ZooKeeper, reads the log's child counter and answers from its state once it has applied
 a listing of the log with at least that counter (no ZooKeeper write); a ``local`` read is answered from the
-local state. A
-``(client, seq)`` already applied is not applied again and is answered with its first reply. Every
-``--snapshot-every`` entries it snapshots the program (when the program supports it) and truncates the log.
-Run ``python -m tropic.ha.replica --help``.
+local state. A ``(client, seq)`` already applied is not applied again and is answered with its first
+reply. Every ``--snapshot-every`` entries it snapshots the program (when the program supports it) and
+truncates the log. Run ``python -m tropic.ha.replica --help``.
 """
 
 from __future__ import annotations
