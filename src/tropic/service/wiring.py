@@ -29,8 +29,9 @@ from typing import TYPE_CHECKING, Any
 from tropic.api.audit import AuditLog
 from tropic.api.auth import TokenStore
 from tropic.api.defaults import DEFAULT_HOST, DEFAULT_PORT
-from tropic.api.idempotency import DEFAULT_TTL, IdempotencyCache
+from tropic.api.idempotency import DEFAULT_TTL
 from tropic.api.server import HttpLimits
+from tropic.api.store_keys import keys_for
 from tropic.drivers.base import Driver
 from tropic.errors import ConfigError, TropicError
 from tropic.model import Model
@@ -244,7 +245,7 @@ class EmbeddedService(Service):
                 self.controller,
                 config.tokens,
                 config.audit,
-                idempotency=IdempotencyCache(ttl=config.idempotency_ttl),
+                idempotency=keys_for(self.embedded.store, config.idempotency_ttl),
                 reconciler=self.reconciler,
             )
             self.autopilot = build_coordinator(self.controller, config.autopilot)
