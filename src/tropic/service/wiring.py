@@ -41,7 +41,7 @@ from tropic.retention.policy import Retention
 from tropic.retention.runner import RetentionThread
 from tropic.service.autopilot import AutopilotSettings, build_coordinator
 from tropic.service.embedded import DEFAULT_STORE, Embedded, default_datacenter, open_embedded
-from tropic.service.jobs import heal_interval, jobs_zk_for, start_job_healer
+from tropic.service.jobs import heal_interval, jobs_zk_for, start_inventory_jobs, start_job_healer
 from tropic.store.archive import Archive
 from tropic.store.registry import StoreURI, parse_store_uri
 from tropic.store.sqlite import SQLiteStore
@@ -223,6 +223,10 @@ class EmbeddedService(Service):
             archive = Archive(config.archive or spec.path.with_name(spec.path.name + ".archive"))
             archive.check()  # an unwritable folder is an error now, not at the first pass hours later
         inv = config.inventory
+        if inv is not None and inv.fleet.jobs and not config.ha_zk:  # before anything is opened
+            raise inv.error(
+                [(("jobs", 0), "jobs need a ZooKeeper for their request logs: serve with --ha-zk")]
+            )
         seed = None if inv is None else _seed(inv)
         self.embedded: Embedded = open_embedded(config.store, config.driver, holder=holder, seed=seed)
         try:
@@ -258,6 +262,9 @@ class EmbeddedService(Service):
                 zk_uri=config.ha_zk,
                 interval=heal_interval(config.reconcile_interval),
             )
+            self.jobs_started = (
+                [] if inv is None else start_inventory_jobs(self.controller, inv, config.ha_zk)
+            )
         except BaseException:
             if self.autopilot is not None:
                 self.autopilot.stop()
@@ -277,6 +284,7 @@ class EmbeddedService(Service):
         kinds = sorted({router.default_kind, *router.devices.values()})
         out.append(f"  devices: {', '.join(kinds)} (default {router.default_kind})")
         out += [f"  capacity: {p}" for p in router.capacity_problems]
+        out += [f"  inventory job {j.note()}" for j in self.jobs_started]
         if self.retention is not None:
             p = self.retention.policy
             out.append(
@@ -389,6 +397,11 @@ class ReplicatedService(Service):
         with self._lock:
             self._job_healer = healer
         self.gate.lead(app)
+        if c.inventory is not None:  # each term starts the jobs the model lacks (a later term: none left)
+            try:
+                start_inventory_jobs(controller, c.inventory, c.ha_zk or jobs_zk_for(self.store_uri))
+            except (TropicError, TimeoutError) as e:  # stepped down meanwhile: the next term starts them
+                log.error("inventory jobs not started: %s", e)
 
     def _step_down(self) -> None:
         self.gate.step_down()
