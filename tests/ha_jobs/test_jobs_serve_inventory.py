@@ -1,7 +1,8 @@
 """``tropic serve --inventory FILE`` starts the file's ``[[jobs]]``: each by a ``create_job`` transaction,
 as ``tropic inventory apply`` does, its replicas in distinct failure domains; a restart on the same store
 starts nothing twice; a file with jobs and no ZooKeeper for their logs is refused before anything is
-opened, naming the file's line."""
+opened, naming the file's line. In distributed mode (a ``zk://`` store, the jobs' logs in the
+controllers' own ensemble) the leader starts them, and a later term finds them and starts nothing."""
 
 from __future__ import annotations
 
@@ -9,12 +10,16 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
+from distributed.cluster import TOKEN, Cluster
 from ha_jobs.kit import SLEEPER, replicas
 from ha_jobs.test_jobs_inventory import FLEET
+from ha_jobs.verify import wait_for
 from tropic.api import AuditLog, TokenStore
 from tropic.drivers import SimDriver
+from tropic.drivers.sim_process import SimProcesses
 from tropic.inventory import InventoryError, load
 from tropic.records.query import TxnQuery
 from tropic.service.jobs import INVENTORY
@@ -110,3 +115,46 @@ def test_jobs_without_a_zookeeper_are_refused_before_the_store_is_made(tmp_path:
         build_service(config(tmp_path, None))
     assert str(tmp_path / "fleet.toml") in str(e.value) and "--ha-zk" in str(e.value)
     assert not (tmp_path / "store.db").exists()
+
+
+def _created_jobs(url: str) -> list[tuple[str, str, str]] | None:
+    """(job, submitter, state) of the create_job transactions the leader at ``url`` lists."""
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    try:
+        r = httpx.get(
+            f"{url}/v1/transactions", params={"procedure": "create_job"}, headers=headers, timeout=5
+        )
+    except httpx.HTTPError:
+        return None
+    if r.status_code != 200:
+        return None
+    out = []
+    for item in r.json()["items"]:
+        t = httpx.get(f"{url}/v1/transactions/{item['id']}", headers=headers, timeout=5).json()
+        out.append((str(t["args"]["name"]), str(t["submitter"]), str(t["state"])))
+    return sorted(out)
+
+
+def test_each_leader_starts_the_jobs_its_model_lacks_in_distributed_mode(zk_uri: str, tmp_path: Path) -> None:
+    fleet = tmp_path / "fleet.toml"
+    fleet.write_text(FLEET + JOBS)
+    cluster = Cluster(
+        zk_uri, tmp_path / "cluster", controllers=1, workers=1, serve_options=["--inventory", str(fleet)]
+    )
+    want = [("kv", INVENTORY, "COMMITTED"), ("web", INVENTORY, "COMMITTED")]
+    try:
+        cluster.start()
+        url = cluster.urls[0]
+        wait_for(lambda: _created_jobs(url) == want, 120, "the inventory's jobs created by the leader")
+        cluster.procs["c0"].kill()  # SIGKILL; the next term (the same replica, restarted) finds them
+        cluster.procs["c0"].start()
+        cluster.leader(120)
+        jobs = httpx.get(f"{url}/v1/jobs", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30).json()
+        assert sorted(j["name"] for j in jobs["items"]) == ["kv", "web"]
+        assert _created_jobs(url) == want  # nothing created twice
+    except BaseException:
+        print(cluster.logs(40))
+        raise
+    finally:
+        cluster.stop()
+        SimProcesses(Path(f"{cluster.devices}.replicas")).kill_all()

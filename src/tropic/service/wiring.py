@@ -398,10 +398,16 @@ class ReplicatedService(Service):
             self._job_healer = healer
         self.gate.lead(app)
         if c.inventory is not None:  # each term starts the jobs the model lacks (a later term: none left)
-            try:
-                start_inventory_jobs(controller, c.inventory, c.ha_zk or jobs_zk_for(self.store_uri))
-            except (TropicError, TimeoutError) as e:  # stepped down meanwhile: the next term starts them
-                log.error("inventory jobs not started: %s", e)
+            zk = c.ha_zk or jobs_zk_for(self.store_uri)
+            threading.Thread(  # not on the replica's thread: the steps wait for the workers
+                target=self._start_jobs, args=(controller, c.inventory, zk), name="tropic-jobs", daemon=True
+            ).start()
+
+    def _start_jobs(self, controller: Any, inv: Inventory, zk: str) -> None:
+        try:
+            start_inventory_jobs(controller, inv, zk)
+        except (TropicError, TimeoutError) as e:  # stepped down meanwhile: the next term starts them
+            log.error("inventory jobs not started: %s", e)
 
     def _step_down(self) -> None:
         self.gate.step_down()
