@@ -13,6 +13,7 @@ from tropic.procedures.hosts import HOST_PROCEDURES
 from tropic.procedures.images import IMAGE_PROCEDURES
 from tropic.procedures.inventory import INVENTORY_PROCEDURES
 from tropic.procedures.jobs import JOB_PROCEDURES
+from tropic.procedures.rebuild import REBUILD_PROCEDURES
 from tropic.procedures.repair import REPAIR_PROCEDURES
 from tropic.procedures.services import SERVICE_PROCEDURES
 from tropic.procedures.standard import STANDARD_PROCEDURES
@@ -23,6 +24,8 @@ for _fn in SERVICE_PROCEDURES:  # managed services: create, delete, spawn and de
 for _fn in JOB_PROCEDURES:  # replicated jobs: create, delete, replace a replica
     REGISTRY.register(_fn)
 for _fn in (*GEO_PROCEDURES, *IMAGE_PROCEDURES):  # replicated services across regions; the image store
+    REGISTRY.register(_fn)
+for _fn in REBUILD_PROCEDURES:  # a dead host: declare it failed, rebuild its VMs elsewhere
     REGISTRY.register(_fn)
 
 
@@ -38,6 +41,7 @@ __all__ = [
     "IMAGE_PROCEDURES",
     "INVENTORY_PROCEDURES",
     "JOB_PROCEDURES",
+    "REBUILD_PROCEDURES",
     "REGISTRY",
     "REPAIR_PROCEDURES",
     "SERVICE_PROCEDURES",

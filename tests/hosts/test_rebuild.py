@@ -1,0 +1,197 @@
+"""Rebuilding the VMs of a dead host: ``declare_host_failed`` (refused while the host answers) then one
+``rebuild_vm`` transaction per VM, which keeps each VM's name, uid, size, image, volume, state, labels
+and public address, checks placement in simulation before any device call, undoes every step when one
+fails (no orphan on the destination) and is refused on a live host."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from core.helpers import assert_invariants, spawn, vm
+from tropic.drivers import SimDriver
+from tropic.drivers.sim_faults import Fault
+from tropic.model import VM, Host, Model, audit, project
+from tropic.model.inventory import orphans, without
+from tropic.reconcile import Reconciler
+from tropic.txn import Controller, State, Transaction
+
+H1, H2, H3 = "/compute/r1/host-01", "/compute/r1/host-02", "/compute/r1/host-03"
+
+
+def run(c: Controller, procedure: str, args: dict[str, Any]) -> Transaction:
+    return c.wait(c.submit(procedure, args), 60)
+
+
+def committed(c: Controller, procedure: str, args: dict[str, Any]) -> Transaction:
+    t = run(c, procedure, args)
+    assert t.state is State.COMMITTED, t.error
+    return t
+
+
+def vms_of(c: Controller, host: str) -> dict[str, dict[str, Any]]:
+    return c.call(lambda: {v.name: v.snapshot() for v in c.model.reader().get(host, Host).vms()})
+
+
+def host_attrs(c: Controller, host: str) -> dict[str, Any]:
+    return c.call(lambda: c.model.reader().get(host, Host).snapshot())
+
+
+def find(c: Controller, name: str) -> str:
+    """The path of VM ``name`` (region r1) in the model."""
+    return str(c.call(lambda: c.model.reader().resolve(f"r1/{name}", VM).path))
+
+
+def consistent_outside(c: Controller, dead: str) -> None:
+    """Every transaction final, no violation, and the devices equal the model everywhere but on the dead
+    host (its device still holds what it held when it died: nobody can read or change it)."""
+    assert c.drain(60)
+    logical = without(project(c.model), {dead})
+    physical = without(c.driver.inventory(), {dead})
+    assert logical == physical
+    assert orphans(logical, physical) == []
+    assert audit(c.model) == []
+
+
+@pytest.fixture
+def dead_h1(ctl: Controller, sim: SimDriver) -> dict[str, dict[str, Any]]:
+    """Three VMs on host-01 (one stopped, one labelled), then host-01 loses power."""
+    committed(ctl, "spawn_vm", spawn("r1", 1, "web", memory_mib=4096, vcpus=2))
+    committed(ctl, "spawn_vm", spawn("r1", 1, "db", memory_mib=2048))
+    committed(ctl, "spawn_vm", spawn("r1", 1, "batch", memory_mib=1024))
+    committed(ctl, "stop_vm", {"vm": vm("r1", 1, "batch")})
+    before = vms_of(ctl, H1)
+    sim.fail_host(H1)
+    assert sim.host_alive(H1) is False and sim.host_alive(H2) is True
+    return before
+
+
+def test_every_vm_of_a_powered_off_host_is_rebuilt_keeping_its_identity(
+    ctl: Controller, sim: SimDriver, dead_h1: dict[str, dict[str, Any]]
+) -> None:
+    # A live migration from the dead host fails on its device and is rolled back.
+    t = run(ctl, "migrate_vm", {"vm": vm("r1", 1, "web")})
+    assert t.state is State.ABORTED and "is down" in t.error["message"]  # type: ignore[index]
+
+    committed(ctl, "declare_host_failed", {"host": H1})
+    h = host_attrs(ctl, H1)
+    assert h["failed"] and h["cordoned"]
+    for name in sorted(dead_h1):
+        t = committed(ctl, "rebuild_vm", {"vm": vm("r1", 1, name)})
+        actions = [a.action for a in t.actions]
+        assert actions == ["import_volume", "recreate_vm", "release_vm"]  # the release comes last
+    assert vms_of(ctl, H1) == {}
+    h = host_attrs(ctl, H1)
+    assert h["configs"] == [] and h["volumes"] == [] and h["failed"]
+    inv = sim.inventory()["hosts"]
+    for name, spec in dead_h1.items():
+        path = find(ctl, name)
+        host = path.rsplit("/", 1)[0]
+        assert host in (H2, H3)
+        assert ctl.call(lambda p=path: ctl.model.reader().get(p, VM).snapshot()) == spec  # name, uid, ...
+        device = inv[host]
+        assert device["vms"][name]["state"] == spec["state"]
+        assert spec["volume"] in device["volumes"] and name in device["configs"]
+    consistent_outside(ctl, H1)
+
+    # The host comes back: declared recovered, its stale domains repaired away, everything consistent.
+    sim.restore_host(H1)
+    committed(ctl, "declare_host_recovered", {"host": H1})
+    repaired = Reconciler(ctl).repair(H1)
+    assert repaired.remaining == [], repaired.remaining
+    assert sorted(t["procedure"] for t in repaired.transactions if t["state"] == "COMMITTED").count(
+        "remove_orphan_vm"
+    ) == len(dead_h1)
+    assert sim.inventory()["hosts"][H1]["vms"] == {}
+    committed(ctl, "uncordon_host", {"host": H1})
+    assert_invariants(ctl)
+
+
+def test_rebuild_is_refused_on_a_live_host_naming_the_vm_and_host(ctl: Controller, sim: SimDriver) -> None:
+    committed(ctl, "spawn_vm", spawn("r1", 1, "web"))
+    calls = sim.calls
+    t = run(ctl, "rebuild_vm", {"vm": vm("r1", 1, "web")})
+    assert t.state is State.ABORTED and t.error is not None
+    msg = t.error["message"]
+    assert vm("r1", 1, "web") in msg and H1 in msg and "alive" in msg and "migrate" in msg
+    assert sim.calls == calls and t.steps == []
+    # Declaring a host failed while its device answers is refused by the device check, and undone.
+    t = run(ctl, "declare_host_failed", {"host": H1})
+    assert t.state is State.ABORTED and t.error is not None and "answers" in t.error["message"]
+    h = host_attrs(ctl, H1)
+    assert not h["failed"] and not h["cordoned"]
+    assert_invariants(ctl)
+
+
+@pytest.mark.parametrize(
+    ("setup", "dest", "rule"),
+    [
+        ("cordon", H2, "Host.cordon_respected"),
+        ("full", H2, "Host.memory_fits"),
+        ("power_off", H3, "Host.powered_off_is_empty"),
+    ],
+)
+def test_a_rule_the_rebuild_would_break_is_refused_before_any_device_call(
+    ctl: Controller, sim: SimDriver, dead_h1: dict[str, dict[str, Any]], setup: str, dest: str, rule: str
+) -> None:
+    if setup == "cordon":
+        committed(ctl, "cordon_host", {"host": dest})
+    elif setup == "full":
+        committed(ctl, "spawn_vm", spawn("r1", 2, "hog", memory_mib=14000))
+    else:
+        committed(ctl, "power_off_host", {"host": dest})
+    committed(ctl, "declare_host_failed", {"host": H1})
+    calls = sim.calls
+    t = run(ctl, "rebuild_vm", {"vm": vm("r1", 1, "web"), "dest": dest})
+    assert t.state is State.ABORTED and t.violation is not None, t.error
+    assert t.violation.constraint == rule and t.steps == []
+    assert sim.calls == calls
+    assert sorted(vms_of(ctl, H1)) == sorted(dead_h1)
+
+
+def test_no_host_fits_names_the_failed_host_and_another_failed_host_is_no_destination(
+    ctl: Controller, sim: SimDriver, dead_h1: dict[str, dict[str, Any]]
+) -> None:
+    committed(ctl, "declare_host_failed", {"host": H1})
+    sim.fail_host(H2)
+    committed(ctl, "declare_host_failed", {"host": H2})
+    t = run(ctl, "rebuild_vm", {"vm": vm("r1", 1, "web"), "dest": H2})
+    assert t.state is State.ABORTED and t.error is not None
+    assert "declared failed too" in t.error["message"] or t.violation is not None
+    committed(ctl, "cordon_host", {"host": H3})
+    t = run(ctl, "rebuild_vm", {"vm": vm("r1", 1, "web")})
+    assert t.state is State.ABORTED and t.error is not None
+    assert "no host in /compute/r1 other than" in t.error["message"] and "cordoned" in t.error["message"]
+
+
+@pytest.mark.parametrize("after", [False, True], ids=["before-effect", "after-effect"])
+@pytest.mark.parametrize("action", ["import_volume", "recreate_vm"])
+def test_a_fault_at_each_step_rolls_back_leaving_no_orphan_on_the_destination(
+    ctl: Controller, sim: SimDriver, dead_h1: dict[str, dict[str, Any]], action: str, after: bool
+) -> None:
+    committed(ctl, "declare_host_failed", {"host": H1})
+    before_dest = sim.inventory()["hosts"][H2]
+    model_before = project(ctl.model)
+    sim.inject(Fault(action=action, times=1, after=after))
+    t = run(ctl, "rebuild_vm", {"vm": vm("r1", 1, "web"), "dest": H2})
+    assert t.state is State.ABORTED, (t.state, t.error)
+    assert sim.inventory()["hosts"][H2] == before_dest  # no VM, config or volume import left there
+    assert project(ctl.model) == model_before
+    assert vms_of(ctl, H1) == {k: v for k, v in dead_h1.items()}
+    consistent_outside(ctl, H1)
+    # The same rebuild then succeeds.
+    committed(ctl, "rebuild_vm", {"vm": vm("r1", 1, "web"), "dest": H2})
+    assert "web" in sim.inventory()["hosts"][H2]["vms"]
+
+
+def test_a_replicated_job_replica_is_not_rebuilt(ctl: Controller, sim: SimDriver) -> None:
+    def label(m: Model) -> None:
+        m.nodes[vm("r1", 1, "rep")].attrs["labels"] = {"job": "kv", "replica": "kv-0"}
+
+    committed(ctl, "spawn_vm", spawn("r1", 1, "rep"))
+    ctl.call(lambda: label(ctl.model))
+    sim.fail_host(H1)
+    committed(ctl, "declare_host_failed", {"host": H1})
+    t = run(ctl, "rebuild_vm", {"vm": vm("r1", 1, "rep")})
+    assert t.state is State.ABORTED and t.error is not None and "job healer" in t.error["message"]
