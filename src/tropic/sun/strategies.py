@@ -224,8 +224,12 @@ def compare(
     return [single, glob, dyn]
 
 
+def best_static(days: list[StrategyDay]) -> float:
+    return min(d.mean_ms for d in days if d.strategy.startswith("static"))
+
+
 def reduction_vs_best_static(days: list[StrategyDay]) -> float:
-    best = min(d.mean_ms for d in days if d.strategy.startswith("static"))
+    best = best_static(days)
     dyn = next(d for d in days if d.strategy == "dynamic")
     return 1.0 - dyn.mean_ms / best if best > 0 else 0.0
 
