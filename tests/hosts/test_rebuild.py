@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 
 from core.helpers import assert_invariants, spawn, vm
+from geo.helpers import GROUP, build, start
 from tropic.drivers import SimDriver
 from tropic.drivers.sim_faults import Fault
 from tropic.model import VM, Host, Model, audit, project
+from tropic.model.generate import host_path
 from tropic.model.inventory import orphans, without
 from tropic.reconcile import Reconciler
 from tropic.txn import Controller, State, Transaction
@@ -195,3 +197,30 @@ def test_a_replicated_job_replica_is_not_rebuilt(ctl: Controller, sim: SimDriver
     committed(ctl, "declare_host_failed", {"host": H1})
     t = run(ctl, "rebuild_vm", {"vm": vm("r1", 1, "rep")})
     assert t.state is State.ABORTED and t.error is not None and "job healer" in t.error["message"]
+
+
+def test_a_service_member_keeps_its_address_and_its_spread_rule_is_checked() -> None:
+    ctl, sim = start()
+    try:
+        w = build(ctl, sim)
+        m1 = w.vm_path("m1")
+        dead = m1.rsplit("/", 1)[0]
+        uid, ips = w.uid("m1"), {ip for ip, v in w.addresses().values() if v == m1}
+        assert len(ips) == 1
+        sim.fail_host(dead)
+        committed(ctl, "declare_host_failed", {"host": dead})
+        # To r2, where m2 runs: the service's spread (one member per region) refuses it in simulation.
+        calls = sim.calls
+        t = run(ctl, "rebuild_vm", {"vm": m1, "region": "r2"})
+        assert t.state is State.ABORTED and t.violation is not None, t.error
+        assert t.violation.constraint == "AddressGroup.members_spread" and t.violation.path == GROUP
+        assert sim.calls == calls and t.steps == []
+        # Within its region it is rebuilt and keeps its uid and its public address.
+        t = committed(ctl, "rebuild_vm", {"vm": m1})
+        assert "switch_address" in [a.action for a in t.actions]
+        new = w.vm_path("m1")
+        assert new == f"{host_path('r1', 2)}/m1" and w.uid("m1") == uid
+        assert {ip for ip, v in w.addresses().values() if v == new} == ips
+        consistent_outside(ctl, dead)
+    finally:
+        ctl.stop()
