@@ -10,23 +10,25 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, Query
 
-from tropic.api.devices import model_copy, router_of
 from tropic.api.errors import ApiProblem, error_responses
-from tropic.model import Host
+from tropic.model import Host, Node
 from tropic.txn import Controller
 
 HostQuery = Annotated[str, Query(min_length=2, max_length=1000, description="the host's path")]
 
 
+def _copy(node: Node | None) -> Node | None:
+    return None if node is None else node.copy()
+
+
 def host_liveness(controller: Controller, host: str) -> dict[str, Any]:
     """The answer of ``GET /v1/host-liveness`` (see the module docstring)."""
-    model = model_copy(controller)
-    node = model.nodes.get(host)
+    node = controller.call(lambda: _copy(controller.model.nodes.get(host)))
     if node is None:
         raise ApiProblem(404, "unknown_resource", f"no resource at {host}")
     if node.kind != Host.kind:
         raise ApiProblem(422, "not_a_host", f"{host} is a {node.kind}, not a host")
-    alive = router_of(controller, model).host_alive(host)
+    alive = controller.driver.host_alive(host)  # a router asks the host's backend
     attrs = node.attrs
     return {
         "host": host,
