@@ -96,6 +96,11 @@ def test_every_vm_of_a_powered_off_host_is_rebuilt_keeping_its_identity(
         assert device["vms"][name]["state"] == spec["state"]
         assert spec["volume"] in device["volumes"] and name in device["configs"]
     consistent_outside(ctl, H1)
+    # Drift detection over the fleet leaves the failed host out (nothing fenced in the rebuilds' way);
+    # naming the host reads it: its device still holds the rebuilt VMs.
+    rec = Reconciler(ctl)
+    assert [d for d in rec.drift("/") if d.path.startswith(H1)] == [] and ctl.fenced == {}
+    assert {d.path for d in rec.drift(H1) if d.attribute == "exists"} == {f"{H1}/{n}" for n in dead_h1}
 
     # The host comes back: declared recovered, its stale domains repaired away, everything consistent.
     sim.restore_host(H1)

@@ -13,7 +13,7 @@ from tropic.procedures.hosts import HOST_PROCEDURES
 from tropic.procedures.images import IMAGE_PROCEDURES
 from tropic.procedures.inventory import INVENTORY_PROCEDURES
 from tropic.procedures.jobs import JOB_PROCEDURES
-from tropic.procedures.rebuild import REBUILD_PROCEDURES
+from tropic.procedures.rebuild import REBUILD_PROCEDURES, REBUILD_REPAIRS
 from tropic.procedures.repair import REPAIR_PROCEDURES
 from tropic.procedures.services import SERVICE_PROCEDURES
 from tropic.procedures.standard import STANDARD_PROCEDURES
@@ -27,6 +27,8 @@ for _fn in (*GEO_PROCEDURES, *IMAGE_PROCEDURES):  # replicated services across r
     REGISTRY.register(_fn)
 for _fn in REBUILD_PROCEDURES:  # a dead host: declare it failed, rebuild its VMs elsewhere
     REGISTRY.register(_fn)
+for _fn in REBUILD_REPAIRS:  # ... and declare it recovered (before its stale domains are repaired)
+    REGISTRY.register(_fn, repairs_fences=True)
 
 
 def procedure(fn: ProcedureFn) -> ProcedureFn:

@@ -32,7 +32,7 @@ def declare_host_failed(view: View, *, host: str) -> None:
 def declare_host_recovered(view: View, *, host: str) -> None:
     """``host`` answers again; it stays cordoned (``uncordon_host`` returns it to service). A VM rebuilt
     elsewhere meanwhile left a stale domain on its device: ``tropic drift`` reports it, ``repair`` removes
-    it."""
+    it. Runs even while those stale domains are fenced as drift."""
     view.get(host, Host).declare_recovered()
 
 
@@ -100,4 +100,7 @@ def rebuild_vm(view: View, *, vm: str, dest: str = "", region: str = "") -> None
     src.release_vm(name=v.name, volume=volume)
 
 
-REBUILD_PROCEDURES: tuple[ProcedureFn, ...] = (declare_host_failed, declare_host_recovered, rebuild_vm)
+REBUILD_PROCEDURES: tuple[ProcedureFn, ...] = (declare_host_failed, rebuild_vm)
+# May run on a host whose stale domains are fenced as drift (reading the failed host names them): the
+# recovery comes before the repair that removes them.
+REBUILD_REPAIRS: tuple[ProcedureFn, ...] = (declare_host_recovered,)
