@@ -8,8 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from core.helpers import assert_invariants, spawn, vm
+from core.helpers import assert_invariants, small_dc, spawn, vm
 from geo.helpers import GROUP, build, start
 from tropic.drivers import SimDriver
 from tropic.drivers.sim_faults import Fault
@@ -41,8 +43,13 @@ def host_attrs(c: Controller, host: str) -> dict[str, Any]:
 
 
 def find(c: Controller, name: str) -> str:
-    """The path of VM ``name`` (region r1) in the model."""
-    return str(c.call(lambda: c.model.reader().resolve(f"r1/{name}", VM).path))
+    """The path of the one VM named ``name`` in the model, in any region."""
+
+    def paths() -> list[str]:
+        return [p for p, n in c.model.nodes.items() if n.kind == VM.kind and p.endswith(f"/{name}")]
+
+    (path,) = c.call(paths)
+    return path
 
 
 def consistent_outside(c: Controller, dead: str) -> None:
@@ -229,3 +236,62 @@ def test_a_service_member_keeps_its_address_and_its_spread_rule_is_checked() -> 
         consistent_outside(ctl, dead)
     finally:
         ctl.stop()
+
+
+@given(
+    vms=st.lists(st.sampled_from([512, 2048, 3072]), min_size=1, max_size=5),
+    rebuilds=st.lists(
+        st.tuples(
+            st.integers(0, 4),  # which VM
+            st.sampled_from(["", H2, H3, "r2"]),  # no destination, a host, another region
+            st.sampled_from([None, "import_volume", "recreate_vm", "switch_address"]),  # a step that fails
+            st.booleans(),  # the failure comes after the step's effect
+        ),
+        max_size=8,
+    ),
+)
+@settings(max_examples=40, deadline=None)
+def test_whatever_rebuilds_and_faults_each_vm_exists_once_with_its_identity(
+    vms: list[int], rebuilds: list[tuple[int, str, str | None, bool]]
+) -> None:
+    """Random rebuilds of a dead host's VMs, some failing at a random step: every VM exists exactly once
+    with its record (on the dead host while not rebuilt), nothing is left on a destination by a failed
+    rebuild, every constraint holds and the devices equal the model outside the dead host."""
+    model = small_dc()
+    sim = SimDriver(seed=1)
+    sim.load(project(model))
+    c = Controller(model, sim, workers=2).start()
+    try:
+        for i, mem in enumerate(vms):
+            committed(c, "spawn_vm", spawn("r1", 1, f"v{i}", memory_mib=mem))
+        specs = vms_of(c, H1)
+        sim.fail_host(H1)
+        committed(c, "declare_host_failed", {"host": H1})
+        for n, dest, fail, after in rebuilds:
+            name = f"v{n}"
+            if name not in specs:
+                continue
+            if fail is not None:
+                sim.inject(Fault(action=fail, times=1, after=after))
+            where = {"dest": dest} if dest.startswith("/") else {"region": dest} if dest else {}
+            before = find(c, name)
+            t = run(c, "rebuild_vm", {"vm": before, **where})
+            sim.faults.clear()
+            after = find(c, name)
+            if t.state is State.COMMITTED:
+                assert before.startswith(H1 + "/") and not after.startswith(H1 + "/")
+                assert fail not in ("import_volume", "recreate_vm"), f"a failed {fail} committed"
+            else:
+                assert t.state is State.ABORTED and after == before, t.error
+                if not before.startswith(H1 + "/"):  # rebuilt already: its host is alive
+                    assert t.error is not None and "is alive" in t.error["message"]
+            consistent_outside(c, H1)
+        for name, spec in specs.items():
+            path = find(c, name)
+            assert c.call(lambda p=path: c.model.reader().get(p, VM).snapshot()) == spec
+        released = set(specs) - set(vms_of(c, H1))
+        h = host_attrs(c, H1)
+        assert set(h["configs"]) == set(specs) - released
+        assert audit(c.model) == []
+    finally:
+        c.stop()
