@@ -295,3 +295,21 @@ def test_whatever_rebuilds_and_faults_each_vm_exists_once_with_its_identity(
         assert audit(c.model) == []
     finally:
         c.stop()
+
+
+def test_a_failed_host_cannot_be_uncordoned_until_declared_recovered(
+    ctl: Controller, sim: SimDriver, dead_h1: dict[str, dict[str, Any]]
+) -> None:
+    """A failed host stays cordoned, so no spawn naming it explicitly can land there."""
+    committed(ctl, "declare_host_failed", {"host": H1})
+    t = run(ctl, "uncordon_host", {"host": H1})
+    assert t.state is State.ABORTED and t.error is not None
+    assert H1 in t.error["message"] and "declared failed" in t.error["message"]
+    assert host_attrs(ctl, H1)["cordoned"]
+    t = run(ctl, "spawn_vm", spawn("r1", 1, "late"))
+    assert t.state is State.ABORTED and t.violation is not None
+    assert t.violation.constraint == "Host.cordon_respected"
+    sim.restore_host(H1)
+    committed(ctl, "declare_host_recovered", {"host": H1})
+    committed(ctl, "uncordon_host", {"host": H1})
+    assert_invariants(ctl)

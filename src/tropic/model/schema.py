@@ -293,6 +293,12 @@ class Host(HostRecovery):
         """Accept new VMs on this host again."""
         if not self.cordoned:
             raise ModelError(f"{self.path} is not cordoned", path=self.path)
+        if self.failed:
+            raise ModelError(
+                f"{self.path} is declared failed: declare it recovered (declare_host_recovered) before "
+                "uncordoning it",
+                path=self.path,
+            )
         self.cordoned = False
         self.cordon_vms = []
         return undo()
