@@ -82,7 +82,7 @@ def _multisets(regions: int, members: int, capacity: int) -> Iterator[tuple[int,
             yield combo
 
 
-def _estimate(regions: int, members: int) -> int:
+def estimate(regions: int, members: int) -> int:
     return math.comb(regions + members - 1, members) * members
 
 
@@ -135,7 +135,7 @@ def bound(matrix: LatencyMatrix, demand: Demand, *, members: int, capacity: int)
         raise ConfigError("the bound needs at least one member")
     if members > len(regions) * capacity:
         raise ConfigError(f"{members} members do not fit: {len(regions)} regions x capacity {capacity}")
-    if _estimate(len(regions), members) > MAX_PLACEMENTS:
+    if estimate(len(regions), members) > MAX_PLACEMENTS:
         raise ConfigError(
             f"{members} members over {len(regions)} regions are more than {MAX_PLACEMENTS:,} placements to "
             "enumerate; use --oracle (CP-SAT per hour) instead"

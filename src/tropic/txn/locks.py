@@ -4,10 +4,17 @@ A lock on a path covers its whole subtree: writing ``/compute/r1/h1/vm3`` confli
 ``/compute/r1/h1`` but not with anything under ``/compute/r1/h2``. Each lock puts an intention lock on every
 ancestor (IR/IW), as in Gray's granular locking. Acquisition is all-or-nothing and never waits: a
 conflicting transaction is deferred by the controller, so there are no deadlocks.
+
+The lock table answers "who blocks this request" without scanning every holder of a path: holders are
+indexed per path and mode in the order they came, with the smallest id of each mode at hand, so a
+conflict check costs O(locks requested), not O(holders), even when thousands of deferred transactions
+reserve the same host (see "Scheduler under a backlog" in docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -38,8 +45,9 @@ class LockSet:
         w = set(writes)
         r = set(reads) - w
         # A lock covers its subtree: drop paths already covered by a lock on an ancestor.
-        w_min = {p for p in w if not any(a in w for a in ancestors(p))}
-        r_min = {p for p in r if not any(a in w_min or a in r for a in ancestors(p))}
+        anc = _ancestors
+        w_min = {p for p in w if w.isdisjoint(anc(p))}
+        r_min = {p for p in r if w_min.isdisjoint(anc(p)) and r.isdisjoint(anc(p))}
         return LockSet(frozenset(r_min), frozenset(w_min))
 
     def requests(self) -> dict[str, int]:
@@ -48,7 +56,7 @@ class LockSet:
         for mode, intent, paths in ((W, IW, self.writes), (R, IR, self.reads)):
             for p in paths:
                 out[p] = _join(out.get(p), mode)
-                for a in ancestors(p):
+                for a in _ancestors(p):
                     out[a] = _join(out.get(a), intent)
         return out
 
@@ -60,6 +68,20 @@ class LockSet:
                 if m == p or m.startswith(p + "/") or p.startswith(m + "/") or p == "/" or m == "/":
                     return True
         return False
+
+
+_ANCESTORS: dict[str, tuple[str, ...]] = {}
+_ANCESTORS_MAX = 200_000  # paths kept; the cache starts afresh beyond (a long-lived controller stays bounded)
+
+
+def _ancestors(path: str) -> tuple[str, ...]:
+    """:func:`tropic.model.ancestors` as a tuple, cached: lock sets ask for the same hosts again and again."""
+    found = _ANCESTORS.get(path)
+    if found is None:
+        if len(_ANCESTORS) >= _ANCESTORS_MAX:
+            _ANCESTORS.clear()
+        found = _ANCESTORS[path] = tuple(ancestors(path))
+    return found
 
 
 def _join(held: int | None, mode: int) -> int:
@@ -77,17 +99,58 @@ def _join(held: int | None, mode: int) -> int:
 _CONFLICTS = tuple(tuple(h for h in range(5) if not COMPATIBLE[h][m]) for m in range(5))
 
 
+class _PathHolders:
+    """The holders of one path, per mode, each mode's in arrival order (``seq``: when the holder came to
+    this path), with a heap of each mode's ids for "is any holder older than X" in O(1)."""
+
+    __slots__ = ("by_mode", "ids")
+
+    def __init__(self) -> None:
+        self.by_mode: tuple[dict[int, int], ...] = ({}, {}, {}, {}, {})  # mode -> {txn: seq}, seq order
+        self.ids: tuple[list[int], ...] = ([], [], [], [], [])  # mode -> heap of ids (stale ones lazily)
+
+    def add(self, txn: int, mode: int, seq: int) -> None:
+        d = self.by_mode[mode]
+        last = next(reversed(d.values()), -1) if d else -1
+        d[txn] = seq
+        if seq < last:  # a holder changing mode keeps its place: restore the order (rare)
+            ordered = dict(sorted(d.items(), key=lambda kv: kv[1]))
+            d.clear()
+            d.update(ordered)
+        heap = self.ids[mode]
+        heapq.heappush(heap, txn)
+        if len(heap) > 2 * len(d) + 16:  # drop stale ids (a busy path never empties its heap otherwise)
+            heap[:] = list(d)
+            heapq.heapify(heap)
+
+    def remove(self, txn: int, mode: int) -> None:
+        del self.by_mode[mode][txn]
+
+    def oldest(self, mode: int) -> int | None:
+        """The smallest id holding ``mode`` here."""
+        d, heap = self.by_mode[mode], self.ids[mode]
+        while heap and heap[0] not in d:
+            heapq.heappop(heap)
+        return heap[0] if heap else None
+
+
 class LockTable:
     """Who holds which mode on which path. Used by the logical thread only (no internal locking).
 
     Per path it keeps a count per mode, so a conflict check costs O(locks requested), not O(holders):
-    every transaction holds intention locks on ``/`` and its other ancestors.
+    every transaction holds intention locks on ``/`` and its other ancestors. The blocker it names is the
+    first conflicting holder to have come to the path (as :meth:`conflict_by_scan`, the plain definition,
+    finds it), looked up per mode instead of by a scan.
     """
 
     def __init__(self) -> None:
-        self._held: dict[str, dict[int, int]] = {}  # path -> {txn: mode}
+        self._held: dict[str, dict[int, int]] = {}  # path -> {txn: mode}, in arrival order
         self._counts: dict[str, list[int]] = {}  # path -> holders per mode
+        self._index: dict[str, _PathHolders] = {}  # path -> holders per mode, in arrival order
+        self._seq: dict[str, dict[int, int]] = {}  # path -> {txn: when it came to the path}
         self._by_txn: dict[int, dict[str, int]] = {}
+        self._txn_ids: list[int] = []  # heap of holders' ids (stale ones dropped lazily)
+        self._arrivals = itertools.count()
 
     def conflict(self, txn: int, wanted: dict[str, int], *, before: int | None = None) -> int | None:
         """The id of a transaction whose locks conflict with ``wanted``, or None. With ``before``, only
@@ -102,18 +165,54 @@ class LockTable:
             for h in _CONFLICTS[mode]:
                 n = c[h] - (1 if own == h else 0)
                 if n > 0:
-                    blocker = self._blocker(txn, path, mode, before)
+                    blocker = self._first(txn, path, mode, before)
                     if blocker is not None:
                         return blocker
                     break
         return None
 
-    def _blocker(self, txn: int, path: str, mode: int, before: int | None) -> int | None:
-        for other, other_mode in self._held[path].items():
-            if other == txn or (before is not None and other >= before):
+    def _first(self, txn: int, path: str, mode: int, before: int | None) -> int | None:
+        """The first holder to have come to ``path`` (other than ``txn``, older than ``before``) whose mode
+        conflicts with ``mode``."""
+        index = self._index[path]
+        best, best_seq = None, -1
+        for h in _CONFLICTS[mode]:
+            d = index.by_mode[h]
+            if not d:
                 continue
-            if not COMPATIBLE[other_mode][mode]:
-                return other
+            if before is not None:
+                oldest = index.oldest(h)
+                if oldest is None or oldest >= before:
+                    continue  # every holder of this mode is newer
+            for other, seq in d.items():
+                if best is not None and seq > best_seq:
+                    break
+                if other == txn or (before is not None and other >= before):
+                    continue
+                best, best_seq = other, seq
+                break
+        return best
+
+    def conflict_by_scan(self, txn: int, wanted: dict[str, int], *, before: int | None = None) -> int | None:
+        """:meth:`conflict` by its plain definition: for the first requested path with a conflicting
+        holder, scan the path's holders in arrival order. The reference the indexed lookup is tested and
+        measured against (it costs O(holders) per path)."""
+        counts = self._counts
+        mine = self._by_txn.get(txn)
+        for path, mode in wanted.items():
+            c = counts.get(path)
+            if c is None:
+                continue
+            own = mine.get(path) if mine else None
+            for h in _CONFLICTS[mode]:
+                n = c[h] - (1 if own == h else 0)
+                if n > 0:
+                    for other, other_mode in self._held[path].items():
+                        if other == txn or (before is not None and other >= before):
+                            continue
+                        if not COMPATIBLE[other_mode][mode]:
+                            return other
+                    break
         return None
 
     def try_acquire(self, txn: int, locks: LockSet) -> int | None:
@@ -127,23 +226,33 @@ class LockTable:
 
     def force(self, txn: int, wanted: dict[str, int]) -> None:
         """Record ``wanted`` as held by ``txn`` (the caller has checked for conflicts)."""
-        mine = self._by_txn.setdefault(txn, {})
-        held, counts = self._held, self._counts
+        mine = self._by_txn.get(txn)
+        if mine is None:
+            mine = self._by_txn[txn] = {}
+            heapq.heappush(self._txn_ids, txn)
+        held, counts, index, seqs = self._held, self._counts, self._index, self._seq
         for path, mode in wanted.items():
             holders = held.get(path)
             if holders is None:
                 held[path] = holders = {}
                 counts[path] = [0, 0, 0, 0, 0]
+                index[path] = _PathHolders()
+                seqs[path] = {}
             old = holders.get(txn)
             if old is not None:
                 counts[path][old] -= 1
+                index[path].remove(txn, old)
+                seq = seqs[path][txn]
+            else:
+                seq = seqs[path][txn] = next(self._arrivals)
             holders[txn] = mode
             counts[path][mode] += 1
+            index[path].add(txn, mode, seq)
             mine[path] = mode
 
     def release(self, txn: int) -> dict[str, int]:
         """Drop every lock of ``txn``; returns what it held (empty if nothing)."""
-        held, counts = self._held, self._counts
+        held, counts, index, seqs = self._held, self._counts, self._index, self._seq
         mine = self._by_txn.pop(txn, {})
         for path, mode in mine.items():
             holders = held.get(path)
@@ -151,10 +260,29 @@ class LockTable:
                 holders.pop(txn, None)
                 if holders:
                     counts[path][mode] -= 1
+                    index[path].remove(txn, mode)
+                    del seqs[path][txn]
                 else:
                     del held[path]
                     del counts[path]
+                    del index[path]
+                    del seqs[path]
+        ids = self._txn_ids
+        if len(ids) > 2 * len(self._by_txn) + 16:
+            ids[:] = list(self._by_txn)
+            heapq.heapify(ids)
         return mine
+
+    def oldest(self) -> int | None:
+        """The smallest id holding anything (None when the table is empty)."""
+        ids, by_txn = self._txn_ids, self._by_txn
+        while ids and ids[0] not in by_txn:
+            heapq.heappop(ids)
+        return ids[0] if ids else None
+
+    def requested(self, txn: int) -> dict[str, int] | None:
+        """What ``txn`` holds (path -> mode), as it was forced; None if nothing. Not to be changed."""
+        return self._by_txn.get(txn)
 
     def holders(self) -> set[int]:
         return set(self._by_txn)

@@ -135,8 +135,7 @@ class Scheduler:
                     self._changed.add(t.id)
                     self._abort_killed(t)
                     continue
-                wanted = LockSet(t.reads, t.writes).requests()
-                blocker = self.blocker(t.id, wanted)
+                blocker = self.blocker(t.id, self._wanted(t))
                 if blocker is not None:
                     # Still blocked on the same locks: no need to simulate again.
                     self._waiters.setdefault(blocker, []).append(t)
@@ -146,6 +145,11 @@ class Scheduler:
                 self.store.put_txn(t)
                 if not self._try_start(t):
                     self.deferred[t.id] = t
+
+    def _wanted(self, t: Transaction) -> dict[str, int]:
+        """The locks a deferred transaction waits for: its reservation (kept, not rebuilt per look)."""
+        wanted = self.reserved.requested(t.id)
+        return LockSet(t.reads, t.writes).requests() if wanted is None else wanted
 
     def blocker(self, txn: int, wanted: dict[str, int]) -> int | None:
         """Who keeps ``txn`` from taking ``wanted``: a lock holder, or an older deferred transaction's
@@ -216,6 +220,12 @@ class Scheduler:
         each other's effects in submission order; it is simulated again once the older one is through."""
         if not self.deferred:
             return False
+        oldest = self.reserved.oldest()
+        if oldest is None or oldest >= t.id:
+            return False  # no older reservation: nothing to wait for (and no lock set to build)
+        return self._defer_behind_older(t, sim)
+
+    def _defer_behind_older(self, t: Transaction, sim: Simulation) -> bool:
         reads = set(sim.view.reads)
         missing = sim.error.path if sim.error is not None else None
         if missing:
