@@ -178,7 +178,8 @@ def serve(
         typer.Option(
             "--autopilot",
             help="Run the autopilot on the leader with these policies, e.g. 'hotspot' or "
-            "'hotspot,psepr:overlay' (see docs/autopilot.md); every change it decides is a transaction.",
+            "'hotspot,psepr:overlay,image-gc:3/7d' (see docs/autopilot.md); every change it decides is a "
+            "transaction.",
         ),
     ] = None,
     autopilot_interval: Annotated[
