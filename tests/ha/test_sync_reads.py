@@ -178,7 +178,7 @@ def test_a_marked_read_over_the_wire_appends_only_on_the_log_path(
         proc.terminate()
 
 
-def test_the_read_path_defaults_to_sync_and_the_environment_chooses_for_a_controllers_replicas(
+def test_the_read_path_defaults_to_log_and_the_environment_chooses_for_a_controllers_replicas(
     monkeypatch: Any,
 ) -> None:
     from tropic.ha.contract import READ_PATH_ENV
@@ -186,10 +186,10 @@ def test_the_read_path_defaults_to_sync_and_the_environment_chooses_for_a_contro
 
     argv = ["--zk", "zk://127.0.0.1:2181/t", "--job", "j", "--replica", "r", "--", "prog"]
     monkeypatch.delenv(READ_PATH_ENV, raising=False)
+    assert _parse(argv)[0].read_path == "log"  # strictly linearizable unless the operator opts in
+    monkeypatch.setenv(READ_PATH_ENV, "sync")
     assert _parse(argv)[0].read_path == "sync"
-    monkeypatch.setenv(READ_PATH_ENV, "log")
-    assert _parse(argv)[0].read_path == "log"
-    assert _parse(["--read-path", "sync", *argv])[0].read_path == "sync"  # the option wins
+    assert _parse(["--read-path", "log", *argv])[0].read_path == "log"  # the option wins
     monkeypatch.setenv(READ_PATH_ENV, "quorum")
     with pytest.raises(SystemExit) as exc:
         _parse(argv)

@@ -46,10 +46,11 @@ def bench_cmd(
         help="The clients' first per-replica attempt timeout in s (doubled each round over the replicas).",
     ),
     read_path: str = typer.Option(
-        "sync",
+        "log",
         "--read-path",
-        help="How the replicas answer the linearizable gets: sync (ZooKeeper sync, then the local state "
-        "once the log's tail is applied) or log (appended to the log like a write).",
+        help="How the replicas answer the linearizable gets: log (appended to the log like a write; the "
+        "default, strictly linearizable) or sync (ZooKeeper sync, then the local state once the log's tail "
+        "is applied; faster, with ZooKeeper's sync caveat, see docs/ha.md).",
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the load and of the choice of victims."),
     zk: str = typer.Option(

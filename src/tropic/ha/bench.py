@@ -75,7 +75,7 @@ class BenchSpec:
     heal_timeout: float = 60.0  # after the load: how long to wait for every replica to serve again
     seed: int = 0
     zk_uri: str = ""  # an ensemble to use (a zk:// URI with a chroot of the bench's own); default: start one
-    read_path: ReadPath = "sync"  # how the replicas answer the linearizable gets (--read-path)
+    read_path: ReadPath = "log"  # how the replicas answer the linearizable gets (--read-path)
 
     def validate(self) -> None:
         if self.replicas < 1:

@@ -56,7 +56,7 @@ BATCH = 500
 RESERVED = "__tropic__"
 # The read path when --read-path is not given (the environment can choose it for every replica a
 # controller starts: the job driver passes no option of its own).
-DEFAULT_READ_PATH: ReadPath = "sync"
+DEFAULT_READ_PATH: ReadPath = "log"  # strictly linearizable (the guarantee); sync is opt-in
 
 
 # Client sessions kept in the replicated state (and snapshots): the clients that applied a request most
