@@ -252,7 +252,9 @@ class EmbeddedService(Service):
                 idempotency=keys_for(self.embedded.store, config.idempotency_ttl),
                 reconciler=self.reconciler,
             )
-            self.autopilot = build_coordinator(self.controller, config.autopilot)
+            self.autopilot = build_coordinator(
+                self.controller, config.autopilot, key_ttl=config.idempotency_ttl
+            )
             self.app.state.autopilot = self.autopilot
             if self.autopilot is not None:
                 self.autopilot.start()
@@ -382,7 +384,8 @@ class ReplicatedService(Service):
             idempotency=DurableKeys(controller.store, ttl=c.idempotency_ttl),
             reconciler=reconciler,
         )
-        autopilot = build_coordinator(controller, c.autopilot)  # resumes the last term's unfinished pass
+        # resumes the last term's unfinished pass
+        autopilot = build_coordinator(controller, c.autopilot, key_ttl=c.idempotency_ttl)
         app.state.autopilot = autopilot
         with self._lock:
             self._autopilot = autopilot
