@@ -11,7 +11,7 @@ give a region to keep both to that region, or a host to avoid them.
 
 from __future__ import annotations
 
-from tropic.errors import NoHostFits
+from tropic.errors import ModelError, NoHostFits
 from tropic.model import VM, ComputeRoot, Host, Region, Resource, View
 from tropic.model.fit import Candidate, choose, why_none
 
@@ -56,6 +56,17 @@ def choose_host(view: View, *, vcpus: int, memory_mib: int, scope: str, exclude:
         where = f"in {scope}" + (f" other than {exclude}" if exclude else "")
         raise NoHostFits(why_none(cands, vcpus, memory_mib, where), path=scope)
     return view.get(best.path, Host)
+
+
+def destination(view: View, vm: VM, *, dest: str, region: str, what: str) -> Host:
+    """Where ``vm`` goes: ``dest`` when given, else the preferred host of ``region`` (default: the VM's own
+    region) other than its current one. ``what`` names the operation in the error for both given."""
+    if dest and region:
+        raise ModelError(f"{what} of {vm.path}: give dest or region, not both", path=vm.path)
+    if dest:
+        return view.get(dest, Host)
+    scope = scope_path(region) if region else view.get(vm.parent_path, Host).parent_path
+    return choose_host(view, vcpus=vm.vcpus, memory_mib=vm.memory_mib, scope=scope, exclude=vm.parent_path)
 
 
 def region_of(vm: VM) -> str:

@@ -17,7 +17,7 @@ from tropic.errors import ModelError
 from tropic.model import VM, Host, View, Volume
 from tropic.model.geo import OVERLAY, Address, AddressGroup, Overlay
 from tropic.procedures.base import ProcedureFn
-from tropic.procedures.placement import choose_host, scope_path
+from tropic.procedures.placement import destination
 
 
 def declare_host_failed(view: View, *, host: str) -> None:
@@ -67,13 +67,7 @@ def rebuild_vm(view: View, *, vm: str, dest: str = "", region: str = "") -> None
             "(replace_job_replica)",
             path=v.path,
         )
-    if dest and region:
-        raise ModelError(f"rebuild of {vm}: give dest or region, not both", path=v.path)
-    if dest:
-        d = view.get(dest, Host)
-    else:
-        scope = scope_path(region) if region else src.parent_path
-        d = choose_host(view, vcpus=v.vcpus, memory_mib=v.memory_mib, scope=scope, exclude=src.path)
+    d = destination(view, v, dest=dest, region=region, what="rebuild")
     if d.path == src.path:
         raise ModelError(f"cannot rebuild {v.path} on its own failed host {src.path}", path=v.path)
     if d.failed:

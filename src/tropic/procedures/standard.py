@@ -13,7 +13,7 @@ from tropic.errors import ModelError
 from tropic.model import MAX_NAME_LENGTH, VM, Host, Image, Router, StorageHost, View, Volume
 from tropic.model.index import new_uid
 from tropic.procedures.base import Name, ProcedureFn
-from tropic.procedures.placement import choose_host, scope_path
+from tropic.procedures.placement import choose_host, destination, scope_path
 
 VOLUME_PREFIX = "vol-"
 # A VM's volume is named after it, and that name follows the naming rule too.
@@ -90,13 +90,7 @@ def migrate_vm(view: View, *, vm: str, dest: str = "", region: str = "") -> None
     ``region`` (default: the VM's own region) that are not cordoned and can take it."""
     v = view.resolve(vm, VM)
     src = view.get(v.parent_path, Host)
-    if dest and region:
-        raise ModelError(f"migration of {vm}: give dest or region, not both", path=vm)
-    if dest:
-        d = view.get(dest, Host)
-    else:
-        scope = scope_path(region) if region else src.parent_path
-        d = choose_host(view, vcpus=v.vcpus, memory_mib=v.memory_mib, scope=scope, exclude=src.path)
+    d = destination(view, v, dest=dest, region=region, what="migration")
     if d.path == src.path:
         raise ModelError(f"{vm} already runs on {dest}", path=vm)
     d.create_config(name=v.name)
