@@ -31,6 +31,17 @@ MAX_BATCH = 32  # new transactions simulated per loop before their batch is seal
 RETRY_ROUNDS = 100  # rounds of targeted retries before looking at every deferred transaction
 
 
+def failed_reads(sim: Simulation) -> set[str]:
+    """What a failed simulation read, with the resource it did not find (a lookup is not a recorded read).
+    An error naming a reference that is not a path (``scope/name``: a VM by name) adds nothing: it has no
+    place in the tree to lock."""
+    reads = set(sim.view.reads)
+    missing = sim.error.path if sim.error is not None else None
+    if missing and missing.startswith("/"):
+        reads.add(missing)
+    return reads
+
+
 class Scheduler:
     """The queues, reservations and running set of the logical thread, sharing the controller's model,
     lock table and fence table (all owned by the logical thread)."""
@@ -226,11 +237,7 @@ class Scheduler:
         return self._defer_behind_older(t, sim)
 
     def _defer_behind_older(self, t: Transaction, sim: Simulation) -> bool:
-        reads = set(sim.view.reads)
-        missing = sim.error.path if sim.error is not None else None
-        if missing:
-            reads.add(missing)  # the resource it did not find (a lookup is not a recorded read)
-        locks = LockSet.from_sets(reads, sim.view.writes)
+        locks = LockSet.from_sets(failed_reads(sim), sim.view.writes)
         wanted = locks.requests()
         blocker = self.reserved.conflict(t.id, wanted, before=t.id)
         if blocker is None:
