@@ -210,6 +210,31 @@ def test_an_interrupted_pass_is_resumed_without_running_a_step_twice(ctl: Contro
     assert_invariants(ctl)
 
 
+def test_a_pass_older_than_the_keys_ttl_resumes_only_its_known_transactions(ctl: Controller) -> None:
+    """A step without a recorded transaction may have been submitted under a key that has expired since:
+    resubmitting it could run it twice, so a pass older than the keys' TTL drops such steps (the next
+    pass plans afresh) and only waits for the transactions it knows."""
+    f = hot_fleet(ctl)
+    passes = MemoryPassBook()
+    ex = ControllerExecutor(ctl)
+    steps: list[dict[str, Any]] = [
+        {"procedure": "migrate_vm", "args": {"vm": f"{H1}/small", "dest": H3}, "key": step_key("p2", 0)},
+        {"procedure": "migrate_vm", "args": {"vm": f"{H1}/mid", "dest": H2}, "key": step_key("p2", 1)},
+    ]
+    steps[0]["txn"] = ex.submit("migrate_vm", dict(steps[0]["args"]), str(steps[0]["key"]))
+    record = {"id": "p2", "seq": 1.0, "at": f.clock.now, "policy": "hotspot", "digest": "d", "steps": steps}
+    passes.put_autopilot_pass({**record, "done": False})
+    f.clock.now += 3 * 3600.0  # the whole cluster was down for three hours
+    c = Coordinator(f.snapshot, [], ControllerExecutor(ctl), passes, clock=f.clock, resume_within=3600.0)
+    [d] = c.resume()
+    assert [s.state for s in d.steps] == ["COMMITTED", "REFUSED"]
+    assert "3.0 h old" in d.steps[1].error and "plans afresh" in d.steps[1].error
+    assert "resumed 3.0 h late" in d.why
+    assert len(f.migrations()) == 1 and f.host_of("mid") == H1  # the stale step did not run
+    assert passes.get_autopilot_passes()[0]["done"] is True
+    assert_invariants(ctl)
+
+
 def test_only_one_pass_runs_at_a_time(ctl: Controller) -> None:
     f = hot_fleet(ctl)
     c = f.coordinator()

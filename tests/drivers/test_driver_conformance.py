@@ -293,6 +293,35 @@ CASES.update(
     }
 )
 
+
+def stale(w: World) -> None:
+    """A VM the model holds elsewhere, left on H1's device (as ``restore_domain`` defines it)."""
+    w.both(H1, "create_vm", {**STALE, "image": "", "volume": "", "state": "stopped"})
+
+
+STALE: dict[str, Any] = {"name": "vm-a", "vcpus": 2, "memory_mib": 2048}
+# Rebuilding a VM of a dead host (H2) on H1: the device sees a VM definition from its imported volume.
+CASES.update(
+    {
+        "recreate_vm": Case(
+            imported,
+            (H1, "recreate_vm", {**VM_ARGS, "state": "running", "source": H2, "uid": "u-1", "labels": {}}),
+            (H1, "unrecreate_vm", {"name": "vm-a", "source": H2, "volume": VOL}),
+            lambda inv: (
+                vms(inv, H1)["vm-a"] == {**VM_SPEC, "state": "running"}
+                and inv["hosts"][H1]["configs"] == ["vm-a"]
+            ),
+            [lambda w: w.probe.running(H1) == {"vm-a"}],
+        ),
+        "discard_domain": Case(
+            stale,
+            (H1, "discard_domain", STALE),
+            (H1, "restore_domain", STALE),
+            lambda inv: vms(inv, H1) == {} and inv["hosts"][H1]["configs"] == [],
+        ),
+    }
+)
+
 # Fleet actions with no device effect in either driver (a region, a network are model containers;
 # configure changes settings only): checked to leave the devices as they are, below.
 FLEET_CASES = {
@@ -303,6 +332,8 @@ FLEET_CASES = {
     "configure",
     "power_off",
     "power_on",
+    "declare_failed",
+    "declare_recovered",
 }
 # Replicas' processes are no device state (no inventory shows them): tests/ha_jobs covers them.
 PROCESS_CASES = {"run_replica", "halt_replica"}
@@ -315,7 +346,17 @@ NO_DEVICE_EFFECT = [
     (f"/compute/{REGION}", "configure", {"timezone": "UTC"}),
     (H1, "power_off", {}),
     (H1, "power_on", {}),
+    (H1, "declare_recovered", {}),
 ]
+
+
+def test_a_host_that_answers_is_not_declared_failed(world: World) -> None:
+    """Every driver that can tell refuses to declare a live host dead, naming it; nothing changes."""
+    assert world.driver.host_alive(H1) is True
+    before = world.driver.inventory()
+    with pytest.raises(DriverError, match=f"{H1} answers"):
+        world.driver.declare_failed(H1, {})
+    assert world.driver.inventory() == before
 
 
 @pytest.mark.parametrize("step", NO_DEVICE_EFFECT, ids=lambda s: f"{s[1]}-{s[0]}")

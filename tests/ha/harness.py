@@ -148,7 +148,7 @@ class Load:
             op = step(worker, i)
             start = time.monotonic()
             try:
-                reply = client.call(op)
+                reply = client.call(op, read=op.get("op") == "get")  # gets are marked as reads
             except HAUnavailable as exc:
                 self.history.record(Op(client.client_id, start, time.monotonic(), op, None, False))
                 self.errors.append(str(exc))

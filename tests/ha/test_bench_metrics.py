@@ -117,7 +117,9 @@ class MemoryKV:
         self.fail_every = fail_every
         self.drop_acknowledged = drop_acknowledged
 
-    def call(self, op: dict[str, Any], *, consistency: Consistency = "linearizable") -> Any:
+    def call(
+        self, op: dict[str, Any], *, consistency: Consistency = "linearizable", read: bool = False
+    ) -> Any:
         with self.lock:
             self.calls += 1
             fail = self.fail_every > 0 and self.calls % self.fail_every == 0

@@ -45,8 +45,11 @@ def kv_step_op(worker: int, i: int) -> dict[str, Any]:
 
 
 class Job:
-    def __init__(self, zk_uri: str, zk_client: Any, tmp_path: Path, program: Path) -> None:
+    def __init__(
+        self, zk_uri: str, zk_client: Any, tmp_path: Path, program: Path, read_path: str = "log"
+    ) -> None:
         self.zk_uri = zk_uri
+        self.read_path = read_path
         self.name = f"{program.stem}-{uuid.uuid4().hex[:6]}"
         self.program = program
         self.tmp_path = tmp_path
@@ -56,8 +59,9 @@ class Job:
 
     def start(self, name: str) -> ReplicaProc:
         proc = ReplicaProc(
-            self.zk_uri, self.name, name, self.program, self.tmp_path, snapshot_every=SNAPSHOT_EVERY
-        )
+            self.zk_uri, self.name, name, self.program, self.tmp_path, snapshot_every=SNAPSHOT_EVERY,
+            extra=("--read-path", self.read_path),
+        )  # fmt: skip
         return proc.start()
 
     def restart(self, name: str) -> ReplicaProc:
@@ -92,8 +96,9 @@ class Job:
 
 
 @pytest.fixture
-def kv_job(zk_uri: str, zk_client: Any, tmp_path: Path) -> Iterator[Job]:
-    job = Job(zk_uri, zk_client, tmp_path, KV)
+def kv_job(request: Any, zk_uri: str, zk_client: Any, tmp_path: Path) -> Iterator[Job]:
+    """The kv job; ``indirect`` parametrisation chooses its replicas' read path (default: log)."""
+    job = Job(zk_uri, zk_client, tmp_path, KV, getattr(request, "param", "log"))
     yield job
     job.stop()
 
@@ -113,7 +118,7 @@ def check_kv(job: Job, history: History) -> None:
         for key in KEYS:
             op = {"op": "get", "key": key}
             start = time.monotonic()
-            reply = client.call(op)
+            reply = client.call(op, read=True)
             history.record(Op(client.client_id, start, time.monotonic(), op, reply, True))
             final[key] = tokens(reply["value"])
     counts = Counter(v for values in final.values() for v in values)
@@ -127,6 +132,7 @@ def check_kv(job: Job, history: History) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
+@pytest.mark.parametrize("kv_job", ["log", "sync"], indirect=True)
 def test_a_replica_killed_mid_load_loses_nothing_and_catches_up_from_a_snapshot(kv_job: Job) -> None:
     load = Load(kv_job.zk_uri, kv_job.name, WORKERS, kv_step_op).start()
     try:
@@ -146,7 +152,8 @@ def test_a_replica_killed_mid_load_loses_nothing_and_catches_up_from_a_snapshot(
     check_kv(kv_job, history)
     size, last = kv_job.log.size(), max(kv_job.log.indices())
     assert size <= 4 * SNAPSHOT_EVERY + 2 * WORKERS < last, (size, last)  # bounded, and truncation happened
-    print(f"\nHA replica kill: {len(history.ops)} ops, max unavailability {gap * 1000:.0f} ms, "
+    print(f"\nHA replica kill ({kv_job.read_path} reads): {len(history.ops)} ops, "
+          f"max unavailability {gap * 1000:.0f} ms, "
           f"failovers {sum(c.failovers for c in load.clients)}, log {size} entries of {last + 1}, "
           f"killed {time.monotonic() - killed_at:.1f} s before the end")  # fmt: skip
 
@@ -186,6 +193,7 @@ def test_the_counter_without_snapshots_survives_a_replica_kill_with_its_log_whol
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
+@pytest.mark.parametrize("kv_job", ["log", "sync"], indirect=True)
 def test_a_zookeeper_server_killed_mid_load_loses_nothing(zk_ensemble: Any, kv_job: Job) -> None:
     load = Load(kv_job.zk_uri, kv_job.name, WORKERS, kv_step_op).start()
     try:
@@ -198,7 +206,8 @@ def test_a_zookeeper_server_killed_mid_load_loses_nothing(zk_ensemble: Any, kv_j
     assert load.errors == []
     gap = max_unavailability(history)
     check_kv(kv_job, history)
-    print(f"\nHA ZooKeeper leader kill: {len(history.ops)} ops, max unavailability {gap * 1000:.0f} ms")
+    print(f"\nHA ZooKeeper leader kill ({kv_job.read_path} reads): {len(history.ops)} ops, "
+          f"max unavailability {gap * 1000:.0f} ms")  # fmt: skip
 
 
 @pytest.mark.slow

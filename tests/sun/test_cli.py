@@ -56,3 +56,31 @@ def test_bad_input_is_one_clear_error(tmp_path: Path) -> None:
     assert r.exit_code == 2 and "20 members do not fit: 7 regions x capacity 2 = 14 places" in r.output
     r = runner.invoke(app, ["sun", *SAMPLES, "--without", "mars-1"])
     assert r.exit_code == 2 and "mars-1" in r.output
+
+
+def test_no_strategy_beats_the_exhaustive_bound() -> None:
+    r = runner.invoke(
+        app,
+        [
+            "sun",
+            *SAMPLES,
+            "--step-min",
+            "60",
+            "--members",
+            "3",
+            "--oracle",
+            "--bound",
+            "--no-controller",
+            "--json",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    rows, limit = data["strategies"], data["bound"]
+    best_static = min(rows["static-single"]["mean_ms"], rows["static-global"]["mean_ms"])
+    assert limit["static_optimum_ms"] <= best_static + 0.01  # the exact optimum: CP-SAT finds no better
+    assert rows["static-global"]["mean_ms"] <= limit["static_optimum_ms"] + 0.01  # and the baseline is it
+    for name in ("static-single", "static-global", "dynamic", "oracle-hourly"):
+        assert rows[name]["mean_ms"] >= limit["bound_ms"] - 0.01, name
+    assert rows["reduction_vs_best_static"] <= limit["ceiling_vs_best_static"] + 1e-3
+    assert limit["placements"] > 0

@@ -30,6 +30,7 @@ from tropic.api.devices import IgnoreList, PathsRequest
 from tropic.api.errors import ApiProblem, error_responses, install
 from tropic.api.events import EventBroker
 from tropic.api.geo_routes import add_geo_routes
+from tropic.api.host_routes import add_host_routes
 from tropic.api.idempotency import IdempotencyCache
 from tropic.api.jobs_routes import add_job_routes
 from tropic.api.listing_routes import add_listing_routes
@@ -496,6 +497,7 @@ def create_app(
     add_autopilot_routes(app, Viewer, Planner, audit)  # /v1/autopilot/status|decisions|pause|resume|run-once
     add_geo_routes(app, controller, Viewer)  # /v1/images[/{name}/versions], /v1/services/{name}/members
     add_job_routes(app, controller, Viewer, Operator, audit, metrics)  # /v1/jobs, /v1/jobs/{name}
+    add_host_routes(app, controller, Viewer)  # /v1/host-liveness (does a host's device answer)
 
     # --- the served fleet: discovery, unmanaged device objects (tropic.api.devices) ------------------------
     ignored = IgnoreList.beside(controller.store)

@@ -222,6 +222,10 @@ class Client:
             self._json("GET", f"/v1/resources/{tail}" if tail else "/v1/resources", params={"depth": depth})
         )
 
+    def host_liveness(self, host: str) -> dict[str, Any]:
+        """Does compute host ``host``'s device answer (``alive``), and its model state (``failed``...)."""
+        return dict(self._json("GET", "/v1/host-liveness", params={"host": host}))
+
     def listing(
         self,
         what: str,

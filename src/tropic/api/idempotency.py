@@ -3,9 +3,11 @@
 A key is scoped to the token that used it and remembers a fingerprint of the request, so reusing a key
 for a *different* request is refused rather than silently answered with the wrong transaction. A key
 lives ``ttl`` seconds from its first use (:data:`DEFAULT_TTL`, 24 h; ``tropic serve --idempotency-ttl``):
-a retry within it gets the first transaction back, after it the key is new. The map lives in memory and is
-bounded twice: expired keys are dropped in small passes as new ones come, and beyond ``capacity`` keys the
-oldest are forgotten first.
+a retry within it gets the first transaction back, after it the key is new. This cache is the in-memory
+one (a ``memory://`` store); the SQLite and ZooKeeper stores keep keys with their transactions
+(:mod:`tropic.api.store_keys`, :class:`tropic.cluster.DurableKeys`). The map is bounded twice: expired
+keys are dropped in small passes as new ones come, and beyond ``capacity`` keys the oldest are forgotten
+first.
 
 Only requests with the *same* key wait for each other (:class:`KeyLocks`): submissions with different keys
 run concurrently and share the store's group commits.

@@ -160,6 +160,10 @@ def screen(plan: Plan, snapshot: Snapshot, guards: Guards, history: Migrations, 
     if not plan.service:
         out.steps += [("destroy_vm", {"vm": v}) for v in plan.destroys]
     out.steps += [("power_off_host", {"host": h}) for h in plan.power_off]
+    out.steps += [
+        ("gc_image", {"image": c.image, "keep": c.keep, "published_before": c.published_before})
+        for c in plan.collect
+    ]
     if not out.steps:
         out.why = "every move is held by a guard: " + "; ".join(out.held)
     return out

@@ -6,8 +6,9 @@
   plain data, each VM's predicted CPU demand, and the subjects whose sensors are stale (a stale sensor is
   unknown, never 0%: policies leave those hosts and VMs alone).
 * A :class:`Policy` answers a :class:`Plan`: the target configuration as moves, spawns, destroys and
-  host power changes, with the predicted gain and the migration cost in the same unit, and why. The
-  actuator turns the plan into transactions (each checked by the transaction layer) under its guards.
+  host power changes (and image versions to collect), with the predicted gain and the migration cost in
+  the same unit, and why. The actuator turns the plan into transactions (each checked by the transaction
+  layer) under its guards.
 
 Units: CPU demand and capacity in **cores** (a VM's predicted utilisation x its vCPUs; a host's ``cpus``),
 memory in MiB. Plain, immutable data, so policies are pure functions, testable offline and replayable.
@@ -89,6 +90,26 @@ class ServiceState:
 
 
 @dataclass(frozen=True, slots=True)
+class ImageVersionState:
+    """A published version of a catalog image: when it was published (Unix seconds), its size, and
+    why it may not be collected (open sessions, volumes cloned from it; empty: nothing needs it)."""
+
+    version: int
+    published_at: float
+    size_mib: int
+    in_use: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ImageState:
+    """A catalog image (``/images/<name>``): its latest version and its versions, oldest first."""
+
+    path: str
+    latest: int
+    versions: tuple[ImageVersionState, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """What a policy sees: the fleet at ``at`` (Unix seconds) with predicted demand; ``stale``: hosts and
     VMs whose readings are too old to trust (left alone); ``services``: the managed services by path."""
@@ -98,6 +119,7 @@ class Snapshot:
     vms: dict[str, VMState]
     stale: frozenset[str] = frozenset()
     services: dict[str, ServiceState] = field(default_factory=dict)
+    images: dict[str, ImageState] = field(default_factory=dict)  # the image catalog, by path
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +142,19 @@ class SpawnRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class Collect:
+    """Old versions of a catalog image to collect: a ``gc_image`` transaction keeping the newest
+    ``keep`` and every version published at or after ``published_before`` (a version in use is never
+    collected: the procedure checks that, not the plan)."""
+
+    image: str  # the image's name (``/images/<name>``)
+    keep: int
+    published_before: float
+    versions: tuple[int, ...] = ()  # what the policy expects to go (shown in the decision log)
+    why: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     """A policy's answer. ``gain`` and ``cost`` are in the policy's utility unit (documented per policy);
     the actuator runs the plan only when ``gain > cost x hysteresis``. An empty plan says ``why``."""
@@ -137,10 +172,13 @@ class Plan:
     # The managed service whose members the spawns and destroys are: the actuator then runs
     # ``spawn_service_member``/``destroy_service_member`` (VM and member record in one transaction).
     service: str = ""
+    collect: tuple[Collect, ...] = ()  # image versions to collect (``gc_image``), after everything else
 
     @property
     def empty(self) -> bool:
-        return not (self.moves or self.spawns or self.destroys or self.power_off or self.power_on)
+        return not (
+            self.moves or self.spawns or self.destroys or self.power_off or self.power_on or self.collect
+        )
 
 
 class Policy(Protocol):

@@ -54,6 +54,7 @@ Sense = Callable[[float], Sequence[Observation]]  # read the sensors at a time, 
 PERIODIC = "periodic"
 RUN_ONCE = "run-once"
 RESUME = "resume"
+RESUME_WITHIN_S = 24 * 3600.0  # the idempotency keys' default TTL (tropic serve --idempotency-ttl)
 STALE_LISTED = 200  # stale subjects a decision names (the digest covers them all)
 
 
@@ -107,6 +108,7 @@ class Coordinator:
         sense: Sense | None = None,
         sense_interval: float = 60.0,
         hot_gap_s: float = 300.0,
+        resume_within: float = RESUME_WITHIN_S,
     ) -> None:
         if interval <= 0:
             raise ValueError("the autopilot interval must be positive")
@@ -125,6 +127,7 @@ class Coordinator:
         self.sense = sense
         self.sense_interval = sense_interval
         self.hot_gap_s = hot_gap_s
+        self.resume_within = resume_within  # the idempotency keys' TTL: older unsubmitted steps are dropped
         self._hot_at: dict[str, float] = {}  # host -> when its last hot reading asked for a pass
         self.migrations = Migrations()
         self.paused = False
@@ -374,6 +377,20 @@ class Coordinator:
                     ACTED,
                     f"resumed after a leader change: {record.get('why', '')}",
                 )
+                age = self.clock() - float(record["at"])
+                if age > self.resume_within:
+                    # Its steps' idempotency keys may have expired: a step submitted before the crash but
+                    # not recorded could not be found by its key and would run twice. The plan is stale
+                    # anyway: steps with no known transaction are dropped; the next pass plans afresh.
+                    for step in record["steps"]:
+                        if step.get("txn") is None and not is_final(step.get("state", "")):
+                            step["state"] = REFUSED
+                            ttl_h = self.resume_within / 3600
+                            step["error"] = (
+                                f"not resumed: the pass is {age / 3600:.1f} h old, older than the "
+                                f"idempotency keys' {ttl_h:.1f} h; the next pass plans afresh"
+                            )
+                    d.why = f"resumed {age / 3600:.1f} h late: unsubmitted steps dropped; {d.why}"
                 d.steps = self._execute(record)
                 out.append(self.decisions.add(d))
         return out

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from tropic.autopilot.base import HostState, ServiceState, Snapshot, VMState
+from tropic.autopilot.base import HostState, ImageState, ImageVersionState, ServiceState, Snapshot, VMState
 from tropic.errors import TropicError
 from tropic.model import VM, ComputeRoot, Host, Model, Region, View
+from tropic.model.geo import IMAGES
+from tropic.model.images import GeoImage, ImageVersion, in_use
 from tropic.model.services import SERVICES, Service
 
 COMPUTE = "/compute"
@@ -31,7 +33,7 @@ def fleet_snapshot(
     hosts: dict[str, HostState] = {}
     vms: dict[str, VMState] = {}
     if COMPUTE not in model:
-        return Snapshot(at, hosts, vms, stale, read_services(view))
+        return Snapshot(at, hosts, vms, stale, read_services(view), read_images(view))
     for region in view.get(COMPUTE, ComputeRoot).children(Region):
         for h in region.children(Host):
             paths = []
@@ -59,7 +61,7 @@ def fleet_snapshot(
                 vms=tuple(paths),
                 labels=dict(h.labels),
             )
-    return Snapshot(at, hosts, vms, stale, read_services(view))
+    return Snapshot(at, hosts, vms, stale, read_services(view), read_images(view))
 
 
 def static_source(
@@ -96,5 +98,25 @@ def read_services(view: View) -> dict[str, ServiceState]:
             min_members=svc.min_members,
             max_members=svc.max_members,
             members=tuple(members),
+        )
+    return out
+
+
+def read_images(view: View) -> dict[str, ImageState]:
+    """The image catalog of a model view as :class:`ImageState`\\ s (versions oldest first, each with why
+    it is in use), for the snapshot a pass builds."""
+    if not view.exists(IMAGES):
+        return {}
+    out: dict[str, ImageState] = {}
+    for path in sorted(view.child_paths(IMAGES)):
+        img = view.get(path, GeoImage)
+        versions = sorted(img.children(ImageVersion), key=lambda v: v.version)
+        out[path] = ImageState(
+            path=path,
+            latest=img.latest,
+            versions=tuple(
+                ImageVersionState(v.version, v.published_at, v.size_mib, tuple(in_use(view, v)))
+                for v in versions
+            ),
         )
     return out

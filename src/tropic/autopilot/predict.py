@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tropic.autopilot.base import CPU, HostState, Snapshot, VMState
-from tropic.autopilot.fleet import read_services
+from tropic.autopilot.fleet import read_images, read_services
 from tropic.autopilot.kb import KnowledgeBase
 from tropic.errors import ConfigError
 from tropic.model import RUNNING, Model
@@ -136,6 +136,12 @@ def snapshot(model: Model, kb: KnowledgeBase, now: float, *, predictor: Predicto
             vms=tuple(sorted(host_vms.get(path, ()))),
             labels=dict(a.get("labels") or {}),
         )
+    view = model.reader()
     return Snapshot(
-        at=now, hosts=hosts, vms=vms, stale=frozenset(stale), services=read_services(model.reader())
+        at=now,
+        hosts=hosts,
+        vms=vms,
+        stale=frozenset(stale),
+        services=read_services(view),
+        images=read_images(view),
     )

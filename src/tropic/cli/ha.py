@@ -45,6 +45,13 @@ def bench_cmd(
         "--attempt-timeout",
         help="The clients' first per-replica attempt timeout in s (doubled each round over the replicas).",
     ),
+    read_path: str = typer.Option(
+        "log",
+        "--read-path",
+        help="How the replicas answer the linearizable gets: log (appended to the log like a write; the "
+        "default, strictly linearizable) or sync (ZooKeeper sync, then the local state once the log's tail "
+        "is applied; faster, with ZooKeeper's sync caveat, see docs/ha.md).",
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the load and of the choice of victims."),
     zk: str = typer.Option(
         "",
@@ -81,6 +88,7 @@ def bench_cmd(
             seed=seed,
             attempt_timeout=attempt_timeout,
             zk_uri=zk,
+            read_path=read_path,  # type: ignore[arg-type]  # validated by BenchSpec.validate
         )
 
         def say(message: str) -> None:
@@ -96,7 +104,8 @@ def bench_cmd(
     else:
         base = data["baseline"]
         output.console.print(
-            f"replicated: {data['throughput']} req/s, p50 {data['p50_ms']} ms, p99 {data['p99_ms']} ms\n"
+            f"replicated ({data['read_path']} reads): {data['throughput']} req/s, "
+            f"p50 {data['p50_ms']} ms, p99 {data['p99_ms']} ms\n"
             f"alone:      {base['throughput']} req/s, p50 {base['p50_ms']} ms, p99 {base['p99_ms']} ms "
             f"(overhead x{data['overhead_ratio']})\n"
             f"max unavailability {data['max_unavailability_s']} s, lost acknowledged writes "

@@ -168,7 +168,8 @@ def serve(
             "--inventory",
             help="Inventory file (TOML or YAML, see docs/inventory.md) a new store starts with instead of "
             "the generated datacenter; a store that holds a model is served only when it matches the "
-            "file (change it with `tropic inventory apply`).",
+            "file (change it with `tropic inventory apply`); the file's [[jobs]] the model lacks are "
+            "created once the server is up (they need --ha-zk on an embedded store).",
             dir_okay=False,
         ),
     ] = None,
@@ -177,7 +178,8 @@ def serve(
         typer.Option(
             "--autopilot",
             help="Run the autopilot on the leader with these policies, e.g. 'hotspot' or "
-            "'hotspot,psepr:overlay' (see docs/autopilot.md); every change it decides is a transaction.",
+            "'hotspot,psepr:overlay,image-gc:3/7d' (see docs/autopilot.md); every change it decides is a "
+            "transaction.",
         ),
     ] = None,
     autopilot_interval: Annotated[

@@ -39,6 +39,9 @@ def sun_cmd(
         None, "--capacity", help="Members per region at most (default: all)."
     ),
     read_fraction: float = typer.Option(0.9, "--read-fraction", help="Share of requests that are reads."),
+    smooth_h: int = typer.Option(
+        3, "--smooth-h", help="Hours of the centred moving average over the demand (1: the raw counts)."
+    ),
     without: str = typer.Option("", "--without", help="Comma-separated regions removed from the matrix."),
     clients: str = typer.Option("", "--clients", help="Comma-separated client regions kept (default: all)."),
     budget: int = typer.Option(7, "--budget", help="Member migrations allowed in any 24 hours."),
@@ -49,7 +52,13 @@ def sun_cmd(
     oracle: bool = typer.Option(
         False,
         "--oracle",
-        help="Also the hourly oracle: each hour's best placement, moved for free (a bound).",
+        help="Also the hourly oracle: each hour's best placement CP-SAT finds, moved for free.",
+    ),
+    bound: bool = typer.Option(
+        False,
+        "--bound",
+        help="Also the exhaustive bound: every placement tried at every step, moved for free; the largest "
+        "reduction any strategy could reach on this demand (seconds for 5 members over 32 regions).",
     ),
     no_controller: bool = typer.Option(
         False,
@@ -89,11 +98,13 @@ def sun_cmd(
             hours=hours,
             step_min=step_min,
             read_fraction=read_fraction,
+            smooth_h=smooth_h,
             without=_names(without),
             clients=_names(clients),
             config=config,
             controlled=not no_controller,
             oracle=oracle,
+            bound=bound,
         )
         if emulate:
             from tropic.cli.sun_emulate import check_options
@@ -135,6 +146,16 @@ def sun_cmd(
         output.console.print(
             f"dynamic vs best static: {100 * strategies['reduction_vs_best_static']:.1f}% lower mean"
         )
+        if result.bound is not None:
+            from tropic.sun.strategies import best_static
+
+            limit = result.bound
+            ceiling = limit.ceiling(best_static(result.days))
+            output.console.print(
+                f"bound over {limit.placements:,} placements: static optimum {limit.static_ms:.1f} ms; every "
+                f"step at its best, moved for free, {limit.bound_ms:.1f} ms: no strategy gains more than "
+                f"{100 * ceiling:.1f}%"
+            )
         if emulate:
             from tropic.cli.sun_emulate import print_table
 

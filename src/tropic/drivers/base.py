@@ -70,6 +70,26 @@ class ComputeDriver(ABC):
     @abstractmethod
     def resize(self, vm: str, args: Args) -> None: ...
 
+    def recreate_vm(self, host: str, args: Args) -> None:
+        """Rebuild on ``host`` a VM of a failed host from its volume (``args``: the VM's ``name``,
+        ``vcpus``, ``memory_mib``, ``image``, ``volume``, ``state``, ``uid``, ``labels`` and the failed
+        ``source``): on the device, a VM definition like :meth:`create_vm`'s."""
+        self.create_vm(host, args)
+
+    def unrecreate_vm(self, host: str, args: Args) -> None:
+        """Undo of :meth:`recreate_vm`: the VM defined on ``host`` is deleted (the failed source is not
+        touched)."""
+        self.delete_vm(host, args)
+
+    def discard_domain(self, host: str, args: Args) -> None:
+        """Delete a stale VM (``args["name"]``) from ``host``: one the model holds elsewhere."""
+        self.delete_vm(host, args)
+
+    def restore_domain(self, host: str, args: Args) -> None:
+        """Undo of :meth:`discard_domain`: define the VM again, stopped, without a volume."""
+        spec = {"name": args["name"], "vcpus": args["vcpus"], "memory_mib": args["memory_mib"]}
+        self.create_vm(host, {**spec, "image": "", "volume": "", "state": STOPPED})
+
 
 class StorageDriver(ABC):
     """Storage hosts, their images and volumes."""
@@ -145,6 +165,24 @@ class FleetDriver:
 
     def power_on(self, host: str, args: Args) -> None:
         """Power compute host ``host`` on (see :meth:`power_off`: not wired to a device)."""
+        return None
+
+    def host_alive(self, host: str) -> bool | None:
+        """Does compute host ``host`` answer? True, False (dead: lost power, failed, unreachable), or
+        None when this driver cannot tell. This default cannot tell."""
+        return None
+
+    def declare_failed(self, host: str, args: Args) -> None:
+        """The device check of declaring ``host`` dead: refused when the host answers (a live host's VMs
+        are migrated, never rebuilt). A driver that cannot tell accepts the operator's word."""
+        if self.host_alive(host) is True:
+            raise DriverError(
+                f"{host} answers: it is alive, so it is not declared failed (drain or evacuate it instead)",
+                path=host,
+            )
+
+    def declare_recovered(self, host: str, args: Args) -> None:
+        """``host`` answers again: nothing to do on a device."""
         return None
 
     def capacity(self, host: str) -> tuple[int, int] | None:
@@ -332,6 +370,10 @@ def _next_hop(inv: Inventory, path: str, args: Args) -> bool:
 # What each action's effect looks like in an inventory read after it (for :meth:`Driver.probe`).
 _EFFECTS: dict[str, Callable[[Inventory, str, Args], bool]] = {
     "create_vm": lambda inv, p, a: a["name"] in _host(inv, p)["vms"],
+    "recreate_vm": lambda inv, p, a: a["name"] in _host(inv, p)["vms"],
+    "discard_domain": lambda inv, p, a: a["name"] not in _host(inv, p)["vms"],
+    "restore_domain": lambda inv, p, a: a["name"] in _host(inv, p)["vms"],
+    "unrecreate_vm": lambda inv, p, a: a["name"] not in _host(inv, p)["vms"],
     "delete_vm": lambda inv, p, a: a["name"] not in _host(inv, p)["vms"],
     "create_config": lambda inv, p, a: a["name"] in _host(inv, p)["configs"],
     "delete_config": lambda inv, p, a: a["name"] not in _host(inv, p)["configs"],

@@ -152,6 +152,19 @@ class LibvirtHosts:
             info = conn.getInfo()  # [model, memory MiB, CPUs, MHz, NUMA nodes, sockets, cores, threads]
         return int(info[2]), int(info[1])
 
+    def host_alive(self, host: str) -> bool | None:
+        """Does the hypervisor of ``host`` answer (its node information is read)? None: not a host of
+        this driver."""
+        with self._lock:
+            known = host in self._hosts
+        if not known:
+            return None
+        try:
+            self.capacity(host)
+        except DriverError:
+            return False
+        return True
+
     def uris(self) -> dict[str, str]:
         """Host and storage host paths with the libvirt URI each is managed through."""
         with self._lock:

@@ -276,6 +276,9 @@ class RouterDriver(Driver):
     def capacity(self, host: str) -> tuple[int, int] | None:
         return self.backend(self.kind_of(host)).capacity(host)
 
+    def host_alive(self, host: str) -> bool | None:
+        return self.backend(self.kind_of(host)).host_alive(host)
+
     def runs_replicas_on(self, host: str) -> bool:
         with self._lock:
             kind = self.devices.get(host)

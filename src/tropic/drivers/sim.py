@@ -514,6 +514,8 @@ class SimDriver(SimStats, SimFleet, SimReplicas, SimGeo, Driver):
             if name in dest["vms"]:
                 return  # already migrated
             raise DriverError(f"sim: no VM {name} on {host} to migrate", path=f"{host}/{name}")
+        if host in self.processes.down:  # a live migration needs a live source
+            raise DeviceFault(f"sim: host {host} is down: cannot migrate {name} from it", path=host)
         if name not in dest["configs"]:
             raise DriverError(f"sim: {dest_path} has no configuration for {name}", path=dest_path)
         self._mark(f"{host}/{name}")

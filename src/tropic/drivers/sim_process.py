@@ -247,6 +247,10 @@ class SimReplicas:
     def restore_host(self, host: str) -> None:
         self.processes.restore_host(host)
 
+    def host_alive(self, host: str) -> bool | None:
+        """False while ``host`` is failed (:meth:`fail_host`) or powered off: it answers nothing."""
+        return host not in self.processes.down
+
     def power_off(self, host: str, args: Args) -> None:
         """A powered-off host runs no replica process (the model refuses it while it holds VMs)."""
         self.processes.fail_host(host)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tropic.errors import InvalidArguments, TropicError
-from tropic.ha.contract import Client, ReplicaInfo
+from tropic.ha.contract import READ_PATHS, Client, ReadPath, ReplicaInfo
 from tropic.ha.linearizability import KVModel, check
 from tropic.ha.load import KillEvent, LoadGenerator, PipeClient, Record, history
 from tropic.ha.metrics import (
@@ -75,6 +75,7 @@ class BenchSpec:
     heal_timeout: float = 60.0  # after the load: how long to wait for every replica to serve again
     seed: int = 0
     zk_uri: str = ""  # an ensemble to use (a zk:// URI with a chroot of the bench's own); default: start one
+    read_path: ReadPath = "log"  # how the replicas answer the linearizable gets (--read-path)
 
     def validate(self) -> None:
         if self.replicas < 1:
@@ -89,6 +90,8 @@ class BenchSpec:
             raise InvalidArguments("--write-ratio must be between 0 and 1")
         if self.attempt_timeout <= 0 or self.client_timeout <= 0:
             raise InvalidArguments("--attempt-timeout must be positive")
+        if self.read_path not in READ_PATHS:
+            raise InvalidArguments(f"--read-path must be log or sync, got {self.read_path!r}")
         if self.failure_domain not in ("host", "rack", "region"):
             raise InvalidArguments(f"--domain must be host, rack or region, got {self.failure_domain!r}")
 
@@ -257,6 +260,11 @@ def report(
     overhead = round(base["throughput"] / figures["throughput"], 3) if figures["throughput"] else None
     return {
         **figures,
+        "read_path": spec.read_path,
+        "by_kind": {
+            kind: summarise([r for r in run.records if r.kind == kind], 0.0, end)
+            for kind in ("get", "append")
+        },
         "baseline": base,
         "overhead_ratio": overhead,
         "max_unavailability_s": round(max_unavailability(successes, 0.0, end), 3),

@@ -144,15 +144,20 @@ class HAClient:
         return sorted(self._replicas.values(), key=rank)
 
     # --- calls -------------------------------------------------------------------------------------
-    def call(self, op: dict[str, Any], *, consistency: Consistency = "linearizable") -> Any:
-        """Apply ``op`` (or read, with ``consistency="local"``) and return the program's answer."""
+    def call(
+        self, op: dict[str, Any], *, consistency: Consistency = "linearizable", read: bool = False
+    ) -> Any:
+        """Apply ``op`` (or read, with ``consistency="local"``) and return the program's answer.
+        ``read=True`` declares that ``op`` does not change the program's state: a linearizable read, which
+        a replica on the ``sync`` read path answers without a ZooKeeper write (on the ``log`` path it is
+        appended like any request). Marking a request that changes the state makes the replicas diverge."""
         if not isinstance(op, dict):
             raise InvalidArguments(f"an HA request must be a JSON object, not {type(op).__name__}")
         if consistency not in ("linearizable", "local"):
             raise InvalidArguments(f"consistency must be 'linearizable' or 'local', not {consistency!r}")
         with self._lock:
             self._seq += 1
-            request = Request(self.client_id, self._seq, op, consistency)
+            request = Request(self.client_id, self._seq, op, consistency, read)
             return self._call(request)
 
     def _call(self, request: Request) -> Any:

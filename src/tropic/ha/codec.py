@@ -91,6 +91,7 @@ def decode_request(data: bytes | str) -> Request:
         seq=_field(obj, "seq", int, "request"),
         op=_field(obj, "op", dict, "request"),
         consistency=consistency,
+        read=_optional(obj, "read", bool, False, "request"),
     )
 
 

@@ -23,7 +23,10 @@ else to them (or an ``{"error": ...}``) runs without snapshots, so its log is ke
 a :class:`Request` in, a :class:`Reply` out. A request is acknowledged (``ok`` true) only once it is in
 the log and applied by the replica that answers. ``(client, seq)`` identifies a request: a retry with the
 same pair is applied once and answered with the first answer (the replicas keep each client's last
-sequence number and reply as part of their replicated state and snapshots).
+sequence number and reply as part of their replicated state and snapshots). A request marked ``read``
+(it does not change the state) is, on a replica run with ``--read-path sync``, answered without an append:
+the replica syncs with ZooKeeper, reads the log's child counter and answers once it has applied a
+listing of the log with at least that counter.
 """
 
 from __future__ import annotations
@@ -36,6 +39,13 @@ from tropic.errors import TropicError
 HA_ROOT = "/ha"
 LOG_PREFIX = "r-"  # log/r-0000000042
 Consistency = Literal["linearizable", "local"]
+# How a replica answers a linearizable read (a request marked ``read``): appended to the log like a write
+# ("log"), or after a ZooKeeper sync() of the log and a wait until it has applied the log's tail ("sync").
+ReadPath = Literal["log", "sync"]
+READ_PATHS: tuple[ReadPath, ...] = ("log", "sync")
+# The environment variable that sets the replica wrapper's --read-path default (the job driver starts
+# replicas with the contract's command line: a controller's environment chooses for all its jobs).
+READ_PATH_ENV = "TROPIC_HA_READ_PATH"
 
 
 def ha_root(job: str) -> str:
@@ -78,6 +88,9 @@ class Request:
     seq: int
     op: dict[str, Any]
     consistency: Consistency = "linearizable"  # reads: ordered through the log (or a sync), or local
+    # The client declares that ``op`` does not change the program's state (the wrapper cannot tell): a
+    # linearizable read, which a replica on the "sync" read path answers without appending to the log.
+    read: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +99,9 @@ class Reply:
     seq: int
     ok: bool
     reply: Any = None  # the program's answer
-    index: int = -1  # the log index the request was applied at (-1: a local read)
+    # the log index the request was applied at (-1: a local read; a read on the sync path: the index the
+    # replica had applied when it answered, or a later one)
+    index: int = -1
     error: str = ""  # why not ok (e.g. "catching up", "not serving"); the client then fails over
 
 
@@ -95,6 +110,8 @@ class Client(Protocol):
     offers the same). ``call`` retries with the same ``(client, seq)`` across replicas until its deadline,
     then raises :class:`HAUnavailable`."""
 
-    def call(self, op: dict[str, Any], *, consistency: Consistency = "linearizable") -> Any: ...
+    def call(
+        self, op: dict[str, Any], *, consistency: Consistency = "linearizable", read: bool = False
+    ) -> Any: ...
 
     def close(self) -> None: ...

@@ -98,7 +98,8 @@ def history(records: Sequence[Record]) -> list[Operation]:
 
 class LoadGenerator:
     """``len(clients)`` threads, each issuing requests back to back on its own client (a closed loop):
-    appends of a unique token or linearizable gets, on keys drawn uniformly from ``keys``."""
+    appends of a unique token or linearizable gets (marked ``read``), on keys drawn uniformly from
+    ``keys``."""
 
     def __init__(
         self,
@@ -161,7 +162,7 @@ class LoadGenerator:
             op = self.wire.request(kind, key, token)
             call = self.now()
             try:
-                reply = client.call(op, consistency=self.consistency)
+                reply = client.call(op, consistency=self.consistency, read=kind == "get")
                 value = token if kind == "append" else self.wire.value(reply)
                 if kind == "append":
                     self.wire.value(reply)  # an error reply raises: the append did not happen
@@ -264,7 +265,9 @@ class PipeClient:
             raise ProgramFailed(f"cannot start {' '.join(self.argv)}: {e}") from e
         self._lock = threading.Lock()
 
-    def call(self, op: dict[str, Any], *, consistency: Consistency = "linearizable") -> Any:
+    def call(
+        self, op: dict[str, Any], *, consistency: Consistency = "linearizable", read: bool = False
+    ) -> Any:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         with self._lock:
             try:

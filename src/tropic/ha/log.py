@@ -5,6 +5,13 @@ number from the parent's change counter at commit, so Zab's total order of write
 reader that sees index ``i`` has also seen every index below it. Indices grow but are not contiguous
 (deleting a child also advances the counter), so readers list the children and sort them.
 
+The ``log`` node's child counter (its ``cversion``, bumped by every child created or deleted) orders the
+log's states: a listing read with a counter at least ``c`` (:meth:`RequestLog.listing`) holds every
+entry the log held when its counter was ``c``, bar those deleted since. :meth:`RequestLog.synced_counter`
+reads the counter after a ZooKeeper ``sync()``: that is how a replica learns the log's tail as of a
+linearizable read without writing. (The counter is not an index bound: ZooKeeper 3.8 numbers a
+sequential child from a counter that deletions do not advance, so indices may stay below it.)
+
 Snapshots (``snapshots/<replica>``) are persistent: they outlive a replica so that its replacement, or any
 replica, can restore the newest one. A snapshot over ZooKeeper's 1 MB node limit is written as chunks
 ``snapshots/<replica>/<gen>-<i>`` first, then a small header naming them.
@@ -112,6 +119,48 @@ class RequestLog:
             timeout,
         )
         return entry_index(str(path).rsplit("/", 1)[1])
+
+    def listing(self, watch: Watch | None = None) -> tuple[list[int], int]:
+        """The indices in the log, in order, and the log's child counter (``cversion``) of the same read
+        (see the module docstring); ``watch`` fires once on the next change."""
+        names, stat = self._call(
+            lambda: self.zk.get_children_async(self.log_path, watch=watch, include_data=True), "list the log"
+        )
+        return sorted(entry_index(n) for n in names if n.startswith(LOG_PREFIX)), int(stat.cversion)
+
+    def synced_counter(self, *, timeout: float | None = None) -> int:
+        """``sync()`` the log node with the ZooKeeper leader, then read its child counter: a listing with
+        a counter at least the answer holds every entry appended (acknowledged to anyone) before this call
+        began, bar those deleted since.
+
+        The read is sent right behind the sync on the same session; ZooKeeper executes a session's
+        requests in the order sent and holds a read behind that session's pending sync, so it sees at least
+        the state the sync brought the server to."""
+
+        def start() -> IAsyncResult:
+            result = self.zk.handler.async_result()
+            synced = self.zk.sync_async(self.log_path)
+            stat = self.zk.exists_async(self.log_path)
+
+            def after_stat(done: IAsyncResult) -> None:
+                try:
+                    value = done.get()
+                    result.set(0 if value is None else int(value.cversion))
+                except Exception as exc:
+                    result.set_exception(exc)
+
+            def after_sync(done: IAsyncResult) -> None:
+                try:
+                    done.get()
+                except Exception as exc:
+                    result.set_exception(exc)
+                    return
+                stat.rawlink(after_stat)
+
+            synced.rawlink(after_sync)
+            return result
+
+        return int(self._call(start, "sync with the log", timeout))
 
     def indices(self, watch: Watch | None = None) -> list[int]:
         """The indices in the log, in order; ``watch`` fires once on the next change."""

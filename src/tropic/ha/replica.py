@@ -2,10 +2,13 @@
 
 It starts the program, registers ``replicas/<ID>`` (ephemeral), restores the newest usable snapshot,
 applies the request log in order (watching it, no polling), and once caught up serves the client wire:
-a write or linearizable read is appended to the log and answered when this replica has applied it; a
-``local`` read is answered from the local state. A ``(client, seq)`` already applied is not applied again
-and is answered with its first reply. Every ``--snapshot-every`` entries it snapshots the program (when the
-program supports it) and truncates the log. Run ``python -m tropic.ha.replica --help``.
+a write is appended to the log and answered when this replica has applied it; a linearizable read (a
+request the client marks ``read``) is too with ``--read-path log``, while with ``--read-path sync`` the
+replica syncs with ZooKeeper, reads the log's child counter and answers from its state once it has applied
+a listing of the log with at least that counter (no ZooKeeper write); a ``local`` read is answered from the
+local state. A ``(client, seq)`` already applied is not applied again and is answered with its first
+reply. Every ``--snapshot-every`` entries it snapshots the program (when the program supports it) and
+truncates the log. Run ``python -m tropic.ha.replica --help``.
 """
 
 from __future__ import annotations
@@ -26,7 +29,16 @@ from kazoo.protocol.states import KazooState, WatchedEvent
 
 from tropic.errors import TropicError
 from tropic.ha.codec import WireError, decode_request, encode
-from tropic.ha.contract import LogEntry, ReplicaInfo, Reply, Request, Snapshot
+from tropic.ha.contract import (
+    READ_PATH_ENV,
+    READ_PATHS,
+    LogEntry,
+    ReadPath,
+    ReplicaInfo,
+    Reply,
+    Request,
+    Snapshot,
+)
 from tropic.ha.log import TRANSIENT, LogTruncated, RequestLog
 from tropic.ha.program import Program, ProgramDied
 from tropic.store.zkclient import ZooKeeperUnavailable, open_client
@@ -42,6 +54,9 @@ INFO_EVERY_S = 0.2
 CAUGHT_UP_LAG = 50
 BATCH = 500
 RESERVED = "__tropic__"
+# The read path when --read-path is not given (the environment can choose it for every replica a
+# controller starts: the job driver passes no option of its own).
+DEFAULT_READ_PATH: ReadPath = "log"  # strictly linearizable (the guarantee); sync is opt-in
 
 
 # Client sessions kept in the replicated state (and snapshots): the clients that applied a request most
@@ -66,8 +81,12 @@ class Replica:
         *,
         host: str = "",
         snapshot_every: int = 500,
+        read_path: ReadPath = DEFAULT_READ_PATH,
     ) -> None:
+        if read_path not in READ_PATHS:
+            raise TropicError(f"unknown read path {read_path!r}: it must be one of {', '.join(READ_PATHS)}")
         self.log = RequestLog(zk, job)
+        self.read_path: ReadPath = read_path
         self.zk = zk
         self.job = job
         self.name = replica
@@ -76,6 +95,10 @@ class Replica:
         self.snapshot_every = snapshot_every
         self.address = ""
         self.applied = -1
+        # The child counter of the newest listing of the log applied whole: the state includes every
+        # entry the log held whenever its counter was at most this (see _read_synced).
+        self.listed = 0
+        self.reads_waiting = 0  # sync-path reads waiting for the apply loop (for tests and views)
         self.sessions: dict[str, tuple[int, Any]] = {}
         self.serving = False
         self.stop = threading.Event()
@@ -136,7 +159,7 @@ class Replica:
         self.program.restore(snapshot.state)
         with self.cond:
             self.sessions = dict(snapshot.sessions)
-            self.applied = snapshot.applied
+            self.applied = snapshot.applied  # newer: it holds every entry of the listing ``listed`` too
         _say(self.name, f"restored the snapshot at index {snapshot.applied}; catching up from the log")
         own = self.log.snapshot_applied(self.name)
         if own is None or own < snapshot.applied:  # ours too, so that truncation need not wait for us
@@ -169,7 +192,11 @@ class Replica:
                 if not self.serving and behind <= CAUGHT_UP_LAG:
                     self.serving = True
                     self._publish(force=True)
-                    _say(self.name, f"caught up at index {self.applied}: serving at {self.address}")
+                    _say(
+                        self.name,
+                        f"caught up at index {self.applied}: serving at {self.address} "
+                        f"(read path: {self.read_path})",
+                    )
                 if behind == 0:
                     self._publish()
                     # the watch wakes us (the timeout is a safety net), or the rate limit of the
@@ -188,24 +215,36 @@ class Replica:
             self.cond.notify_all()
 
     def apply_pending(self) -> int:
-        """Apply what the log holds above ``applied``; return how many entries were new."""
-        new = [i for i in self.log.indices(watch=self._on_log) if i > self.applied]
+        """Apply what the log holds above ``applied``; return how many entries were new. Once the whole
+        listing is applied, ``listed`` moves up to its child counter."""
+        indices, counter = self.log.listing(watch=self._on_log)
+        new = [i for i in indices if i > self.applied]
+        # Indices have gaps, so a missing entry shows only through the marker, which truncation moves
+        # before it deletes (read after the listing, it covers every deletion the listing saw; checked
+        # even when nothing is new, since ``listed`` then claims the entries deleted before the listing).
+        marker = self.log.truncated_async()
         for start in range(0, len(new), BATCH):
-            # Indices have gaps, so a missing entry shows only through the marker, which truncation
-            # moves before it deletes (read after the listing, it covers every deletion the listing saw).
-            marker = self.log.truncated_async() if start == 0 else None
             batch = self.log.read(new[start : start + BATCH])
-            if (
-                marker is not None
-                and (lowest := int(marker.get(timeout=self.log.timeout))) - 1 > self.applied
-            ):
-                raise LogTruncated(f"the log was truncated past index {self.applied}", marker=lowest)
+            if marker is not None:
+                self._check_marker(marker)
+                marker = None
             for index, entry in batch:
                 self._apply(index, entry)
                 if self.stop.is_set():
                     return len(new)
             self._publish()
+        if marker is not None:
+            self._check_marker(marker)
+        with self.cond:
+            if counter > self.listed:
+                self.listed = counter
+                self.cond.notify_all()
         return len(new)
+
+    def _check_marker(self, marker: Any) -> None:
+        lowest = int(marker.get(timeout=self.log.timeout))
+        if lowest - 1 > self.applied:
+            raise LogTruncated(f"the log was truncated past index {self.applied}", marker=lowest)
 
     def _apply(self, index: int, entry: LogEntry) -> None:
         key = (entry.client, entry.seq)
@@ -301,7 +340,13 @@ class Replica:
                 return Reply(client=request.client, seq=request.seq, ok=True, reply=last[1])
             if last is not None and last[0] > request.seq:
                 return refuse(f"stale request: client {request.client} is already at seq {last[0]}")
-            self._wanted[key] = self._wanted.get(key, 0) + 1
+            if request.read and self.read_path == "sync":
+                synced = True
+            else:
+                synced = False
+                self._wanted[key] = self._wanted.get(key, 0) + 1
+        if synced:
+            return self._read_synced(request)
         try:
             try:
                 self.log.append(LogEntry(request.client, request.seq, request.op), timeout=APPLY_WAIT_S / 2)
@@ -322,6 +367,50 @@ class Replica:
                 if not self._wanted[key]:
                     del self._wanted[key]
                     self._answers.pop(key, None)
+
+    def _read_synced(self, request: Request) -> Reply:
+        """A linearizable read without a ZooKeeper write: sync, read the log's child counter (the log's
+        tail as of now), wait until this replica has applied a listing of the log whose counter is at
+        least that, answer from the local state.
+
+        Why it is enough: every write acknowledged before the read began is committed, so the server
+        this replica reads from holds it once the sync returns, in the log state of that counter. The
+        counter (``cversion``) grows with every child created, so a listing with a counter at least as
+        high was read from that state or a later one: it holds the write, unless truncation deleted it
+        meanwhile, and truncation deletes only entries below the snapshot of every live replica (this
+        one's included: it has applied them) and moves the marker first, which ``apply_pending`` checks
+        (a replica passed by truncation restores a newer snapshot). Entries applied meanwhile are writes
+        concurrent with the read, which it may see or not."""
+
+        def refuse(error: str) -> Reply:
+            return Reply(client=request.client, seq=request.seq, ok=False, error=error)
+
+        try:
+            counter = self.log.synced_counter(timeout=APPLY_WAIT_S / 2)
+        except ZooKeeperUnavailable as exc:
+            return refuse(f"cannot sync with the log: {exc}")
+        with self.cond:
+            if self.listed < counter:
+                self._changed.set()  # the log's watch wakes the apply loop too; this is only quicker
+                self.reads_waiting += 1
+                try:
+                    self.cond.wait_for(
+                        lambda: self.listed >= counter or self.stop.is_set(), timeout=APPLY_WAIT_S
+                    )
+                finally:
+                    self.reads_waiting -= 1
+            if self.stop.is_set():
+                return refuse("stopping")
+            if self.listed < counter:
+                return refuse(f"not applied in time (log counter {self.listed} applied, {counter} synced)")
+        try:
+            answer = self.program.ask(request.op)
+        except ProgramDied as exc:
+            self.fail(str(exc))
+            return refuse("stopping")
+        with self.cond:
+            index = self.applied  # at least: the state may be newer still
+        return Reply(client=request.client, seq=request.seq, ok=True, reply=answer, index=index)
 
 
 class _Handler(socketserver.StreamRequestHandler):
@@ -383,6 +472,15 @@ def _parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument(
         "--session-timeout", type=float, default=4.0, metavar="S", help="ZooKeeper session timeout (s)"
     )
+    default_path = os.environ.get(READ_PATH_ENV) or DEFAULT_READ_PATH
+    parser.add_argument(
+        "--read-path",
+        choices=READ_PATHS,
+        default=default_path,
+        help="how a linearizable read (a request marked 'read') is answered: 'log' appends it like a write; "
+        "'sync' syncs with ZooKeeper, waits until the log's tail is applied and answers locally (no "
+        f"ZooKeeper write). Default: ${READ_PATH_ENV} if set, else {DEFAULT_READ_PATH}",
+    )
     if "--" in argv:
         cut = argv.index("--")
         own, program = argv[:cut], argv[cut + 1 :]
@@ -391,6 +489,8 @@ def _parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     args = parser.parse_args(own)
     if not program:
         parser.error("no program given: write it after '--', e.g. -- python3 examples/ha/kv.py")
+    if args.read_path not in READ_PATHS:
+        parser.error(f"${READ_PATH_ENV} must be one of {', '.join(READ_PATHS)}, not {args.read_path!r}")
     if args.snapshot_every < 1:
         parser.error(f"--snapshot-every must be at least 1, not {args.snapshot_every}")
     _host, sep, port = args.listen.rpartition(":")
@@ -420,7 +520,15 @@ def main(argv: list[str] | None = None) -> int:
     server: _Server | None = None
     try:
         zk = open_client(args.zk, connect_timeout=20.0, session_timeout=args.session_timeout)
-        replica = Replica(zk, args.job, name, program, host=args.host, snapshot_every=args.snapshot_every)
+        replica = Replica(
+            zk,
+            args.job,
+            name,
+            program,
+            host=args.host,
+            snapshot_every=args.snapshot_every,
+            read_path=args.read_path,
+        )
         host, _, port = args.listen.rpartition(":")
         server = _Server((host, int(port)), replica)
         bound = server.socket.getsockname()

@@ -48,7 +48,8 @@ def initial_model(inv: Inventory, driver: Driver) -> Model:
 
 def mismatches(inv: Inventory, model: Model) -> list[Change]:
     """How a stored model differs from the file (VMs and jobs aside: transactions change them all the
-    time; a fresh store starts without the file's jobs, which ``tropic inventory apply`` then creates)."""
+    time; the server creates the file's jobs the model lacks once it is up, see
+    :func:`tropic.service.jobs.start_inventory_jobs`)."""
     return [c for c in diff(inv, tree_of_model(model)) if c.kind not in ("vm", "job")]
 
 

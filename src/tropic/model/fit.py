@@ -28,6 +28,7 @@ class Candidate:
     memory_free: int  # MiB
     cordoned: bool = False
     powered: bool = True
+    failed: bool = False  # declared dead (Host.failed): answers nothing
 
     @staticmethod
     def of(
@@ -39,16 +40,17 @@ class Candidate:
         used: tuple[int, int],
         cordoned: bool,
         powered: bool = True,
+        failed: bool = False,
     ) -> Candidate:
         """From a host's attributes and ``used`` (vCPUs, MiB) of its VMs."""
         return Candidate(
-            path, math.floor(cpus * overcommit) - used[0], memory_mib - used[1], cordoned, powered
+            path, math.floor(cpus * overcommit) - used[0], memory_mib - used[1], cordoned, powered, failed
         )
 
     @property
     def open(self) -> bool:
-        """Takes new VMs at all (not cordoned, powered on)."""
-        return not self.cordoned and self.powered
+        """Takes new VMs at all (not cordoned, powered on, not declared failed)."""
+        return not self.cordoned and self.powered and not self.failed
 
     def fits(self, vcpus: int, memory_mib: int) -> bool:
         return self.open and self.vcpus_free >= vcpus and self.memory_free >= memory_mib
@@ -79,6 +81,7 @@ def why_none(candidates: Iterable[Candidate], vcpus: int, memory_mib: int, where
         return f"{head}: there is no candidate host"
     cordoned = [c for c in cands if c.cordoned]
     off = [c for c in cands if not c.cordoned and not c.powered]
+    failed = [c for c in cands if not c.cordoned and c.powered and c.failed]
     open_ = [c for c in cands if c.open]
     no_mem = [c for c in open_ if c.memory_free < memory_mib]
     no_cpu = [c for c in open_ if c.memory_free >= memory_mib and c.vcpus_free < vcpus]
@@ -87,6 +90,8 @@ def why_none(candidates: Iterable[Candidate], vcpus: int, memory_mib: int, where
         parts.append(f"{len(cordoned)} cordoned")
     if off:
         parts.append(f"{len(off)} powered off")
+    if failed:
+        parts.append(f"{len(failed)} failed")
     if no_mem:
         parts.append(f"{len(no_mem)} without memory (largest free {max(c.memory_free for c in no_mem)} MiB)")
     if no_cpu:

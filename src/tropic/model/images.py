@@ -16,7 +16,8 @@ from collections.abc import Iterator
 
 from tropic.errors import ModelError, ResourceExists
 from tropic.model.base import Attr, Resource, Undo, Value, action, query, undo
-from tropic.model.schema import STANDARD
+from tropic.model.schema import STANDARD, StorageHost, Volume
+from tropic.model.tree import View
 
 POLICIES = ("lazy", "eager")
 
@@ -196,3 +197,13 @@ class ImageVersion(Resource):
 
 for _cls in (ImageRoot, GeoImage, ImageVersion):
     STANDARD.register(_cls)
+
+
+def in_use(view: View, v: ImageVersion) -> list[str]:
+    """Why ``v`` may not be collected: the sessions that have it open, the volumes cloned from it (hence
+    the VMs on them). Empty: nothing needs it (``gc_image`` and the autopilot's ``image-gc`` read this)."""
+    why = [f"open by {s}" for s in v.readers]
+    for replica in v.replicas.values():
+        san = view.get(replica.rsplit("/", 1)[0], StorageHost)
+        why += [f"backs {vol.path}" for vol in san.children(Volume) if vol.image == replica]
+    return why

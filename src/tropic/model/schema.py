@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 from tropic.errors import ModelError, ResourceExists
 from tropic.model.base import Attr, Resource, Schema, Undo, Value, action, constraint, query, undo, undo_at
+from tropic.model.recovery import HostRecovery
 
 RUNNING = "running"
 STOPPED = "stopped"
@@ -207,10 +208,11 @@ class VM(Resource):
         return undo(vcpus=old_vcpus, memory_mib=old_memory)
 
 
-class Host(Resource):
+class Host(HostRecovery):
     """A hypervisor host. ``uri`` is its device connection (e.g. a libvirt URI)."""
 
     kind = "host"
+    vm_class = VM
     cpus = Attr(int)
     memory_mib = Attr(int)
     cpu_overcommit = Attr(float, 4.0, doc="allowed ratio of VM vCPUs to host CPUs")
@@ -291,6 +293,12 @@ class Host(Resource):
         """Accept new VMs on this host again."""
         if not self.cordoned:
             raise ModelError(f"{self.path} is not cordoned", path=self.path)
+        if self.failed:
+            raise ModelError(
+                f"{self.path} is declared failed: declare it recovered (declare_host_recovered) before "
+                "uncordoning it",
+                path=self.path,
+            )
         self.cordoned = False
         self.cordon_vms = []
         return undo()

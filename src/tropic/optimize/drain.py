@@ -7,6 +7,11 @@ cordoned, the capacity it takes counted before the next VM is placed. :func:`dra
 migration the transaction layer refuses (the model changed since the snapshot) is retried once without a
 destination, so the server chooses one during simulation; a VM that still cannot move is reported with
 the reason. Every change is a transaction, checked against every constraint.
+
+A dead host's VMs cannot be live-migrated: with ``rebuild`` (or when the model already records the host
+as failed) the host is declared failed (``declare_host_failed``, which cordons it and whose device check
+refuses a host that answers), and each VM is rebuilt on its planned target from its volume
+(``rebuild_vm``, :mod:`tropic.procedures.rebuild`), with the same plan, retry and report.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from tropic.optimize.plan import MIGRATE, PlannedStep
 from tropic.procedures.placement import candidates
 
 CORDON = "cordon_host"
+DECLARE_FAILED = "declare_host_failed"
+REBUILD = "rebuild_vm"
 
 
 @dataclass(frozen=True)
@@ -32,8 +39,9 @@ class DrainPlan:
     stuck: dict[str, str]
 
 
-def plan_drain(model: Model, host: str, *, scope: str | None = None) -> DrainPlan:
-    """Assign every VM of ``host`` to another host of ``scope`` (default: the host's region)."""
+def plan_drain(model: Model, host: str, *, scope: str | None = None, procedure: str = MIGRATE) -> DrainPlan:
+    """Assign every VM of ``host`` to another host of ``scope`` (default: the host's region); each move
+    is a ``procedure`` step (``migrate_vm``, or ``rebuild_vm`` for a dead host)."""
     view = model.reader()
     h = view.get(host, Host)  # UnknownResource naming the path when it is not a host
     where = scope or h.parent_path
@@ -47,15 +55,19 @@ def plan_drain(model: Model, host: str, *, scope: str | None = None) -> DrainPla
             stuck[v.path] = why_none(cands.values(), v.vcpus, v.memory_mib, f"in {where} other than {host}")
             continue
         cands[best.path] = best.take(v.vcpus, v.memory_mib)
-        moves.append(PlannedStep(MIGRATE, {"vm": v.path, "dest": best.path}))
+        moves.append(PlannedStep(procedure, {"vm": v.path, "dest": best.path}))
     return DrainPlan(host, tuple(moves), stuck)
 
 
 @dataclass
 class DrainReport:
-    """What a drain did: the cordon, each VM moved (VM path -> new host) and each VM left, with why."""
+    """What a drain did: the cordon, each VM moved (VM path -> new host) and each VM left, with why.
+    ``mode`` is ``migrate`` (live migration) or ``rebuild`` (the host is dead: VMs rebuilt elsewhere)."""
 
     host: str
+    mode: str = "migrate"
+    rebuild_reason: str = ""
+    declared_failed_now: bool = False
     cordoned_now: bool = False
     moved: dict[str, str] = field(default_factory=dict)
     stuck: dict[str, str] = field(default_factory=dict)
@@ -69,6 +81,10 @@ class DrainReport:
         return {
             "host": self.host,
             "ok": self.ok,
+            "mode": self.mode,
+            "dead": self.mode == "rebuild",
+            "rebuild_reason": self.rebuild_reason,
+            "declared_failed_now": self.declared_failed_now,
             "cordoned_now": self.cordoned_now,
             "moved": dict(self.moved),
             "stuck": dict(self.stuck),
@@ -94,14 +110,30 @@ def drain(
     *,
     scope: str | None = None,
     progress: Progress | None = None,
+    rebuild: bool = False,
+    why: str = "",
 ) -> DrainReport:
     """Cordon ``host`` (unless it is already) and move every VM away; see the module docstring.
-    ``read_model`` returns the current model (at least ``/compute``); ``runner`` submits transactions."""
+    ``read_model`` returns the current model (at least ``/compute``); ``runner`` submits transactions.
+    ``rebuild``: the host is dead (``why``): declare it failed and rebuild its VMs instead of migrating."""
     say = progress or (lambda _line: None)
     report = DrainReport(host)
     model = read_model()
     h = model.reader().get(host, Host)
-    if not h.cordoned:
+    if h.failed and not rebuild:
+        rebuild, why = True, why or "it is declared failed"
+    if rebuild:
+        report.mode, report.rebuild_reason = "rebuild", why
+    if rebuild and not h.failed:
+        outcome = runner.run(PlannedStep(DECLARE_FAILED, {"host": host}))
+        report.outcomes.append(outcome)
+        if not outcome.committed:
+            report.stuck[host] = f"could not declare it failed: {outcome.error or outcome.state}"
+            return report
+        report.declared_failed_now, report.cordoned_now = True, not h.cordoned
+        say(f"declared {host} failed ({why}; transaction {outcome.txn_id}): rebuilding its VMs elsewhere")
+        model = read_model()
+    elif not h.cordoned:
         outcome = runner.run(PlannedStep(CORDON, {"host": host}))
         report.outcomes.append(outcome)
         if not outcome.committed:
@@ -112,7 +144,8 @@ def drain(
         model = read_model()
     else:
         say(f"{host} is already cordoned")
-    plan = plan_drain(model, host, scope=scope)
+    procedure = REBUILD if rebuild else MIGRATE
+    plan = plan_drain(model, host, scope=scope, procedure=procedure)
     report.stuck.update(plan.stuck)
     total = len(plan.moves) + len(plan.stuck)
     for i, step in enumerate(plan.moves, 1):
@@ -124,7 +157,8 @@ def drain(
             say(f"[{i}/{total}] {vm} -> {step.args['dest']} (transaction {outcome.txn_id})")
             continue
         # The model changed since the plan: let the server choose during simulation instead.
-        retry = runner.run(PlannedStep(MIGRATE, {"vm": vm} if scope is None else {"vm": vm, "region": scope}))
+        again: dict[str, str | int] = {"vm": vm} if scope is None else {"vm": vm, "region": scope}
+        retry = runner.run(PlannedStep(procedure, again))
         report.outcomes.append(retry)
         if retry.committed:
             dest = _dest_of(read_model(), vm.rsplit("/", 1)[1], host)

@@ -13,6 +13,7 @@ from tropic.procedures.hosts import HOST_PROCEDURES
 from tropic.procedures.images import IMAGE_PROCEDURES
 from tropic.procedures.inventory import INVENTORY_PROCEDURES
 from tropic.procedures.jobs import JOB_PROCEDURES
+from tropic.procedures.rebuild import REBUILD_PROCEDURES, REBUILD_REPAIRS
 from tropic.procedures.repair import REPAIR_PROCEDURES
 from tropic.procedures.services import SERVICE_PROCEDURES
 from tropic.procedures.standard import STANDARD_PROCEDURES
@@ -24,6 +25,10 @@ for _fn in JOB_PROCEDURES:  # replicated jobs: create, delete, replace a replica
     REGISTRY.register(_fn)
 for _fn in (*GEO_PROCEDURES, *IMAGE_PROCEDURES):  # replicated services across regions; the image store
     REGISTRY.register(_fn)
+for _fn in REBUILD_PROCEDURES:  # a dead host: declare it failed, rebuild its VMs elsewhere
+    REGISTRY.register(_fn)
+for _fn in REBUILD_REPAIRS:  # ... and declare it recovered (before its stale domains are repaired)
+    REGISTRY.register(_fn, repairs_fences=True)
 
 
 def procedure(fn: ProcedureFn) -> ProcedureFn:
@@ -38,6 +43,7 @@ __all__ = [
     "IMAGE_PROCEDURES",
     "INVENTORY_PROCEDURES",
     "JOB_PROCEDURES",
+    "REBUILD_PROCEDURES",
     "REGISTRY",
     "REPAIR_PROCEDURES",
     "SERVICE_PROCEDURES",

@@ -28,8 +28,7 @@ from typing import Annotated
 from tropic.errors import ModelError
 from tropic.model import Image, Region, StorageHost, StorageRoot, View
 from tropic.model.geo import IMAGES, LINKS, Links, Root
-from tropic.model.images import GeoImage, ImageRoot, ImageVersion, replica_name, version_name
-from tropic.model.schema import Volume
+from tropic.model.images import GeoImage, ImageRoot, ImageVersion, in_use, replica_name, version_name
 from tropic.procedures.base import Name, ProcedureFn
 
 STORAGE = "/storage"
@@ -241,24 +240,19 @@ def replicate_image(view: View, *, image: str, region: str, version: int = 0) ->
         _fetch(view, v, img.name, region)
 
 
-def in_use(view: View, v: ImageVersion) -> list[str]:
-    """Why ``v`` may not be collected: the sessions that have it open, the volumes cloned from it."""
-    why = [f"open by {s}" for s in v.readers]
-    for replica in v.replicas.values():
-        san = view.get(replica.rsplit("/", 1)[0], StorageHost)
-        why += [f"backs {vol.path}" for vol in san.children(Volume) if vol.image == replica]
-    return why
-
-
-def gc_image(view: View, *, image: str, keep: int = 1) -> None:
+def gc_image(view: View, *, image: str, keep: int = 1, published_before: float = 0.0) -> None:
     """Collect the old versions of ``image``: every version but the newest ``keep`` (at least the
-    latest) that no session has open and whose data backs no volume; their replicas go with them."""
+    latest) that no session has open and whose data backs no volume; their replicas go with them. With
+    ``published_before`` (Unix seconds; 0: any age), only versions published before it go: newer ones
+    are kept whatever ``keep`` says (the autopilot's ``image-gc`` retention)."""
     img = geo_image(view, image)
     if keep < 1:
         raise ModelError(f"{img.path}: keep must be >= 1 (the latest is never collected)", path=img.path)
     versions = sorted(img.versions(), key=lambda v: v.version)
     for v in versions[: max(0, len(versions) - keep)]:
         if v.version == img.latest or in_use(view, v):
+            continue
+        if published_before and v.published_at >= published_before:
             continue
         for region, replica in sorted(v.replicas.items()):
             view.get(replica.rsplit("/", 1)[0], StorageHost).remove_image(name=replica.rsplit("/", 1)[1])

@@ -41,6 +41,7 @@ def candidates(view: View, scope: str) -> list[Candidate]:
                     used=h.used(),
                     cordoned=h.cordoned,
                     powered=h.powered,
+                    failed=h.failed,
                 )
             )
     return out

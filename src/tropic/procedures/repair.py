@@ -9,6 +9,7 @@ procedures that may act on fenced resources.
 
 from __future__ import annotations
 
+from tropic.errors import ResourceExists
 from tropic.model import RUNNING, STOPPED, VM, Host, Router, StorageHost, View, Volume, parent_of
 from tropic.procedures.base import ProcedureFn
 
@@ -45,8 +46,13 @@ def remove_orphan_vm(view: View, *, host: str, name: str, vcpus: int, memory_mib
     """Repair: delete a VM its host runs but the model does not know (e.g. left by a FAILED transaction)."""
     h = view.get(host, Host)
     had_config = name in h.configs
-    h.create_vm(name=name, vcpus=vcpus, memory_mib=memory_mib, image="", volume="", state=STOPPED)
-    h.delete_vm(name=name)
+    try:
+        view.check_free(f"{host}/{name}", VM)
+    except ResourceExists:  # the name is another VM's now (rebuilt elsewhere while this host was dead)
+        h.discard_domain(name=name, vcpus=vcpus, memory_mib=memory_mib)
+    else:
+        h.create_vm(name=name, vcpus=vcpus, memory_mib=memory_mib, image="", volume="", state=STOPPED)
+        h.delete_vm(name=name)
     if had_config:
         h.create_config(name=name)
 

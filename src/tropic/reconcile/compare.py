@@ -44,8 +44,9 @@ class Finding:
 
 
 def devices_in(model: Model, scope: str) -> list[str]:
-    """The devices whose state covers ``scope``: those at or below it, or the one holding it (a VM's host,
-    also for a VM the model does not know). :class:`UnknownResource` when nothing there exists."""
+    """The devices whose state covers ``scope``: those at or below it (but hosts declared failed), or the
+    one holding it (a VM's host, also for a VM the model does not know). :class:`UnknownResource` when
+    nothing there exists."""
     check_path(scope)
     node = model.nodes.get(scope)
     if node is None:
@@ -68,7 +69,10 @@ def devices_in(model: Model, scope: str) -> list[str]:
         if n is None:
             continue
         if n.kind in DEVICE_KINDS:
-            out.append(p)
+            # A host declared failed answers nothing, and its VMs are being rebuilt elsewhere: a scan of
+            # a wider scope leaves it out (no drift, no fence in the rebuilds' way); naming it reads it.
+            if not n.attrs.get("failed"):
+                out.append(p)
             continue  # a device's children are part of it
         stack.extend(reversed(model.children(p)))
     return out

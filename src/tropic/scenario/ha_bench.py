@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -32,6 +33,7 @@ from tropic.ha.bench import (
     wait_until,
 )
 from tropic.ha.client import HAClient
+from tropic.ha.contract import READ_PATH_ENV
 from tropic.ha.load import KillEvent, KillScheduler, KVWire, LoadGenerator, Record
 from tropic.jobs.healer import JobHealer
 from tropic.jobs.observe import JobZooKeeper
@@ -175,7 +177,7 @@ def replicated(spec: BenchSpec, program: Sequence[str], say: Say) -> tuple[RunRe
         reader = clients[0]
         for key in load.keys:
             call = load.now()
-            reply = reader.call(KVWire().request("get", key, None))
+            reply = reader.call(KVWire().request("get", key, None), read=True)
             value = KVWire().value(reply)
             out.final[key] = value
             out.final_records.append(Record("final", "get", key, call, load.now(), value))
@@ -211,5 +213,14 @@ def run_bench(spec: BenchSpec, say: Say = lambda _m: None) -> dict[str, Any]:
     spec.validate()
     program = list(spec.program) or default_program()
     base = baseline(spec, program, say)
-    run, watch = replicated(spec, program, say)
+    # the replicas the controller starts (and the healer's replacements) inherit the read path
+    saved = os.environ.get(READ_PATH_ENV)
+    os.environ[READ_PATH_ENV] = spec.read_path
+    try:
+        run, watch = replicated(spec, program, say)
+    finally:
+        if saved is None:
+            os.environ.pop(READ_PATH_ENV, None)
+        else:
+            os.environ[READ_PATH_ENV] = saved
     return report(spec, program, base, run, watch, say)

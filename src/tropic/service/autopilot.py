@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from tropic.autopilot.actuator import ControllerExecutor, Guards
 from tropic.autopilot.base import Observation, Snapshot
-from tropic.autopilot.coordinator import Coordinator, SnapshotSource
+from tropic.autopilot.coordinator import RESUME_WITHIN_S, Coordinator, SnapshotSource
 from tropic.autopilot.decision_store import decision_book_for
 from tropic.autopilot.decisions import DecisionLog
 from tropic.autopilot.fleet import fleet_snapshot
@@ -147,7 +147,9 @@ class AutopilotSettings:
         )
 
 
-def build_coordinator(controller: Controller, settings: AutopilotSettings) -> Coordinator | None:
+def build_coordinator(
+    controller: Controller, settings: AutopilotSettings, *, key_ttl: float = RESUME_WITHIN_S
+) -> Coordinator | None:
     """The coordinator for ``controller`` (None without ``--autopilot``), not started yet."""
     if not settings.policies:
         return None
@@ -166,6 +168,7 @@ def build_coordinator(controller: Controller, settings: AutopilotSettings) -> Co
         decisions=DecisionLog(book=decision_book_for(controller.store)),
         sense=getattr(source, "watch", None),
         sense_interval=settings.sense_interval,
+        resume_within=key_ttl,
     )
 
 

@@ -29,8 +29,9 @@ from typing import TYPE_CHECKING, Any
 from tropic.api.audit import AuditLog
 from tropic.api.auth import TokenStore
 from tropic.api.defaults import DEFAULT_HOST, DEFAULT_PORT
-from tropic.api.idempotency import DEFAULT_TTL, IdempotencyCache
+from tropic.api.idempotency import DEFAULT_TTL
 from tropic.api.server import HttpLimits
+from tropic.api.store_keys import keys_for
 from tropic.drivers.base import Driver
 from tropic.errors import ConfigError, TropicError
 from tropic.model import Model
@@ -40,7 +41,7 @@ from tropic.retention.policy import Retention
 from tropic.retention.runner import RetentionThread
 from tropic.service.autopilot import AutopilotSettings, build_coordinator
 from tropic.service.embedded import DEFAULT_STORE, Embedded, default_datacenter, open_embedded
-from tropic.service.jobs import heal_interval, jobs_zk_for, start_job_healer
+from tropic.service.jobs import heal_interval, jobs_zk_for, start_inventory_jobs, start_job_healer
 from tropic.store.archive import Archive
 from tropic.store.registry import StoreURI, parse_store_uri
 from tropic.store.sqlite import SQLiteStore
@@ -222,6 +223,10 @@ class EmbeddedService(Service):
             archive = Archive(config.archive or spec.path.with_name(spec.path.name + ".archive"))
             archive.check()  # an unwritable folder is an error now, not at the first pass hours later
         inv = config.inventory
+        if inv is not None and inv.fleet.jobs and not config.ha_zk:  # before anything is opened
+            raise inv.error(
+                [(("jobs", 0), "jobs need a ZooKeeper for their request logs: serve with --ha-zk")]
+            )
         seed = None if inv is None else _seed(inv)
         self.embedded: Embedded = open_embedded(config.store, config.driver, holder=holder, seed=seed)
         try:
@@ -244,10 +249,12 @@ class EmbeddedService(Service):
                 self.controller,
                 config.tokens,
                 config.audit,
-                idempotency=IdempotencyCache(ttl=config.idempotency_ttl),
+                idempotency=keys_for(self.embedded.store, config.idempotency_ttl),
                 reconciler=self.reconciler,
             )
-            self.autopilot = build_coordinator(self.controller, config.autopilot)
+            self.autopilot = build_coordinator(
+                self.controller, config.autopilot, key_ttl=config.idempotency_ttl
+            )
             self.app.state.autopilot = self.autopilot
             if self.autopilot is not None:
                 self.autopilot.start()
@@ -256,6 +263,9 @@ class EmbeddedService(Service):
                 self.app,
                 zk_uri=config.ha_zk,
                 interval=heal_interval(config.reconcile_interval),
+            )
+            self.jobs_started = (
+                [] if inv is None else start_inventory_jobs(self.controller, inv, config.ha_zk)
             )
         except BaseException:
             if self.autopilot is not None:
@@ -276,6 +286,7 @@ class EmbeddedService(Service):
         kinds = sorted({router.default_kind, *router.devices.values()})
         out.append(f"  devices: {', '.join(kinds)} (default {router.default_kind})")
         out += [f"  capacity: {p}" for p in router.capacity_problems]
+        out += [f"  inventory job {j.note()}" for j in self.jobs_started]
         if self.retention is not None:
             p = self.retention.policy
             out.append(
@@ -373,7 +384,8 @@ class ReplicatedService(Service):
             idempotency=DurableKeys(controller.store, ttl=c.idempotency_ttl),
             reconciler=reconciler,
         )
-        autopilot = build_coordinator(controller, c.autopilot)  # resumes the last term's unfinished pass
+        # resumes the last term's unfinished pass
+        autopilot = build_coordinator(controller, c.autopilot, key_ttl=c.idempotency_ttl)
         app.state.autopilot = autopilot
         with self._lock:
             self._autopilot = autopilot
@@ -388,6 +400,17 @@ class ReplicatedService(Service):
         with self._lock:
             self._job_healer = healer
         self.gate.lead(app)
+        if c.inventory is not None:  # each term starts the jobs the model lacks (a later term: none left)
+            zk = c.ha_zk or jobs_zk_for(self.store_uri)
+            threading.Thread(  # not on the replica's thread: the steps wait for the workers
+                target=self._start_jobs, args=(controller, c.inventory, zk), name="tropic-jobs", daemon=True
+            ).start()
+
+    def _start_jobs(self, controller: Any, inv: Inventory, zk: str) -> None:
+        try:
+            start_inventory_jobs(controller, inv, zk)
+        except (TropicError, TimeoutError) as e:  # stepped down meanwhile: the next term starts them
+            log.error("inventory jobs not started: %s", e)
 
     def _step_down(self) -> None:
         self.gate.step_down()

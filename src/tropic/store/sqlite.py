@@ -20,7 +20,8 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -200,6 +201,7 @@ class SQLiteStore(Store):
             conn.executescript(SCHEMA)
             conn.executescript(sqlite_obs.SCHEMA)
             conn.executescript(sqlite_keys.SCHEMA)
+            sqlite_keys.migrate(conn, time.time())
             if not self.existed:
                 conn.execute("BEGIN")
                 conn.executemany(
@@ -394,11 +396,20 @@ class SQLiteStore(Store):
     def lookup_key(self, kid: str) -> tuple[int, str] | None:
         """The committed transaction and request fingerprint of key ``kid``, or None."""
         with self._read_lock, self._sql_errors("read"):
-            return sqlite_keys.lookup(self._reader, kid)
+            return sqlite_keys.lookup(self._reader, kid, self._keys.cutoff())
 
     def lookup_pending_key(self, kid: str) -> tuple[int, str] | None:
         """The transaction key ``kid`` is bound to while its first record waits to be written, or None."""
         return self._keys.lookup(kid)
+
+    def set_key_ttl(self, ttl: float, clock: Callable[[], float] = time.time) -> None:
+        """Idempotency keys live ``ttl`` seconds of ``clock`` (wall-clock: stored with each key)."""
+        self._keys.ttl, self._keys.clock = ttl, clock
+
+    def key_count(self) -> int:
+        """Idempotency keys stored (expired ones a later write will delete included)."""
+        with self._read_lock, self._sql_errors("read"):
+            return sqlite_keys.count(self._reader)
 
     def put_delta(self, delta: Delta, *, revert: bool = False) -> None:
         items = delta.before if revert else delta.after
@@ -437,6 +448,7 @@ class SQLiteStore(Store):
         with self._write_lock:
             try:
                 conn.execute("BEGIN")
+                stored = 0
                 for b in batches:
                     assert isinstance(b, _Batch)
                     if b.node_dels:
@@ -447,11 +459,14 @@ class SQLiteStore(Store):
                         conn.executemany(UPSERT, b.txns)
                     if b.keys:
                         conn.executemany(sqlite_keys.INSERT, b.keys)
+                        stored += len(b.keys)
                     for path, txn in b.fences:
                         if txn is None:
                             conn.execute("DELETE FROM fences WHERE path=?", (path,))
                         else:
                             conn.execute("INSERT OR REPLACE INTO fences VALUES (?, ?)", (path, txn))
+                if stored:  # more expired keys go than new ones come: the table stays about a TTL's worth
+                    sqlite_keys.expire(conn, self._keys.cutoff(), max(sqlite_keys.EXPIRE_BATCH, 2 * stored))
                 conn.execute("COMMIT")
             except sqlite3.Error as e:
                 if conn.in_transaction:

@@ -13,10 +13,12 @@ from pathlib import Path
 from tropic.errors import ConfigError
 from tropic.sun import demand as demand_mod
 from tropic.sun import latency as latency_mod
+from tropic.sun.bound import Bound, bound
 from tropic.sun.contract import Demand, LatencyMatrix, StrategyDay
 from tropic.sun.planner import SunConfig
 from tropic.sun.strategies import (
     Actuate,
+    best_static,
     compare,
     dynamic,
     oracle_hourly,
@@ -39,11 +41,13 @@ class SunSpec:
     hours: float = 24.0
     step_min: float = 15.0
     read_fraction: float = 0.9
+    smooth_h: int = 3  # hours of the demand's centred moving average (1: the raw hourly counts)
     without: tuple[str, ...] = ()  # regions taken out of the matrix
     clients: tuple[str, ...] = ()  # keep only these client regions (empty: all)
     config: SunConfig = field(default_factory=SunConfig)
     controlled: bool = True  # the dynamic day's moves as migrate_member transactions of a controller
     oracle: bool = False  # also the hourly oracle (a bound, not a strategy)
+    bound: bool = False  # also the exhaustive bound (tropic.sun.bound)
 
 
 @dataclass
@@ -55,6 +59,7 @@ class SunResult:
     demand: Demand
     days: list[StrategyDay]
     controller: dict[str, object] = field(default_factory=dict)
+    bound: Bound | None = None
 
     def to_dict(self) -> dict[str, object]:
         cfg = self.spec.config
@@ -79,6 +84,7 @@ class SunResult:
             },
             "strategies": to_dict(self.days, self.demand),
             "controller": self.controller,
+            **({"bound": self.bound.to_dict(best_static(self.days))} if self.bound else {}),
         }
 
 
@@ -94,11 +100,18 @@ def resolve(spec: SunSpec) -> tuple[Path, Path]:
 
 def load_inputs(spec: SunSpec) -> tuple[Path, Path, LatencyMatrix, Demand]:
     lat_path, dem_path = resolve(spec)
+    if not 1 <= spec.smooth_h <= 24:
+        raise ConfigError(f"--smooth-h {spec.smooth_h}: expected 1 (raw) to 24 hours")
     matrix = latency_mod.load_matrix(lat_path)
     if spec.without:
         matrix = latency_mod.without(matrix, spec.without)
     demand = demand_mod.load(
-        dem_path, matrix, hours=spec.hours, step_min=spec.step_min, read_fraction=spec.read_fraction
+        dem_path,
+        matrix,
+        hours=spec.hours,
+        step_min=spec.step_min,
+        read_fraction=spec.read_fraction,
+        smooth_h=spec.smooth_h,
     )
     if spec.clients:
         unknown = sorted(set(spec.clients) - set(demand.client_regions))
@@ -122,9 +135,11 @@ def run(
     ``actuate`` given) the dynamic day runs its moves as transactions of an embedded controller."""
     lat_path, dem_path, matrix, demand = load_inputs(spec)
     extra = [oracle_hourly(matrix, demand, spec.config)] if spec.oracle else []
+    cfg = spec.config
+    limit = bound(matrix, demand, members=cfg.members, capacity=cfg.capacity) if spec.bound else None
     if not spec.controlled or actuate is not None:
         days = compare(matrix, demand, spec.config, actuate=actuate, on_step=on_step)
-        return SunResult(spec, lat_path, dem_path, matrix, demand, days + extra)
+        return SunResult(spec, lat_path, dem_path, matrix, demand, days + extra, bound=limit)
     from tropic.sun.controlled import ControlledService
 
     single = static_single(matrix, demand, spec.config)
@@ -147,4 +162,4 @@ def run(
         "members_committed": committed,
         "errors": service.errors[:5],
     }
-    return SunResult(spec, lat_path, dem_path, matrix, demand, [single, glob, dyn, *extra], info)
+    return SunResult(spec, lat_path, dem_path, matrix, demand, [single, glob, dyn, *extra], info, limit)

@@ -9,6 +9,7 @@ from typing import Any
 from tropic.autopilot.base import Policy, PolicyError
 from tropic.autopilot.policies.consolidation import make_consolidation
 from tropic.autopilot.policies.hotspot import HotspotRelief
+from tropic.autopilot.policies.image_gc import ImageGC
 from tropic.autopilot.policies.psepr import make_psepr
 
 POLICIES: dict[str, Callable[..., Policy]] = {
@@ -16,6 +17,7 @@ POLICIES: dict[str, Callable[..., Policy]] = {
 }
 POLICIES["consolidation"] = make_consolidation
 POLICIES["psepr"] = make_psepr
+POLICIES["image-gc"] = ImageGC
 
 
 # Policies that act on one named target, given as ``NAME:TARGET`` (e.g. ``psepr:overlay``).
@@ -23,6 +25,8 @@ TARGETED: dict[str, str] = {
     "psepr": "the managed service it keeps at its optimum (psepr:<service>)",
     "sun": "the managed service whose members follow the sun (sun:<service>)",
 }
+# Policies whose ``:TARGET`` is optional settings (e.g. ``image-gc:3/7d``, its retention).
+TUNABLE = {"image-gc"}
 
 
 def _split(spec: str) -> tuple[str, str]:
@@ -32,7 +36,7 @@ def _split(spec: str) -> tuple[str, str]:
         raise PolicyError(f"unknown autopilot policy {name!r}; known: {', '.join(sorted(POLICIES))}")
     if name in TARGETED and not target:
         raise PolicyError(f"autopilot policy {name!r} needs {TARGETED[name]}")
-    if name not in TARGETED and target:
+    if name not in TARGETED and name not in TUNABLE and target:
         raise PolicyError(f"autopilot policy {name!r} takes no target (got {spec.strip()!r})")
     return name, target
 
