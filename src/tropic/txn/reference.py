@@ -2,12 +2,14 @@
 and measured against.
 
 :class:`ReferenceScheduler` is the :class:`~tropic.txn.scheduler.Scheduler` with every incremental
-structure taken out of the admission decision: a deferred transaction's lock requests are rebuilt from
-its read and write sets at every look, the blocker is found by scanning each path's holders in arrival
-order (:meth:`~tropic.txn.locks.LockTable.conflict_by_scan`), and a failed simulation's lock set is
-always built and checked against every older reservation. It makes the same decisions, in the same
-order, as the scheduler (``tests/core/test_scheduler_reference.py`` checks this on random workloads);
-``benchmarks/scheduler_backlog.py`` runs both on one backlog. Not used by the controller.
+structure taken out of the admission decision: every look at a deferred transaction is made (none is
+remembered), its lock requests are rebuilt from its read and write sets at each look, the blocker is
+found by scanning each path's holders in arrival order
+(:meth:`~tropic.txn.locks.LockTable.conflict_by_scan`), and a failed simulation's lock set is always
+built and checked against every older reservation. It makes the same decisions, in the same order, as
+the scheduler (``tests/core/test_scheduler_reference.py`` checks this on random workloads);
+``benchmarks/scheduler_backlog.py`` runs both on one backlog. :class:`SchedulerRig` drives either by
+hand. Not used by the controller.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ def plain_lock_set(reads: Iterable[str], writes: Iterable[str]) -> LockSet:
 
 class ReferenceScheduler(Scheduler):
     """The scheduler with the admission decision computed the plain way at every look."""
+
+    def _look(self, t: Transaction, looked: dict[int, tuple[int, int, int | None]]) -> int | None:
+        return self.blocker(t.id, self._wanted(t))
 
     def _wanted(self, t: Transaction) -> dict[str, int]:
         return LockSet(t.reads, t.writes).requests()

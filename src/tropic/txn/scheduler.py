@@ -123,6 +123,7 @@ class Scheduler:
         if everything:
             self._retry_all = True
         rounds = 0
+        looked: dict[int, tuple[int, int, int | None]] = {}  # txn -> table versions, blocker found
         while self._changed or self._retry_all:
             rounds += 1
             if self._retry_all or rounds > RETRY_ROUNDS:  # (a cycle of changes is not expected; stay bounded)
@@ -146,7 +147,7 @@ class Scheduler:
                     self._changed.add(t.id)
                     self._abort_killed(t)
                     continue
-                blocker = self.blocker(t.id, self._wanted(t))
+                blocker = self._look(t, looked)
                 if blocker is not None:
                     # Still blocked on the same locks: no need to simulate again.
                     self._waiters.setdefault(blocker, []).append(t)
@@ -156,6 +157,18 @@ class Scheduler:
                 self.store.put_txn(t)
                 if not self._try_start(t):
                     self.deferred[t.id] = t
+
+    def _look(self, t: Transaction, looked: dict[int, tuple[int, int, int | None]]) -> int | None:
+        """:meth:`blocker` of a deferred transaction, remembered for this retry: a transaction filed again
+        under a blocker that changed earlier in the same retry (a release wakes the queue behind it; the
+        oldest starts, the others are filed under it, then woken again by its start) is not looked at
+        again while neither table changed since (the answer would be the same)."""
+        seen = looked.get(t.id)
+        if seen is not None and seen[0] == self.locks.version and seen[1] == self.reserved.version:
+            return seen[2]
+        blocker = self.blocker(t.id, self._wanted(t))
+        looked[t.id] = (self.locks.version, self.reserved.version, blocker)
+        return blocker
 
     def _wanted(self, t: Transaction) -> dict[str, int]:
         """The locks a deferred transaction waits for: its reservation (kept, not rebuilt per look)."""
