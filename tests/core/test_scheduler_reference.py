@@ -10,6 +10,7 @@ same blocker as the plain scan of a path's holders.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from hypothesis import HealthCheck, event, given, settings, target
@@ -186,3 +187,36 @@ def test_lock_set_is_the_plain_minimal_cover(reads: list[str], writes: list[str]
     fast, plain = LockSet.from_sets(reads, writes), plain_lock_set(reads, writes)
     assert fast == plain
     assert list(fast.requests().items()) == list(plain.requests().items())
+
+
+def test_a_failed_simulation_naming_a_vm_by_name_does_not_hang() -> None:
+    """A migration of a VM given by name (``scope/name``) to the host it runs on fails with the name as its
+    path. With an older transaction deferred, the scheduler builds the failed simulation's lock set: the
+    name is not a tree path and is left out (taking its "ancestors" never reached the root: the logical
+    thread spun for ever). What it did read conflicts with no older reservation: it aborts, naming the VM."""
+    done: list[SchedulerRig] = []
+
+    def scenario() -> None:
+        for scheduler in (Scheduler, ReferenceScheduler):
+            rig = SchedulerRig(model(), scheduler)
+            spawn = {"host": H1, "image": image_path("r1"), "vcpus": 1, "memory_mib": 1024}
+            first = rig.submit("spawn_vm", {**spawn, "name": "first"})
+            later = rig.submit("spawn_vm", {**spawn, "name": "later"})
+            rig.schedule()  # first runs (holds host-01), later is deferred behind it
+            move = rig.submit("migrate_vm", {"vm": "r1/first", "dest": H1})
+            rig.schedule()
+            assert later.state is State.DEFERRED and move.state is State.ABORTED
+            while not rig.idle:
+                for t in rig.running():
+                    rig.finish(t)
+                rig.schedule()
+            assert first.state is State.COMMITTED and later.state is State.COMMITTED
+            assert move.state is State.ABORTED and move.error is not None
+            assert move.error["path"] == "r1/first"
+            done.append(rig)
+
+    worker = threading.Thread(target=scenario, daemon=True)
+    worker.start()
+    worker.join(120)
+    assert not worker.is_alive(), "the scheduler hung on a failed simulation naming a VM by name"
+    assert len(done) == 2 and done[0].decisions == done[1].decisions
