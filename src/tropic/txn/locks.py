@@ -78,6 +78,8 @@ def _ancestors(path: str) -> tuple[str, ...]:
     """:func:`tropic.model.ancestors` as a tuple, cached: lock sets ask for the same hosts again and again."""
     found = _ANCESTORS.get(path)
     if found is None:
+        if not path.startswith("/"):
+            return ()  # not a tree path (a name): no ancestors to lock (and no walk that never ends)
         if len(_ANCESTORS) >= _ANCESTORS_MAX:
             _ANCESTORS.clear()
         found = _ANCESTORS[path] = tuple(ancestors(path))
