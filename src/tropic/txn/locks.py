@@ -78,6 +78,8 @@ def _ancestors(path: str) -> tuple[str, ...]:
     """:func:`tropic.model.ancestors` as a tuple, cached: lock sets ask for the same hosts again and again."""
     found = _ANCESTORS.get(path)
     if found is None:
+        if not path.startswith("/"):
+            return ()  # not a tree path (a name): no ancestors to lock (and no walk that never ends)
         if len(_ANCESTORS) >= _ANCESTORS_MAX:
             _ANCESTORS.clear()
         found = _ANCESTORS[path] = tuple(ancestors(path))
@@ -151,6 +153,7 @@ class LockTable:
         self._by_txn: dict[int, dict[str, int]] = {}
         self._txn_ids: list[int] = []  # heap of holders' ids (stale ones dropped lazily)
         self._arrivals = itertools.count()
+        self.version = 0  # changes with every force and release: equal versions, equal answers
 
     def conflict(self, txn: int, wanted: dict[str, int], *, before: int | None = None) -> int | None:
         """The id of a transaction whose locks conflict with ``wanted``, or None. With ``before``, only
@@ -226,6 +229,7 @@ class LockTable:
 
     def force(self, txn: int, wanted: dict[str, int]) -> None:
         """Record ``wanted`` as held by ``txn`` (the caller has checked for conflicts)."""
+        self.version += 1
         mine = self._by_txn.get(txn)
         if mine is None:
             mine = self._by_txn[txn] = {}
@@ -254,6 +258,8 @@ class LockTable:
         """Drop every lock of ``txn``; returns what it held (empty if nothing)."""
         held, counts, index, seqs = self._held, self._counts, self._index, self._seq
         mine = self._by_txn.pop(txn, {})
+        if mine:
+            self.version += 1
         for path, mode in mine.items():
             holders = held.get(path)
             if holders is not None:

@@ -31,6 +31,17 @@ MAX_BATCH = 32  # new transactions simulated per loop before their batch is seal
 RETRY_ROUNDS = 100  # rounds of targeted retries before looking at every deferred transaction
 
 
+def failed_reads(sim: Simulation) -> set[str]:
+    """What a failed simulation read, with the resource it did not find (a lookup is not a recorded read).
+    An error naming a reference that is not a path (``scope/name``: a VM by name) adds nothing: it has no
+    place in the tree to lock."""
+    reads = set(sim.view.reads)
+    missing = sim.error.path if sim.error is not None else None
+    if missing and missing.startswith("/"):
+        reads.add(missing)
+    return reads
+
+
 class Scheduler:
     """The queues, reservations and running set of the logical thread, sharing the controller's model,
     lock table and fence table (all owned by the logical thread)."""
@@ -112,6 +123,7 @@ class Scheduler:
         if everything:
             self._retry_all = True
         rounds = 0
+        looked: dict[int, tuple[int, int, int | None]] = {}  # txn -> table versions, blocker found
         while self._changed or self._retry_all:
             rounds += 1
             if self._retry_all or rounds > RETRY_ROUNDS:  # (a cycle of changes is not expected; stay bounded)
@@ -135,7 +147,7 @@ class Scheduler:
                     self._changed.add(t.id)
                     self._abort_killed(t)
                     continue
-                blocker = self.blocker(t.id, self._wanted(t))
+                blocker = self._look(t, looked)
                 if blocker is not None:
                     # Still blocked on the same locks: no need to simulate again.
                     self._waiters.setdefault(blocker, []).append(t)
@@ -145,6 +157,18 @@ class Scheduler:
                 self.store.put_txn(t)
                 if not self._try_start(t):
                     self.deferred[t.id] = t
+
+    def _look(self, t: Transaction, looked: dict[int, tuple[int, int, int | None]]) -> int | None:
+        """:meth:`blocker` of a deferred transaction, remembered for this retry: a transaction filed again
+        under a blocker that changed earlier in the same retry (a release wakes the queue behind it; the
+        oldest starts, the others are filed under it, then woken again by its start) is not looked at
+        again while neither table changed since (the answer would be the same)."""
+        seen = looked.get(t.id)
+        if seen is not None and seen[0] == self.locks.version and seen[1] == self.reserved.version:
+            return seen[2]
+        blocker = self.blocker(t.id, self._wanted(t))
+        looked[t.id] = (self.locks.version, self.reserved.version, blocker)
+        return blocker
 
     def _wanted(self, t: Transaction) -> dict[str, int]:
         """The locks a deferred transaction waits for: its reservation (kept, not rebuilt per look)."""
@@ -226,11 +250,7 @@ class Scheduler:
         return self._defer_behind_older(t, sim)
 
     def _defer_behind_older(self, t: Transaction, sim: Simulation) -> bool:
-        reads = set(sim.view.reads)
-        missing = sim.error.path if sim.error is not None else None
-        if missing:
-            reads.add(missing)  # the resource it did not find (a lookup is not a recorded read)
-        locks = LockSet.from_sets(reads, sim.view.writes)
+        locks = LockSet.from_sets(failed_reads(sim), sim.view.writes)
         wanted = locks.requests()
         blocker = self.reserved.conflict(t.id, wanted, before=t.id)
         if blocker is None:
