@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -168,7 +169,14 @@ def test_a_replica_runs_the_autopilot_only_while_it_leads_and_resumes_the_last_t
         assert c.wait(c.submit("spawn_vm", spawn("r1", 1, "m0", memory_mib=512)), 30).state is State.COMMITTED
         # The previous term recorded a one-step pass and submitted nothing.
         step = {"procedure": "migrate_vm", "args": {"vm": f"{H1}/m0", "dest": H2}, "key": "autopilot:old:0"}
-        old = {"id": "old", "seq": 1.0, "at": 1.0, "policy": "hotspot", "digest": "d", "steps": [step]}
+        old = {
+            "id": "old",
+            "seq": 1.0,
+            "at": time.time(),
+            "policy": "hotspot",
+            "digest": "d",
+            "steps": [step],
+        }
         ZooKeeperPassBook(store.client).put_autopilot_pass({**old, "done": False})
         service._lead(c)
         autopilot = service.autopilot
