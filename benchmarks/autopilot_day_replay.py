@@ -24,7 +24,7 @@ from tropic.autopilot.bench.datacenter import REGION, first_fit_placement, host_
 from tropic.autopilot.bench.fleet import Fleet, IntArray, cloudsim_fleet
 from tropic.autopilot.bench.lr_mmt import LrMmt
 from tropic.autopilot.bench.metrics import Accounting
-from tropic.autopilot.bench.runner import BUDGET
+from tropic.autopilot.bench.runner import BUDGET, RunResult
 from tropic.autopilot.bench.watcher import NoConsolidation, WatcherConsolidation
 from tropic.autopilot.bench.workload import read_trace
 
@@ -107,14 +107,7 @@ def main() -> None:
         "vms": fleet.vms,
         "headroom": args.headroom if args.policy == "tropic" else None,
         "percentile": args.percentile if args.policy == "tropic" else None,
-        "energy_kwh": round(acc.energy_kwh, 3),
-        "slatah": acc.slatah,
-        "slatah_end": acc.slatah_end,
-        "pdm": acc.pdm,
-        "slav": acc.slav,
-        "migrations": acc.migrations,
-        "active_host_hours": round(acc.active_host_hours, 2),
-        "pass_s_p99": round(float(np.percentile(pass_s, 99)), 4) if pass_s else 0.0,
+        **RunResult(args.policy, acc, pass_s).metrics(),
     }
     print(json.dumps(out, indent=2 if args.json else None))
 

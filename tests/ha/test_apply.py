@@ -39,6 +39,16 @@ def state(replica: Replica) -> dict[str, Any]:
     return {k: replica.program.ask({"op": "get", "key": k})["value"] for k in keys}
 
 
+def started(zk: Any, job: str, name: str, every: int, replicas: list[Replica]) -> Replica:
+    """A replica of the KV example for ``job``, started and added to ``replicas`` (stopped by the test)."""
+    program = Program([sys.executable, str(KV)])
+    program.probe()
+    r = Replica(zk, job, name, program, snapshot_every=every)
+    replicas.append(r)
+    r.start()
+    return r
+
+
 @settings(max_examples=15)
 @given(log=requests)
 def test_replicas_apply_the_log_order_once_per_request(
@@ -49,12 +59,7 @@ def test_replicas_apply_the_log_order_once_per_request(
     replicas: list[Replica] = []
 
     def replica(name: str, every: int) -> Replica:
-        program = Program([sys.executable, str(KV)])
-        program.probe()
-        r = Replica(zk, job, name, program, snapshot_every=every)
-        replicas.append(r)
-        r.start()
-        return r
+        return started(zk, job, name, every, replicas)
 
     try:
         first, second = replica("r1", 1000), replica("r2", 3)  # r2 snapshots (and truncates) often
@@ -92,12 +97,7 @@ def test_sessions_are_bounded_and_every_replica_keeps_the_same(zk_ensemble: Any,
     replicas: list[Replica] = []
 
     def replica(name: str, every: int) -> Replica:
-        program = Program([sys.executable, str(KV)])
-        program.probe()
-        r = Replica(zk, job, name, program, snapshot_every=every)
-        replicas.append(r)
-        r.start()
-        return r
+        return started(zk, job, name, every, replicas)
 
     try:
         first, second = replica("r1", 1000), replica("r2", 1)  # r2 snapshots after every entry

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from tropic.model import ancestors
@@ -157,7 +157,8 @@ class LockTable:
 
     def conflict(self, txn: int, wanted: dict[str, int], *, before: int | None = None) -> int | None:
         """The id of a transaction whose locks conflict with ``wanted``, or None. With ``before``, only
-        holders with a smaller id count (reservations of older deferred transactions)."""
+        holders with a smaller id count (reservations of older deferred transactions). The hot path:
+        :meth:`_contended` inlined."""
         counts = self._counts
         mine = self._by_txn.get(txn)
         for path, mode in wanted.items():
@@ -166,13 +167,25 @@ class LockTable:
                 continue
             own = mine.get(path) if mine else None
             for h in _CONFLICTS[mode]:
-                n = c[h] - (1 if own == h else 0)
-                if n > 0:
+                if c[h] - (1 if own == h else 0) > 0:
                     blocker = self._first(txn, path, mode, before)
                     if blocker is not None:
                         return blocker
                     break
         return None
+
+    def _contended(self, txn: int, wanted: dict[str, int]) -> Iterator[tuple[str, int]]:
+        """The requested ``(path, mode)`` pairs some other transaction holds in a conflicting mode (by
+        the per-mode counts, not counting ``txn``'s own hold), in request order."""
+        counts = self._counts
+        mine = self._by_txn.get(txn)
+        for path, mode in wanted.items():
+            c = counts.get(path)
+            if c is None:
+                continue
+            own = mine.get(path) if mine else None
+            if any(c[h] - (1 if own == h else 0) > 0 for h in _CONFLICTS[mode]):
+                yield path, mode
 
     def _first(self, txn: int, path: str, mode: int, before: int | None) -> int | None:
         """The first holder to have come to ``path`` (other than ``txn``, older than ``before``) whose mode
@@ -200,22 +213,12 @@ class LockTable:
         """:meth:`conflict` by its plain definition: for the first requested path with a conflicting
         holder, scan the path's holders in arrival order. The reference the indexed lookup is tested and
         measured against (it costs O(holders) per path)."""
-        counts = self._counts
-        mine = self._by_txn.get(txn)
-        for path, mode in wanted.items():
-            c = counts.get(path)
-            if c is None:
-                continue
-            own = mine.get(path) if mine else None
-            for h in _CONFLICTS[mode]:
-                n = c[h] - (1 if own == h else 0)
-                if n > 0:
-                    for other, other_mode in self._held[path].items():
-                        if other == txn or (before is not None and other >= before):
-                            continue
-                        if not COMPATIBLE[other_mode][mode]:
-                            return other
-                    break
+        for path, mode in self._contended(txn, wanted):
+            for other, other_mode in self._held[path].items():
+                if other == txn or (before is not None and other >= before):
+                    continue
+                if not COMPATIBLE[other_mode][mode]:
+                    return other
         return None
 
     def try_acquire(self, txn: int, locks: LockSet) -> int | None:

@@ -42,7 +42,8 @@ class RunResult:
     refused: int = 0
     transactions: int = 0
 
-    def to_dict(self) -> dict[str, object]:
+    def metrics(self) -> dict[str, object]:
+        """The day's figures (energy, SLA, migrations, pass times), without the controller's."""
         acc = self.accounting
         p99 = float(np.percentile(self.pass_s, 99)) if self.pass_s else 0.0
         return {
@@ -55,6 +56,11 @@ class RunResult:
             "active_host_hours": round(acc.active_host_hours, 2),
             "pass_s_p99": round(p99, 4),
             "pass_s_mean": round(float(np.mean(self.pass_s)), 4) if self.pass_s else 0.0,
+        }
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            **self.metrics(),
             "apply_s": round(self.apply_s, 2),
             "transactions": self.transactions,
             "refused": self.refused,
