@@ -44,7 +44,8 @@ def in_flight(store: Path) -> int:
 
 
 def run_killed(store: Path, sim: Path, more: int, jitter: float) -> int:
-    """Run the worker until ``more`` rebuilds more committed, SIGKILL it; how many were cut mid-way."""
+    """Run the worker until ``more`` rebuilds more committed and the next one has started, SIGKILL it
+    ``jitter`` s later (inside that rebuild's 10 ms device steps); how many were cut mid-way."""
     target = rebuilds(store) + more
     proc = subprocess.Popen(
         [sys.executable, str(WORKER), str(store), str(sim)],
@@ -55,6 +56,9 @@ def run_killed(store: Path, sim: Path, more: int, jitter: float) -> int:
     deadline = time.monotonic() + 120
     while proc.poll() is None and rebuilds(store) < target and time.monotonic() < deadline:
         time.sleep(0.002)
+    # Drive the kill into a rebuild rather than hope for it: wait until one is started in the store.
+    while proc.poll() is None and time.monotonic() < deadline and in_flight(store) == 0:
+        time.sleep(0.001)
     assert proc.poll() is None, "the worker ended before it was killed"
     time.sleep(jitter)
     os.killpg(proc.pid, signal.SIGKILL)
@@ -68,7 +72,7 @@ def test_a_killed_rebuild_ends_exactly_once(tmp_path: Path, seed: int) -> None:
     cut = 0
     for i, jitter in enumerate((0.0, 0.003 * seed, 0.005, 0.0017 * seed, 0.001, 0.004)):
         cut += run_killed(store, sim_path, more=2 + i, jitter=jitter)
-    # Each rebuild spends most of its time in its device steps (10 ms each), so kills land inside some.
+    # Each kill follows a started rebuild by at most a few ms, inside its device steps (10 ms each).
     assert cut >= 1, "no kill landed inside a rebuild"
     sim = SimDriver(state_file=sim_path)
     sim.fail_host(DEAD)
